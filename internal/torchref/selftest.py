@@ -14,7 +14,7 @@
      derivative of l_p along z_p -> z_p + ε G a_p;
  (d) alphatoken_ref.py (run as a CLI, diag / kfac / no Fisher): all four
      components re-derived by an independent route (padded-batch G,
-     autograd.grad e_p and ∂L/∂z^v), z-score combination and top-ρ mask.
+     autograd.grad e_p and ∂L/∂z^v), z-score / raw combination and top-ρ mask.
 
   /usr/bin/python3 selftest.py      (exit status 1 on any failure)
 """
@@ -446,6 +446,10 @@ def test_alphatoken_cli(arch, ckpt, tmp, rng):
         kept = sorted(j for j in range(N) if rows[j]["kept"])
         comb_ok &= kept == sorted(order[:k_expected])
     check(f"(d) {arch}: value = N(tgt) + 1.5 N(prx) and top-ρ mask keeps {k_expected} of {N}", comb_ok)
+    raw = at.combine([dict(r) for r in outs["kfac"]], 1.5, 0.5, "none")
+    check(f"(d) {arch}: --normalize none gives the raw sum tgt + λ prx",
+          relerr([r["value"] for r in raw],
+                 [r["dir_tgt"] + r["cau_tgt"] + 1.5 * (r["dir_prx"] + r["cau_prx"]) for r in raw]) < 1e-15)
     check("(d) top_mask ties: earlier wins, k = floor(ρN+0.5) >= 1",
           at.top_mask([1.0, 2.0, 2.0, 2.0, 0.0], 0.5) == [False, True, True, True, False] and
           at.top_mask([1.0, 1.0, 1.0, 1.0], 0.5) == [True, True, False, False] and
@@ -485,7 +489,7 @@ def main():
             test_causal(arch, ckpts[arch], rng)
         for arch in CONFIGS:
             test_direct(arch, ckpts[arch], rng)
-        for arch in ("llama", "qwen2"):
+        for arch in CONFIGS:
             test_alphatoken_cli(arch, ckpts[arch], tmp, rng)
     print(f"{'FAIL' if FAILURES else 'PASS'}: {len(FAILURES)} failure(s); {time.time() - t0:.1f}s")
     sys.exit(1 if FAILURES else 0)
