@@ -422,3 +422,28 @@ func numOr(v any, def float64) float64 {
 	}
 	return def
 }
+
+// Presets are byte-level Llama configurations for models trained here (vocab_size from the
+// tokenizer). "tiny" is for tests, "mini" for the CPU demo, "small" for the fuller suite, and
+// "deep12" a 12-block model for the valuation benchmarks.
+var Presets = map[string]Config{
+	"tiny":   {Hidden: 64, Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 16, Intermediate: 192, MaxPositions: 256},
+	"mini":   {Hidden: 128, Layers: 4, Heads: 4, KVHeads: 2, HeadDim: 32, Intermediate: 384, MaxPositions: 256},
+	"small":  {Hidden: 256, Layers: 6, Heads: 4, KVHeads: 2, HeadDim: 64, Intermediate: 768, MaxPositions: 512},
+	"deep12": {Hidden: 256, Layers: 12, Heads: 4, KVHeads: 2, HeadDim: 64, Intermediate: 768, MaxPositions: 1024},
+}
+
+// Preset returns a Llama configuration of the named preset for a vocabulary and special ids.
+func Preset(name string, vocab, bos, eos, pad int) (*Config, error) {
+	p, ok := Presets[name]
+	if !ok {
+		return nil, errors.Errorf("model: unknown preset %q (tiny, mini, small, deep12)", name)
+	}
+	c := p
+	c.Arch, c.VocabSize, c.RMSNormEps, c.RoPETheta, c.DType = Llama, vocab, 1e-5, 10000, "float32"
+	c.BOSTokenID, c.PadTokenID = bos, pad
+	if eos >= 0 {
+		c.EOSTokenIDs = []int{eos}
+	}
+	return &c, c.Validate()
+}

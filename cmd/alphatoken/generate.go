@@ -1,0 +1,78 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/alphatoken/alphatoken/alphatoken/data"
+	"github.com/alphatoken/alphatoken/model"
+)
+
+func init() {
+	register("generate", "sample continuations (greedy, temperature, top-p) from a checkpoint", runGenerate)
+}
+
+func runGenerate(args []string) error {
+	fs, backendSpec := newFlags("generate", "--model DIR (--prompt TEXT | --prompts FILE.jsonl) [flags]")
+	modelDir := fs.String("model", "", "checkpoint directory")
+	prompt := fs.String("prompt", "", "one prompt (text)")
+	promptsPath := fs.String("prompts", "", "JSONL of prompts ({prompt}, {messages} or {prompt_ids})")
+	maxNew := fs.Int("max-new-tokens", 64, "tokens to generate at most")
+	temp := fs.Float64("temperature", 0, "sampling temperature (0: greedy)")
+	topP := fs.Float64("top-p", 1, "nucleus sampling mass (1: off)")
+	seed := fs.Uint64("seed", 1, "sampling seed")
+	template := fs.String("template", "auto", "chat template: auto, plain, chatml, llama3")
+	raw := fs.Bool("raw", false, "encode --prompt as is (with BOS), without the chat template")
+	dtype := fs.String("dtype", "float32", "compute dtype")
+	batch := fs.Int("batch", 16, "prompts per forward pass")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := need(fs, "model"); err != nil {
+		return err
+	}
+	if (*prompt == "") == (*promptsPath == "") {
+		return fmt.Errorf("give exactly one of --prompt and --prompts")
+	}
+	lm, tok, err := openModel(*backendSpec, *modelDir, *dtype)
+	if err != nil {
+		return err
+	}
+	tmpl, err := data.TemplateByName(*template, tok)
+	if err != nil {
+		return err
+	}
+	var prompts [][]int
+	if *prompt != "" {
+		if *raw {
+			p := tok.Encode(*prompt)
+			if tok.BOS() >= 0 {
+				p = append([]int{tok.BOS()}, p...)
+			}
+			prompts = [][]int{p}
+		} else {
+			prompts = [][]int{tmpl.Prompt(tok, []data.Message{{Role: "user", Content: *prompt}})}
+		}
+	} else {
+		prompts, err = data.ReadPrompts(*promptsPath, tok, data.Options{Template: tmpl, MaxLen: lm.Config.MaxPositions})
+		if err != nil {
+			return err
+		}
+	}
+	gen, err := model.NewGenerator(lm)
+	if err != nil {
+		return err
+	}
+	outs, err := gen.Generate(prompts, model.GenerateOptions{MaxNewTokens: *maxNew, Temperature: *temp, TopP: *topP,
+		Stop: tmpl.Stop(tok), Seed: *seed, BatchSize: *batch})
+	if err != nil {
+		return err
+	}
+	for i, o := range outs {
+		if len(outs) > 1 {
+			fmt.Fprintf(os.Stdout, "--- %d\n", i+1)
+		}
+		fmt.Fprintln(os.Stdout, tok.Decode(o))
+	}
+	return nil
+}

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/gomlx/compute/dtypes"
+
+	"github.com/alphatoken/alphatoken/alphatoken/data"
+	"github.com/alphatoken/alphatoken/alphatoken/train"
+	"github.com/alphatoken/alphatoken/model"
+	"github.com/alphatoken/alphatoken/model/tokenizer"
+)
+
+func init() {
+	register("pretrain", "train a byte-level reference model from scratch on a text corpus (causal LM)", runPretrain)
+}
+
+func runPretrain(args []string) error {
+	fs, backendSpec := newFlags("pretrain", "--out DIR --corpus FILE [flags]")
+	out := fs.String("out", "", "output directory (final HF checkpoint at the top, checkpoint-N/ for resuming)")
+	corpus := fs.String("corpus", "", "corpus: .txt (documents separated by blank lines) or .jsonl ({\"text\": ...})")
+	preset := fs.String("preset", "mini", "model size: tiny, mini, small, deep12")
+	steps := fs.Int("steps", 600, "optimizer steps")
+	batch := fs.Int("batch", 16, "sequences per step")
+	seq := fs.Int("seq", 128, "tokens per training sequence")
+	lr := fs.Float64("lr", 2e-3, "peak learning rate")
+	warmup := fs.Int("warmup", 0, "warm-up steps (default steps/20)")
+	seed := fs.Uint64("seed", 1, "initialisation and data-order seed")
+	evalEvery := fs.Int("eval-every", 100, "held-out loss every N steps")
+	ckptEvery := fs.Int("checkpoint-every", 200, "resumable checkpoint every N steps (0: only at the end)")
+	resume := fs.Bool("resume", false, "continue from the newest checkpoint in --out")
+	samples := fs.Int("samples", 3, "greedy samples printed at the end")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := need(fs, "out", "corpus"); err != nil {
+		return err
+	}
+	backend, err := model.NewBackend(*backendSpec)
+	if err != nil {
+		return err
+	}
+	docs, err := data.ReadCorpus(*corpus)
+	if err != nil {
+		return err
+	}
+	tok := tokenizer.NewByteLevel()
+	cfg, err := model.Preset(*preset, tok.VocabSize(), tok.BOS(), tok.EOS(), tok.PAD())
+	if err != nil {
+		return err
+	}
+	lm, err := model.New(backend, cfg, dtypes.Float32, *seed)
+	if err != nil {
+		return err
+	}
+	trainSet, heldOut, err := train.PretrainData(data.CorpusStream(docs, tok), *seq)
+	if err != nil {
+		return err
+	}
+	tc := train.Config{Steps: *steps, BatchSize: *batch, MaxLen: *seq, BucketQuantum: *seq, LR: *lr, WarmupSteps: *warmup,
+		Seed: *seed, CheckpointEvery: *ckptEvery, KeepCheckpoints: 1, OutDir: *out, LogEvery: 20}
+	tr, err := train.New(lm, tok, tc, train.Full{})
+	if err != nil {
+		return err
+	}
+	tr.Hooks = append(tr.Hooks, train.EvalHook(lm, heldOut, *evalEvery, 32))
+	if *resume {
+		latest, err := train.LatestCheckpoint(*out)
+		if err != nil || latest == "" {
+			return fmt.Errorf("--resume: no checkpoint in %s (%v)", *out, err)
+		}
+		if err := tr.Resume(latest); err != nil {
+			return err
+		}
+		logf("resuming from %s (step %d)", latest, tr.Step())
+	}
+	logf("pretrain %s", train.Describe(lm, tr.Config, tr.Method, len(trainSet)))
+	logf("corpus %s: %d documents, %d training windows of %d tokens, %d held out", *corpus, len(docs), len(trainSet), *seq, len(heldOut))
+	if err := tr.Run(trainSet); err != nil {
+		return err
+	}
+	if err := saveFinal(lm, tok, *out); err != nil {
+		return err
+	}
+	logf("saved %s", *out)
+	if *samples > 0 {
+		gen, err := model.NewGenerator(lm)
+		if err != nil {
+			return err
+		}
+		var prompts [][]int
+		for i := 0; i < *samples && i < len(heldOut); i++ {
+			prompts = append(prompts, heldOut[i].IDs[:min(24, len(heldOut[i].IDs))])
+		}
+		outs, err := gen.Generate(prompts, model.GenerateOptions{MaxNewTokens: 80, Stop: []int{tok.EOS()}})
+		if err != nil {
+			return err
+		}
+		for i := range prompts {
+			fmt.Fprintf(os.Stdout, "--- sample %d\n%s[%s]\n", i+1, tok.Decode(prompts[i]), tok.Decode(outs[i]))
+		}
+	}
+	return nil
+}

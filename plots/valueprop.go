@@ -1,0 +1,256 @@
+package plots
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+)
+
+// Pair is one sampled (query r, key c) pair of the value-propagation
+// diagnostic (SPEC §4, §8). Its fields match diag.PairStat's, so a
+// conversion plots.Pair(ps) turns one into the other.
+type Pair struct {
+	A       float64 // attention probability A_{r,c}, in [0, 1]
+	Dev     float64 // deviation ||v_c − u_r|| (L2 norm), ≥ 0
+	Omitted float64 // size of the omitted score-path term |A_{r,c} (v_c − u_r) · g_r|, ≥ 0
+}
+
+// LowRisk is the region where the omitted score-path term is small by
+// construction: attention is sparse (A ≤ MaxA) or saturated
+// (Dev ≤ MaxDev). It is the rule of diag.PairStat.LowRisk, so Share equals
+// diag.RiskShare with the same thresholds (e.g. those of
+// diag.DefaultRiskThresholds). A zero threshold admits only exact zeros.
+type LowRisk struct {
+	MaxA   float64
+	MaxDev float64
+}
+
+// Contains reports whether p lies in the low-risk region.
+func (r LowRisk) Contains(p Pair) bool {
+	return p.A <= r.MaxA || p.Dev <= r.MaxDev
+}
+
+// Share returns the fraction of pairs in the region (0 for no pairs).
+func (r LowRisk) Share(pairs []Pair) float64 {
+	if len(pairs) == 0 {
+		return 0
+	}
+	n := 0
+	for _, p := range pairs {
+		if r.Contains(p) {
+			n++
+		}
+	}
+	return float64(n) / float64(len(pairs))
+}
+
+// ValueProp is the input of the value-propagation figure.
+type ValueProp struct {
+	Pairs  []Pair
+	Region LowRisk
+	// LogColor colours by log10(Omitted) (the term spans decades);
+	// pairs with Omitted = 0 take the lowest colour.
+	LogColor bool
+}
+
+// ValuePropagation draws the value-propagation diagnostic: one dot per
+// sampled pair at (A_{r,c}, ||v_c − u_r||), coloured by the omitted
+// score-path term (viridis, with a colour bar; the colour limits are the
+// 1st and 99th percentiles), the low-risk region shaded
+// and outlined, and the low-risk share in the title ("low-risk share 0.93
+// of 5,000 pairs"). Dots with larger terms are drawn on top.
+//
+// It returns an error if there are no pairs, a value is NaN or ±Inf,
+// Attention is outside [0, 1], Distance or Omitted is negative, or a
+// threshold is negative.
+func ValuePropagation(title string, d ValueProp) (*ColorBarPlot, error) {
+	if len(d.Pairs) == 0 {
+		return nil, fmt.Errorf("plots: pairs: %w", plotter.ErrNoData)
+	}
+	if err := checkIn("Region.MaxA", d.Region.MaxA, 0, 1); err != nil {
+		return nil, err
+	}
+	if err := checkNonNeg("Region.MaxDev", d.Region.MaxDev); err != nil {
+		return nil, err
+	}
+	pairs := slices.Clone(d.Pairs)
+	for i, p := range pairs {
+		what := fmt.Sprintf("pairs[%d]", i)
+		if err := checkIn(what+".A", p.A, 0, 1); err != nil {
+			return nil, err
+		}
+		if err := checkNonNeg(what+".Dev", p.Dev); err != nil {
+			return nil, err
+		}
+		if err := checkNonNeg(what+".Omitted", p.Omitted); err != nil {
+			return nil, err
+		}
+	}
+	share := d.Region.Share(pairs)
+
+	// Colour values.
+	cv := make([]float64, len(pairs))
+	floor := math.Inf(1)
+	if d.LogColor {
+		for _, p := range pairs {
+			if p.Omitted > 0 {
+				floor = math.Min(floor, math.Log10(p.Omitted))
+			}
+		}
+		if math.IsInf(floor, 1) {
+			floor = 0
+		}
+	}
+	for i, p := range pairs {
+		cv[i] = p.Omitted
+		if d.LogColor {
+			cv[i] = floor
+			if p.Omitted > 0 {
+				cv[i] = math.Log10(p.Omitted)
+			}
+		}
+	}
+	order := make([]int, len(pairs))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		switch {
+		case cv[a] < cv[b]:
+			return -1
+		case cv[a] > cv[b]:
+			return 1
+		}
+		return 0
+	})
+	// Colour limits: the 1st and 99th percentiles, so a few extreme pairs
+	// do not wash out the rest; values beyond saturate.
+	lo, hi := cv[order[len(order)/100]], cv[order[len(order)-1-len(order)/100]]
+	if hi <= lo {
+		hi = lo + 1
+	}
+	cm := Sequential(lo, hi).(*anchorMap)
+
+	full := fmt.Sprintf("low-risk share %.2f of %s pairs", share, thousands(len(pairs)))
+	if title != "" {
+		full = title + "\n" + full
+	}
+	p := newPlot(full, "attention weight A (probability)", "distance |v − u| (L2 norm)")
+	addGrid(p)
+
+	xys := make(plotter.XYs, len(pairs))
+	for k, i := range order {
+		xys[k] = plotter.XY{X: pairs[i].A, Y: pairs[i].Dev}
+	}
+	_, _, _, ymax := plotter.XYRange(xys)
+	if ymax <= 0 {
+		ymax = 1
+	}
+	radius := vg.Points(2.2)
+	if len(pairs) > 3000 {
+		radius = vg.Points(1.6)
+	}
+
+	// Region first, under the dots.
+	if d.Region.MaxA > 0 || d.Region.MaxDev > 0 {
+		reg := &lowRiskRegion{R: d.Region, YMax: ymax * 1.15}
+		p.Add(reg)
+		p.Legend.Add(regionLabel(d.Region), reg)
+	}
+	sc := &plotter.Scatter{XYs: xys, GlyphStyleFunc: func(k int) draw.GlyphStyle {
+		return draw.GlyphStyle{Color: cm.clamped(cv[order[k]]), Radius: radius, Shape: draw.CircleGlyph{}}
+	}}
+	p.Add(sc)
+	if d.Region.MaxA > 0 || d.Region.MaxDev > 0 {
+		// The outline again on top of the dots, so the boundary stays
+		// visible where the dots are dense.
+		p.Add(&lowRiskRegion{R: d.Region, YMax: ymax * 1.15, OutlineOnly: true})
+	}
+	p.X.Min, p.X.Max = 0, 1
+	p.Y.Min = 0
+	p.Y.Max = ymax * 1.15
+	p.Legend.Top, p.Legend.Left = true, false
+	p.Legend.XOffs, p.Legend.YOffs = vg.Points(-6), vg.Points(-6)
+
+	label := "omitted term |A (v−u)·g|"
+	if d.LogColor {
+		label = "log10 omitted term |A (v−u)·g|"
+	}
+	return newColorBarPlot(p, cm, label), nil
+}
+
+func regionLabel(r LowRisk) string {
+	switch {
+	case r.MaxA > 0 && r.MaxDev > 0:
+		return fmt.Sprintf("low risk: A ≤ %.3g or |v−u| ≤ %.3g", r.MaxA, r.MaxDev)
+	case r.MaxA > 0:
+		return fmt.Sprintf("low risk: A ≤ %.3g", r.MaxA)
+	}
+	return fmt.Sprintf("low risk: |v−u| ≤ %.3g", r.MaxDev)
+}
+
+// lowRiskRegion shades {A ≤ MaxA} ∪ {‖v−u‖ ≤ MaxDev} over
+// x ∈ [0, 1], y ∈ [0, YMax] and outlines its inner boundary with a dashed
+// line.
+type lowRiskRegion struct {
+	R           LowRisk
+	YMax        float64
+	OutlineOnly bool
+}
+
+var regionLine = draw.LineStyle{Color: regionEdge, Width: vg.Points(1.2), Dashes: []vg.Length{vg.Points(4), vg.Points(2)}}
+
+func (g *lowRiskRegion) Plot(c draw.Canvas, p *plot.Plot) {
+	tr := func(x, y float64) vg.Point { return vg.Point{X: c.X(p.X.Norm(x)), Y: c.Y(p.Y.Norm(y))} }
+	a, dist := g.R.MaxA, math.Min(g.R.MaxDev, g.YMax)
+	ytop := math.Max(g.YMax, p.Y.Max)
+	if a > 0 && !g.OutlineOnly {
+		c.FillPolygon(regionFill, c.ClipPolygonXY([]vg.Point{tr(0, 0), tr(a, 0), tr(a, ytop), tr(0, ytop)}))
+	}
+	if dist > 0 && !g.OutlineOnly {
+		// The horizontal band, minus the part already shaded.
+		c.FillPolygon(regionFill, c.ClipPolygonXY([]vg.Point{tr(a, 0), tr(1, 0), tr(1, dist), tr(a, dist)}))
+	}
+	var edge []vg.Point
+	switch {
+	case a > 0 && dist > 0:
+		edge = []vg.Point{tr(a, ytop), tr(a, dist), tr(1, dist)}
+	case a > 0:
+		edge = []vg.Point{tr(a, ytop), tr(a, 0)}
+	default:
+		edge = []vg.Point{tr(0, dist), tr(1, dist)}
+	}
+	c.StrokeLines(regionLine, c.ClipLinesXY(edge)...)
+}
+
+func (g *lowRiskRegion) Thumbnail(c *draw.Canvas) {
+	c.FillPolygon(regionFill, []vg.Point{c.Min, {X: c.Max.X, Y: c.Min.Y}, c.Max, {X: c.Min.X, Y: c.Max.Y}})
+	y := (c.Min.Y + c.Max.Y) / 2
+	c.StrokeLine2(regionLine, c.Min.X, y, c.Max.X, y)
+}
+
+// thousands formats n with comma separators: 5000 → "5,000".
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	neg := n < 0
+	if neg {
+		s = s[1:]
+	}
+	var out []byte
+	for i := range len(s) {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			out = append(out, ',')
+		}
+		out = append(out, s[i])
+	}
+	if neg {
+		return "-" + string(out)
+	}
+	return string(out)
+}
