@@ -140,6 +140,19 @@ func ConvertTensor(t *tensors.Tensor, dtype dtypes.DType) (*tensors.Tensor, erro
 	return fromFloat64(vals, dtype, t.Shape().Dimensions...)
 }
 
+// CloneTensor returns a host copy of t (in its dtype), independent of t's buffers.
+func CloneTensor(t *tensors.Tensor) (*tensors.Tensor, error) {
+	out := tensors.FromShape(t.Shape())
+	var cerr error
+	err := t.ConstBytes(func(src []byte) {
+		cerr = out.MutableBytes(func(dst []byte) { copy(dst, src) })
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, cerr
+}
+
 // toFloat64 copies a floating-point tensor's values to a float64 slice.
 func toFloat64(t *tensors.Tensor) ([]float64, error) {
 	var out []float64

@@ -1,0 +1,135 @@
+package alphatoken
+
+import (
+	"encoding/json"
+
+	"github.com/pkg/errors"
+)
+
+// FisherKind selects the curvature of the stability proxy (SPEC §3).
+type FisherKind string
+
+const (
+	FisherDiag FisherKind = "diag" // P = F ⊙ (W − W_ref)
+	FisherKFAC FisherKind = "kfac" // P = S (W − W_ref) A
+	FisherNone FisherKind = "none" // P = 0 (ablation)
+)
+
+// Normalization of the two objective terms before combining them (SPEC §4).
+type Normalization string
+
+const (
+	NormZScore Normalization = "zscore" // standardise over the batch's response tokens
+	NormNone   Normalization = "none"   // the paper's raw sum
+)
+
+// Selection picks which ρ fraction of tokens keep their loss (SPEC §6).
+type Selection string
+
+const (
+	SelectTop    Selection = "top"    // highest values (AlphaToken)
+	SelectBottom Selection = "bottom" // lowest values (ranking test)
+	SelectRandom Selection = "random" // uniformly random, same count
+)
+
+// GhostMode chooses how target terms contract with G (SPEC §5).
+type GhostMode string
+
+const (
+	GhostAuto   GhostMode = "auto"   // the cheaper form per layer
+	GhostAlways GhostMode = "ghost"  // Σ_s (e·e')(a·a') for every layer
+	GhostNever  GhostMode = "matrix" // materialise G for every layer
+)
+
+// Config holds the valuation settings; DefaultConfig gives SPEC §4's defaults.
+type Config struct {
+	Rho                float64       // ρ, share of response tokens kept per batch (0,1]
+	Lambda             float64       // λ, weight of the stability term
+	Window             int           // W, causal window (≥ 1)
+	Blocks             int           // K, number of last decoder blocks scored
+	ValExamples        int           // B_val, validation examples behind G
+	ValRefresh         int           // G is recomputed every ValRefresh steps
+	Fisher             FisherKind    // diag, kfac or none
+	FisherPrompts      int           // prompts for the Monte-Carlo Fisher
+	FisherMaxNewTokens int           // length of the sampled responses
+	Normalize          Normalization // zscore or none
+	// Component switches: the ablations are configurations of one formula.
+	Adaptation bool // the target terms Φ_tgt
+	Stability  bool // the proxy terms Φ_prx
+	Direct     bool // the direct path
+	Causal     bool // the causal path
+	Ghost      GhostMode
+}
+
+// DefaultConfig returns SPEC §4's defaults: ρ 0.5, λ 1.5, W 32, K 3, B_val 32, refresh every step,
+// diagonal Fisher from 1000 prompts with 64 sampled tokens, z-score, all four components.
+func DefaultConfig() Config {
+	return Config{Rho: 0.5, Lambda: 1.5, Window: 32, Blocks: 3, ValExamples: 32, ValRefresh: 1,
+		Fisher: FisherDiag, FisherPrompts: 1000, FisherMaxNewTokens: 64, Normalize: NormZScore,
+		Adaptation: true, Stability: true, Direct: true, Causal: true, Ghost: GhostAuto}
+}
+
+// Variant returns DefaultConfig changed for a named ablation: "alphatoken" (all four components),
+// "adaptation-only", "stability-only", "direct-only", "causal-only".
+func Variant(name string, base Config) (Config, error) {
+	c := base
+	c.Adaptation, c.Stability, c.Direct, c.Causal = true, true, true, true
+	switch name {
+	case "alphatoken", "bottom":
+	case "adaptation-only":
+		c.Stability = false
+	case "stability-only":
+		c.Adaptation = false
+	case "direct-only":
+		c.Causal = false
+	case "causal-only":
+		c.Direct = false
+	default:
+		return c, errors.Errorf("alphatoken: unknown variant %q", name)
+	}
+	return c, nil
+}
+
+// Validate checks the settings against a model of the given number of blocks.
+func (c *Config) Validate(numBlocks int) error {
+	switch {
+	case !(c.Rho > 0 && c.Rho <= 1):
+		return errors.Errorf("alphatoken: ρ must be in (0, 1], got %g", c.Rho)
+	case c.Lambda < 0:
+		return errors.Errorf("alphatoken: λ must be ≥ 0, got %g", c.Lambda)
+	case c.Window < 1:
+		return errors.Errorf("alphatoken: the causal window W must be ≥ 1, got %d", c.Window)
+	case c.Blocks < 1 || c.Blocks > numBlocks:
+		return errors.Errorf("alphatoken: K = %d scored blocks, but the model has %d blocks", c.Blocks, numBlocks)
+	case c.ValExamples < 1:
+		return errors.Errorf("alphatoken: B_val must be ≥ 1, got %d", c.ValExamples)
+	case c.ValRefresh < 1:
+		return errors.Errorf("alphatoken: ValRefresh must be ≥ 1, got %d", c.ValRefresh)
+	case !c.Adaptation && !c.Stability:
+		return errors.New("alphatoken: at least one of the adaptation and stability terms must be on")
+	case !c.Direct && !c.Causal:
+		return errors.New("alphatoken: at least one of the direct and causal paths must be on")
+	}
+	switch c.Fisher {
+	case FisherDiag, FisherKFAC, FisherNone:
+	default:
+		return errors.Errorf("alphatoken: unknown Fisher kind %q (diag, kfac, none)", c.Fisher)
+	}
+	switch c.Normalize {
+	case NormZScore, NormNone:
+	default:
+		return errors.Errorf("alphatoken: unknown normalisation %q (zscore, none)", c.Normalize)
+	}
+	switch c.Ghost {
+	case GhostAuto, GhostAlways, GhostNever, "":
+	default:
+		return errors.Errorf("alphatoken: unknown ghost mode %q (auto, ghost, matrix)", c.Ghost)
+	}
+	return nil
+}
+
+// JSON renders the configuration for results and checkpoints.
+func (c Config) JSON() []byte {
+	b, _ := json.MarshalIndent(c, "", "  ")
+	return b
+}
