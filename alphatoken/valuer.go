@@ -263,6 +263,9 @@ func slicesEqual(a, b []int) bool {
 	return true
 }
 
+// MarkRestored declares that the validation gradient was restored from a checkpoint's state.
+func (v *Valuer) MarkRestored() { v.refreshed = true }
+
 // needsStability reports whether the proxy terms are computed.
 func (v *Valuer) needsStability() bool { return v.Config.Stability && v.Config.Fisher != FisherNone }
 

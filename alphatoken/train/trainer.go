@@ -223,6 +223,11 @@ func (tr *Trainer) RunUntil(examples []data.Example, stop int) error {
 		if math.IsNaN(vals[1]) || math.IsInf(vals[1], 0) {
 			return &NaNError{Step: tr.step, What: "gradient norm", Value: vals[1]}
 		}
+		for i, name := range tr.Method.MetricNames() {
+			if name == "nonfinite" && vals[2+i] > 0 {
+				return &NaNError{Step: tr.step, What: "token values", Value: math.NaN()}
+			}
+		}
 		tr.step++
 		realTokens := 0
 		for _, i := range ids {
@@ -469,6 +474,9 @@ func (tr *Trainer) Resume(dir string) error {
 		v.SetTrainable(false)
 	}
 	tr.step = st.Step
+	if r, ok := tr.Method.(interface{ Resumed(step int) }); ok {
+		r.Resumed(st.Step)
+	}
 	if tr.Config.OutDir != "" {
 		if err := truncateMetrics(filepath.Join(tr.Config.OutDir, "metrics.jsonl"), st.Step); err != nil {
 			return err
