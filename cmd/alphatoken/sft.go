@@ -31,7 +31,7 @@ func runSFT(args []string) error {
 	ckptEvery := fs.Int("checkpoint-every", 0, "resumable checkpoint every N steps (0: only at the end)")
 	evalEvery := fs.Int("eval-every", 50, "eval loss every N steps (with --eval)")
 	resume := fs.Bool("resume", false, "continue from the newest checkpoint in --out")
-	mf := addMethodFlags(fs)
+	vf := addValuationFlags(fs, true)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -60,7 +60,7 @@ func runSFT(args []string) error {
 	}
 	tc := train.Config{Steps: n, BatchSize: *batch, MaxLen: *maxLen, LR: *lr, WarmupSteps: *warmup, WeightDecay: *wd,
 		Seed: *seed, CheckpointEvery: *ckptEvery, OutDir: *out}
-	m, err := buildMethod(*method, mf, lm, tok, opts, *modelDir)
+	m, err := buildMethod(*method, vf, lm, tok, opts, *backendSpec, *batch**maxLen)
 	if err != nil {
 		return err
 	}
