@@ -16,7 +16,7 @@ import (
 // through a stop-gradient (SPEC §4, direct path):
 //
 //	s_{r,c} = q_r·sg(k_c) + δ_{rc} q_r·(k_r − sg(k_r))      u_r = Σ_c A_{r,c} sg(v_c) + A_{r,r} (v_r − sg(v_r))
-func attention(cfg *Config, w *BlockWeights, a *Node, rope *rope, diagonal bool, taps *BlockTaps) *Node {
+func attention(cfg *Config, w *BlockWeights, a *Node, rope *rope, diagonal bool, taps *BlockTaps, kv *kvCapture) *Node {
 	dims := a.Shape().Dimensions
 	b, t := dims[0], dims[1]
 	nh, nk, e := cfg.Heads, cfg.KVHeads, cfg.HeadDim
@@ -37,6 +37,9 @@ func attention(cfg *Config, w *BlockWeights, a *Node, rope *rope, diagonal bool,
 	if taps != nil {
 		taps.Values = v
 	}
+	if kv != nil {
+		kv.k, kv.v = k, v
+	}
 
 	// [b, t, k·g, e] -> [b, k, g, t, e] -> [b·k, g·t, e]
 	qh := Reshape(TransposeAllAxes(Reshape(q, b, t, nk, ng, e), 0, 2, 3, 1, 4), b*nk, ng*t, e)
@@ -54,7 +57,7 @@ func attention(cfg *Config, w *BlockWeights, a *Node, rope *rope, diagonal bool,
 	eye := eyeMask(a.Graph(), t) // [1, 1, t, s]
 	if diagonal {
 		// + δ_{rc} q_r·(k_r − sg(k_r)): zero in value, carries the diagonal key gradient.
-		dk := Sub(kh, StopGradient(kh))                                            // [b·k, t, e]
+		dk := Sub(kh, StopGradient(kh))                                           // [b·k, t, e]
 		qdk := ReduceSum(Mul(Reshape(qh, b*nk, ng, t, e), InsertAxes(dk, 1)), -1) // [b·k, g, t]
 		scores = Add(scores, Mul(InsertAxes(qdk, -1), ConvertDType(eye, scores.DType())))
 	}
@@ -74,7 +77,7 @@ func attention(cfg *Config, w *BlockWeights, a *Node, rope *rope, diagonal bool,
 	if diagonal {
 		// + A_{r,r} (v_r − sg(v_r)): zero in value, carries the diagonal value gradient.
 		aDiag := ReduceSum(Mul(Reshape(probs, b*nk, ng, t, t), ConvertDType(eye, probs.DType())), -1) // [b·k, g, t]
-		dv := InsertAxes(Sub(vh, StopGradient(vh)), 1)                                                 // [b·k, 1, t, e]
+		dv := InsertAxes(Sub(vh, StopGradient(vh)), 1)                                                // [b·k, 1, t, e]
 		u = Add(u, Reshape(Mul(InsertAxes(aDiag, -1), dv), b*nk, ng*t, e))
 	}
 	if taps != nil {

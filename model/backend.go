@@ -10,7 +10,7 @@ import (
 	"sync"
 
 	"github.com/gomlx/compute"
-	_ "github.com/gomlx/compute/gobackend" // the pure Go CPU backend, "go"
+	_ "github.com/gomlx/compute/gobackend"  // the pure Go CPU backend, "go"
 	_ "github.com/gomlx/go-xla/compute/xla" // XLA/PJRT ("xla:cuda"), without the auto-installer
 	"github.com/pkg/errors"
 )

@@ -23,14 +23,19 @@ type GenerateOptions struct {
 	BatchSize    int     // prompts per forward pass (default 16)
 	// Quantum rounds the working length up to a multiple of it, bounding the compiled shapes (default 32).
 	Quantum int
+	// NoCache re-runs the whole causal forward pass for every new token instead of decoding with the
+	// key/value cache (slower; kept as the reference the cache is tested against).
+	NoCache bool
 }
 
-// Generator samples continuations. Without a KV cache (the go backend has no DynamicSlice), each
-// new token re-runs the causal forward pass over a right-padded [batch, length] buffer and reads
-// the logits at each row's last position; lengths are bucketed so few graphs are compiled.
+// Generator samples continuations: a prefill pass over the right-padded prompts, then one decode
+// step per token with a host-side key/value cache (see decode.go). With GenerateOptions.NoCache each
+// new token instead re-runs the causal forward pass over the whole buffer. Lengths are bucketed so
+// few graphs are compiled.
 type Generator struct {
-	lm   *LM
-	exec *gm.Exec
+	lm     *LM
+	exec   *gm.Exec
+	cached *cachedGenerator
 }
 
 // NewGenerator compiles (lazily, per shape) the next-token logits graph of lm.
@@ -46,7 +51,11 @@ func NewGenerator(lm *LM) (*Generator, error) {
 		return nil, err
 	}
 	exec.SetMaxCache(64)
-	return &Generator{lm: lm, exec: exec.WithName("generate")}, nil
+	cached, err := newCachedGenerator(lm)
+	if err != nil {
+		return nil, err
+	}
+	return &Generator{lm: lm, exec: exec.WithName("generate"), cached: cached}, nil
 }
 
 // Generate returns, for each prompt, the generated tokens (without the prompt; including the stop
@@ -93,6 +102,11 @@ func (gen *Generator) generateBatch(prompts [][]int, out [][]int, offset int, op
 	for i, p := range prompts {
 		seqs[i] = slices.Clone(p)
 		rngs[i] = rand.New(rand.NewPCG(opts.Seed, uint64(offset+i)))
+	}
+	if !opts.NoCache {
+		return gen.cached.run(prompts, out,
+			func(row int, logits []float64) int { return pick(logits, opts, rngs[row]) },
+			func(row, tok int) bool { return slices.Contains(opts.Stop, tok) }, opts)
 	}
 	maxPos := gen.lm.Config.MaxPositions
 	for step := 0; step < opts.MaxNewTokens; step++ {

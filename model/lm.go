@@ -172,8 +172,8 @@ func TokenNLL(logits, targets *Node) *Node {
 		logits = ConvertDType(logits, dtypes.Float32)
 	}
 	flat := Reshape(logits, b*t, v)
-	maxes := StopGradient(ReduceAndKeep(flat, ReduceMax, -1))                         // [n, 1]
-	lse := Add(Log(ReduceSum(Exp(Sub(flat, maxes)), -1)), Reshape(maxes, b*t))         // [n]
+	maxes := StopGradient(ReduceAndKeep(flat, ReduceMax, -1))                  // [n, 1]
+	lse := Add(Log(ReduceSum(Exp(Sub(flat, maxes)), -1)), Reshape(maxes, b*t)) // [n]
 	idx := Concatenate([]*Node{
 		Iota(logits.Graph(), shapes.Make(dtypes.Int32, b*t, 1), 0),
 		Reshape(ConvertDType(targets, dtypes.Int32), b*t, 1),
@@ -223,4 +223,3 @@ func float64ToHalf(vals []float64, flat any) error {
 	}
 	return errors.Errorf("model: cannot convert float64 to %T", flat)
 }
-

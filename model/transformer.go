@@ -24,11 +24,11 @@ type Weights struct {
 
 // BlockWeights are the parameters of decoder block model.layers.N.
 type BlockWeights struct {
-	InputNorm, PostAttnNorm *Node             // [d]
+	InputNorm, PostAttnNorm *Node                 // [d]
 	Linear                  [NumLinearKinds]*Node // indexed by LinearKind, [d_out, d_in]
-	QBias, KBias, VBias     *Node             // [h·e], [k·e], [k·e]; nil unless Config.QKVBias
-	OBias                   *Node             // [d]; nil unless Config.OBias
-	QNorm, KNorm            *Node             // [e]; nil unless Config.QKNorm
+	QBias, KBias, VBias     *Node                 // [h·e], [k·e], [k·e]; nil unless Config.QKVBias
+	OBias                   *Node                 // [d]; nil unless Config.OBias
+	QNorm, KNorm            *Node                 // [e]; nil unless Config.QKNorm
 }
 
 // ForwardOptions selects what Forward records besides the logits.
@@ -42,6 +42,9 @@ type ForwardOptions struct {
 	Diagonal bool
 	// Hidden returns the residual stream entering every block and the final one (Layers+1 nodes).
 	Hidden bool
+	// KV returns every block's keys (after q/k-norm and RoPE) and values, [b, t, k, e], to prefill a
+	// decoding cache.
+	KV bool
 }
 
 // Output is what Forward returns.
@@ -49,6 +52,8 @@ type Output struct {
 	Logits *Node   // [b, t, V]: logits[b,p] predict tokens[b,p+1]
 	Hidden []*Node // [b, t, d] per block input, then the final block's output (before the final norm)
 	Taps   []*BlockTaps
+	// Keys and Values per block, [b, t, k, e] (ForwardOptions.KV).
+	Keys, Values []*Node
 	// DiagLogits and DiagTaps come from the diagonal-gradient copy (ForwardOptions.Diagonal).
 	DiagLogits *Node
 	DiagTaps   []*BlockTaps
@@ -106,7 +111,14 @@ func Forward(cfg *Config, w *Weights, tokens *Node, opts ForwardOptions) *Output
 			taps = &BlockTaps{Block: i}
 			out.Taps = append(out.Taps, taps)
 		}
-		x = block(cfg, &w.Blocks[i], x, rope, false, taps)
+		var kv *kvCapture
+		if opts.KV {
+			kv = &kvCapture{}
+		}
+		x = block(cfg, &w.Blocks[i], x, rope, false, taps, kv)
+		if kv != nil {
+			out.Keys, out.Values = append(out.Keys, kv.k), append(out.Values, kv.v)
+		}
 	}
 	if opts.Hidden {
 		out.Hidden = append(out.Hidden, x)
@@ -118,7 +130,7 @@ func Forward(cfg *Config, w *Weights, tokens *Node, opts ForwardOptions) *Output
 		for i := firstTapped; i < cfg.Layers; i++ {
 			taps := &BlockTaps{Block: i}
 			out.DiagTaps = append(out.DiagTaps, taps)
-			x = block(cfg, &w.Blocks[i], x, rope, true, taps)
+			x = block(cfg, &w.Blocks[i], x, rope, true, taps, nil)
 		}
 		out.DiagLogits = head(cfg, w, x)
 	}
@@ -130,9 +142,12 @@ func head(cfg *Config, w *Weights, x *Node) *Node {
 	return linear(rmsNorm(x, w.Norm, cfg.RMSNormEps), w.LMHead, nil)
 }
 
+// kvCapture receives a block's rotated keys and values.
+type kvCapture struct{ k, v *Node }
+
 // block is one pre-norm decoder block: x + attn(norm(x)), then + mlp(norm(·)).
-func block(cfg *Config, w *BlockWeights, x *Node, rope *rope, diagonal bool, taps *BlockTaps) *Node {
-	x = Add(x, attention(cfg, w, rmsNorm(x, w.InputNorm, cfg.RMSNormEps), rope, diagonal, taps))
+func block(cfg *Config, w *BlockWeights, x *Node, rope *rope, diagonal bool, taps *BlockTaps, kv *kvCapture) *Node {
+	x = Add(x, attention(cfg, w, rmsNorm(x, w.InputNorm, cfg.RMSNormEps), rope, diagonal, taps, kv))
 	return Add(x, mlp(w, rmsNorm(x, w.PostAttnNorm, cfg.RMSNormEps), taps))
 }
 
@@ -217,5 +232,3 @@ func (r *rope) apply(x *Node) *Node {
 	sin := InsertAxes(r.sin, 0, 1)
 	return Add(Mul(x, cos), Mul(rotated, sin))
 }
-
-
