@@ -19,6 +19,9 @@ type GenerateOptions struct {
 	Temperature  float64 // 0: greedy (argmax); otherwise softmax(logits/Temperature)
 	TopP         float64 // nucleus sampling: keep the smallest set of tokens with mass ≥ TopP (0 or 1: off)
 	Stop         []int   // generation of a sequence ends after any of these ids (it is kept in the output)
+	// StopFunc, if set, is asked after every new token whether prompt i's generation (so far, prompt
+	// excluded) is complete, e.g. a text-based stop rule.
+	StopFunc func(prompt int, generated []int) bool
 	Seed         uint64  // sampling is a pure function of (Seed, prompt index)
 	BatchSize    int     // prompts per forward pass (default 16)
 	// Quantum rounds the working length up to a multiple of it, bounding the compiled shapes (default 32).
@@ -103,10 +106,11 @@ func (gen *Generator) generateBatch(prompts [][]int, out [][]int, offset int, op
 		seqs[i] = slices.Clone(p)
 		rngs[i] = rand.New(rand.NewPCG(opts.Seed, uint64(offset+i)))
 	}
+	stop := func(row, tok int) bool {
+		return slices.Contains(opts.Stop, tok) || (opts.StopFunc != nil && opts.StopFunc(offset+row, out[row]))
+	}
 	if !opts.NoCache {
-		return gen.cached.run(prompts, out,
-			func(row int, logits []float64) int { return pick(logits, opts, rngs[row]) },
-			func(row, tok int) bool { return slices.Contains(opts.Stop, tok) }, opts)
+		return gen.cached.run(prompts, out, func(row int, logits []float64) int { return pick(logits, opts, rngs[row]) }, stop, opts)
 	}
 	maxPos := gen.lm.Config.MaxPositions
 	for step := 0; step < opts.MaxNewTokens; step++ {
@@ -147,7 +151,7 @@ func (gen *Generator) generateBatch(prompts [][]int, out [][]int, offset int, op
 			next := pick(logits[i*v:(i+1)*v], opts, rngs[i])
 			seqs[i] = append(seqs[i], next)
 			out[i] = append(out[i], next)
-			if slices.Contains(opts.Stop, next) || len(seqs[i]) >= maxPos {
+			if stop(i, next) || len(seqs[i]) >= maxPos {
 				done[i] = true
 			}
 		}

@@ -1,0 +1,123 @@
+package ablations
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/alphatoken/alphatoken/ablations/minibench"
+	"github.com/alphatoken/alphatoken/alphatoken"
+	"github.com/alphatoken/alphatoken/model"
+)
+
+func TestBuiltinSuites(t *testing.T) {
+	for _, name := range SuiteNames() {
+		s, err := LoadSuite(name)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(s.Rows) == 0 {
+			t.Fatalf("%s has no rows", name)
+		}
+	}
+	s, _ := LoadSuite("sensitivity")
+	if len(s.Rows) != 15 || s.Rows[0].Rho == nil || *s.Rows[0].Rho != 0.25 {
+		t.Fatalf("sensitivity sweeps expanded to %d rows", len(s.Rows))
+	}
+}
+
+func TestSuiteErrors(t *testing.T) {
+	dir := t.TempDir()
+	cases := map[string]string{
+		"{\n  \"name\": \"x\",\n  \"rows\": [\n    {\"method\": \"full\", \"lamda\": 2}\n  ]\n}": `:4: unknown field "lamda"`,
+		`{"name": "x", "rows": [{"method": "fancy"}]}`:                                         `unknown method "fancy"`,
+		`{"name": "x"}`:                                                                          "has no rows",
+		`{"name": "x", "rows": [{"method": "alphatoken", "fisher": "full"}]}`:                    `unknown fisher "full"`,
+		"{\n\"name\": \"x\",\n\"rows\": [}":                                                      ".json:3:",
+	}
+	for content, want := range cases {
+		p := filepath.Join(dir, "s.json")
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := LoadSuite(p); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: want error containing %q, got %v", content, want, err)
+		}
+	}
+	if _, err := LoadSuite("no-such-suite"); err == nil || !strings.Contains(err.Error(), "unknown suite") {
+		t.Errorf("unknown builtin: %v", err)
+	}
+}
+
+// testPreset is a tiny preset that trains in seconds.
+func testPreset() Preset {
+	b := minibench.DefaultConfig()
+	b.CorpusDocs, b.ProbeItems, b.TrainSize, b.TestSize, b.ValSize, b.FisherSize = 600, 40, 200, 20, 16, 16
+	v := alphatoken.DefaultConfig()
+	v.Blocks, v.ValExamples, v.FisherPrompts, v.FisherMaxNewTokens, v.Window = 2, 8, 8, 16, 8
+	return Preset{Name: "test", Model: "tiny", Bench: b,
+		Pretrain:  PretrainSettings{Steps: 6, Batch: 4, Seq: 64, LR: 2e-3},
+		SFT:       SFTSettings{Steps: 4, Batch: 4, MaxLen: 160, LR: 1e-3, CheckpointEvery: 2},
+		Valuation: v, Eval: EvalOptions{MaxProbeItems: 6, MaxTargetItems: 6, BatchSize: 8}, Target: minibench.TargetCode}
+}
+
+// TestRunnerCachesAndTables: a suite runs, tables are written, a second run comes from the cache
+// with identical numbers, and a cached run whose configuration changed is an error.
+func TestRunnerCachesAndTables(t *testing.T) {
+	Presets["test"] = testPreset()
+	defer delete(Presets, "test")
+	backend, err := model.NewBackend("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := t.TempDir()
+	r, err := NewRunner(backend, "test", cache, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Suite{Name: "t", Title: "test", Rows: []Row{{Label: "Reference", Method: "reference"}, {Label: "Full FT", Method: "full"},
+		{Label: "AlphaToken", Method: "alphatoken"}, {Label: "Random", Method: "random"}}}
+	tab, err := r.RunSuite(s, []int{1, 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	if err := tab.Write(out); err != nil {
+		t.Fatal(err)
+	}
+	md, _ := os.ReadFile(filepath.Join(out, "t.md"))
+	for _, want := range []string{"| Full FT |", "| AlphaToken |", "Retention avg", "Commit"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+	if tab.Rows[1].Overall.N != 2 || tab.Rows[0].Overall.N != 1 {
+		t.Fatalf("seed counts: %d (full), %d (reference)", tab.Rows[1].Overall.N, tab.Rows[0].Overall.N)
+	}
+	for _, row := range tab.Rows {
+		for _, run := range row.Runs {
+			sc := run.Scores
+			if sc.Target < 0 || sc.Target > 100 || sc.Retention < 0 || sc.Retention > 100 {
+				t.Fatalf("%s: scores out of range: %s", row.Label, sc)
+			}
+		}
+	}
+	again, err := r.RunSuite(s, []int{1, 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Rows[2].Overall.Mean != tab.Rows[2].Overall.Mean || again.Rows[2].Runs[0].Dir != tab.Rows[2].Runs[0].Dir {
+		t.Fatal("second run did not come from the cache")
+	}
+	// Corrupt a cached run's configuration: the runner refuses it.
+	runCfg := filepath.Join(tab.Rows[1].Runs[0].Dir, "run.json")
+	raw, _ := os.ReadFile(runCfg)
+	if err := os.WriteFile(runCfg, []byte(strings.Replace(string(raw), `"method": "full"`, `"method": "fulll"`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.RunRow(s.Rows[1], 1); err == nil || !strings.Contains(err.Error(), "different configuration") {
+		t.Fatalf("want a configuration-mismatch error, got %v", err)
+	}
+}

@@ -1,0 +1,136 @@
+package ablations
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
+	"github.com/pkg/errors"
+
+	"github.com/alphatoken/alphatoken/ablations/minibench"
+	"github.com/alphatoken/alphatoken/alphatoken/data"
+	"github.com/alphatoken/alphatoken/alphatoken/train"
+	"github.com/alphatoken/alphatoken/internal/atomicfile"
+	"github.com/alphatoken/alphatoken/model"
+	"github.com/alphatoken/alphatoken/model/tokenizer"
+)
+
+// codeVersion is part of every cache key: bump it when a change alters what a cached artifact
+// would contain.
+const codeVersion = "ablations/1"
+
+// hashJSON is a short stable hash of v's JSON encoding.
+func hashJSON(v any) string {
+	b, _ := json.Marshal(v)
+	h := sha256.Sum256(append([]byte(codeVersion+"\n"), b...))
+	return hex.EncodeToString(h[:6])
+}
+
+// referenceKey identifies a pre-trained reference model: what it was trained on and how.
+type referenceKey struct {
+	Corpus   string           `json:"corpus"` // minibench corpus fingerprint
+	Model    model.Config     `json:"model"`
+	Pretrain PretrainSettings `json:"pretrain"`
+	Seed     uint64           `json:"seed"`
+}
+
+// ReferenceInfo is reference.json, written last: its presence marks a complete reference model.
+type ReferenceInfo struct {
+	Key          referenceKey `json:"key"`
+	Seconds      float64      `json:"seconds"`
+	FinalLoss    float64      `json:"final_loss"`
+	HeldOutLoss  float64      `json:"held_out_loss"`
+	TrainTokens  int          `json:"train_tokens"`
+	CreatedAt    string       `json:"created_at"`
+	Scores       *Scores      `json:"scores,omitempty"` // MiniBench scores of the reference (filled by the runner)
+	ScoresTarget string       `json:"scores_target,omitempty"`
+}
+
+// Reference loads the preset's reference model from cacheDir, or pre-trains it (resuming an
+// interrupted pre-training) and stores it there. The cache key covers the corpus, the model
+// configuration and the pre-training settings.
+func Reference(backend compute.Backend, p Preset, bench *minibench.Bench, cacheDir string, log io.Writer) (*model.LM, string, *ReferenceInfo, error) {
+	tok := tokenizer.NewByteLevel()
+	cfg, err := model.Preset(p.Model, tok.VocabSize(), tok.BOS(), tok.EOS(), tok.PAD())
+	if err != nil {
+		return nil, "", nil, err
+	}
+	key := referenceKey{Corpus: bench.Config.CorpusFingerprint(), Model: *cfg, Pretrain: p.Pretrain, Seed: 1}
+	dir := filepath.Join(cacheDir, "reference", fmt.Sprintf("%s-%s", p.Name, hashJSON(key)))
+	infoPath := filepath.Join(dir, "reference.json")
+	if raw, err := os.ReadFile(infoPath); err == nil {
+		var info ReferenceInfo
+		if err := json.Unmarshal(raw, &info); err != nil {
+			return nil, "", nil, errors.Wrapf(err, "ablations: reading %s", infoPath)
+		}
+		if hashJSON(info.Key) != hashJSON(key) {
+			return nil, "", nil, errors.Errorf("ablations: cached reference %s was trained with a different configuration than requested "+
+				"(delete the directory to retrain)", dir)
+		}
+		lm, err := model.Load(backend, dir, dtypes.Float32)
+		if err != nil {
+			return nil, "", nil, err
+		}
+		fmt.Fprintf(log, "reference model: reusing %s\n", dir)
+		return lm, dir, &info, nil
+	}
+	fmt.Fprintf(log, "reference model: pre-training %s (%s preset) into %s\n", p.Model, p.Name, dir)
+	start := time.Now()
+	lm, err := model.New(backend, cfg, dtypes.Float32, key.Seed)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	trainSet, heldOut, err := train.PretrainData(data.CorpusStream(bench.Corpus, tok), p.Pretrain.Seq)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	tc := train.Config{Steps: p.Pretrain.Steps, BatchSize: p.Pretrain.Batch, MaxLen: p.Pretrain.Seq, BucketQuantum: p.Pretrain.Seq,
+		LR: p.Pretrain.LR, Seed: key.Seed, CheckpointEvery: 100, KeepCheckpoints: 1, OutDir: dir, LogEvery: 25}
+	tr, err := train.New(lm, tok, tc, train.Full{})
+	if err != nil {
+		return nil, "", nil, err
+	}
+	tr.Log = log
+	heldOut = limit(heldOut, 64)
+	tr.Hooks = append(tr.Hooks, train.EvalHook(lm, heldOut, 200, 32))
+	if latest, err := train.LatestCheckpoint(dir); err == nil && latest != "" {
+		if err := tr.Resume(latest); err != nil {
+			return nil, "", nil, err
+		}
+		fmt.Fprintf(log, "reference model: resuming pre-training at step %d\n", tr.Step())
+	}
+	if err := tr.Run(trainSet); err != nil {
+		return nil, "", nil, err
+	}
+	if err := lm.Save(dir, model.SaveOptions{}); err != nil {
+		return nil, "", nil, err
+	}
+	if err := tok.Save(dir); err != nil {
+		return nil, "", nil, err
+	}
+	info := &ReferenceInfo{Key: key, Seconds: time.Since(start).Seconds(), TrainTokens: p.Pretrain.Steps * p.Pretrain.Batch * p.Pretrain.Seq,
+		CreatedAt: time.Now().UTC().Format(time.RFC3339)}
+	if h := tr.History; len(h) > 0 {
+		info.FinalLoss = h[len(h)-1].Loss
+		info.HeldOutLoss = h[len(h)-1].Metrics["eval_loss"]
+	}
+	if err := writeJSON(infoPath, info); err != nil {
+		return nil, "", nil, err
+	}
+	return lm, dir, info, nil
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteBytes(path, append(b, '\n'))
+}

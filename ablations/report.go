@@ -1,0 +1,226 @@
+package ablations
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"math"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/alphatoken/alphatoken/alphatoken/diag"
+	"github.com/alphatoken/alphatoken/internal/atomicfile"
+)
+
+// Stat is a mean with its spread over seeds (sample std; NaN for one seed) and the 95% interval
+// half-width (Student t).
+type Stat struct {
+	Mean float64 `json:"mean"`
+	Std  float64 `json:"std"`
+	CI95 float64 `json:"ci95"`
+	N    int     `json:"n"`
+}
+
+func statOf(xs []float64) Stat {
+	m, s := diag.MeanStd(xs)
+	return Stat{Mean: m, Std: s, CI95: diag.CI95(xs), N: len(xs)}
+}
+
+// TableRow aggregates one suite row over its seeds.
+type TableRow struct {
+	Label       string          `json:"label"`
+	Method      string          `json:"method"`
+	Row         Row             `json:"row"`
+	Target      Stat            `json:"target"`
+	Retention   Stat            `json:"retention"`
+	Overall     Stat            `json:"overall"`
+	Probes      map[string]Stat `json:"probes"`
+	StepSeconds Stat            `json:"step_seconds"`
+	RelTime     float64         `json:"relative_time,omitempty"`
+	FisherSecs  float64         `json:"fisher_seconds,omitempty"`
+	Runs        []*RunResult    `json:"runs"`
+}
+
+// Table is a suite's results: what the Markdown, CSV and JSON files hold.
+type Table struct {
+	Suite   *Suite     `json:"suite"`
+	Preset  Preset     `json:"preset"`
+	Seeds   []int      `json:"seeds"`
+	Rows    []TableRow `json:"rows"`
+	Commit  string     `json:"commit"`
+	Date    string     `json:"date"`
+	Command string     `json:"command"`
+	Chance  map[string]float64
+}
+
+// RunSuite runs every row of s for every seed (cached runs are reused) and aggregates them.
+func (r *Runner) RunSuite(s *Suite, seeds []int) (*Table, error) {
+	t := &Table{Suite: s, Preset: r.Preset, Seeds: seeds, Commit: Commit(), Date: time.Now().UTC().Format("2006-01-02"),
+		Chance: r.Bench.Chance()}
+	total := len(s.Rows) * len(seeds)
+	done := 0
+	for _, row := range s.Rows {
+		tr := TableRow{Label: row.Label, Method: row.Method, Row: row, Probes: map[string]Stat{}}
+		var target, ret, overall, step []float64
+		probes := map[string][]float64{}
+		rowSeeds := seeds
+		if row.Method == "reference" {
+			rowSeeds = seeds[:1] // no training: one evaluation
+		}
+		for _, seed := range rowSeeds {
+			done++
+			fmt.Fprintf(r.Log, "[%s %d/%d] %s, seed %d\n", s.Name, done, total, row.Label, seed)
+			res, err := r.RunRow(row, seed)
+			if err != nil {
+				return nil, err
+			}
+			tr.Runs = append(tr.Runs, res)
+			target, ret, overall = append(target, res.Scores.Target), append(ret, res.Scores.Retention), append(overall, res.Scores.Overall)
+			for k, v := range res.Scores.Probes {
+				probes[k] = append(probes[k], v)
+			}
+			if res.StepSeconds > 0 {
+				step = append(step, res.StepSeconds)
+			}
+			tr.FisherSecs = res.FisherSeconds
+		}
+		tr.Target, tr.Retention, tr.Overall = statOf(target), statOf(ret), statOf(overall)
+		for k, v := range probes {
+			tr.Probes[k] = statOf(v)
+		}
+		if len(step) > 0 {
+			tr.StepSeconds = statOf(step)
+		}
+		t.Rows = append(t.Rows, tr)
+	}
+	if s.Baseline != "" {
+		for _, b := range t.Rows {
+			if b.Label == s.Baseline && b.StepSeconds.Mean > 0 {
+				for i := range t.Rows {
+					t.Rows[i].RelTime = t.Rows[i].StepSeconds.Mean / b.StepSeconds.Mean
+				}
+			}
+		}
+	}
+	return t, nil
+}
+
+func fmtStat(s Stat) string {
+	if s.N == 0 {
+		return "–"
+	}
+	if s.N < 2 || math.IsNaN(s.Std) {
+		return fmt.Sprintf("%.1f", s.Mean)
+	}
+	return fmt.Sprintf("%.1f ± %.1f", s.Mean, s.Std)
+}
+
+var probeLabels = map[string]string{"arc": "ARC (mc)", "hellaswag": "HellaSwag (mc)", "mmlu": "MMLU (mc)", "gsm": "GSM (gen)"}
+
+// Markdown renders the table with its provenance.
+func (t *Table) Markdown() string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "### %s\n\n", t.Suite.Title)
+	if t.Suite.Note != "" {
+		fmt.Fprintf(&sb, "%s\n\n", t.Suite.Note)
+	}
+	head := []string{"Method", "Retention avg"}
+	for _, p := range ProbeNames {
+		head = append(head, probeLabels[p])
+	}
+	head = append(head, "Target ("+t.Preset.Target+" pass@1)", "Overall", "s/step")
+	rel := t.Suite.Baseline != ""
+	if rel {
+		head = append(head, "Relative time")
+	}
+	fmt.Fprintf(&sb, "| %s |\n|%s\n", strings.Join(head, " | "), strings.Repeat("---|", len(head)))
+	for _, r := range t.Rows {
+		cells := []string{r.Label, fmtStat(r.Retention)}
+		for _, p := range ProbeNames {
+			cells = append(cells, fmtStat(r.Probes[p]))
+		}
+		step := "–"
+		if r.StepSeconds.N > 0 {
+			step = fmt.Sprintf("%.2f", r.StepSeconds.Mean)
+		}
+		cells = append(cells, fmtStat(r.Target), fmtStat(r.Overall), step)
+		if rel {
+			cells = append(cells, fmt.Sprintf("%.2f", r.RelTime))
+		}
+		fmt.Fprintf(&sb, "| %s |\n", strings.Join(cells, " | "))
+	}
+	p := t.Preset
+	fmt.Fprintf(&sb, "\nScores in %%, mean ± std over seeds %v (n = %d per trained row; the reference row is one evaluation). "+
+		"Chance: ARC/HellaSwag/MMLU %.0f%%, GSM and target 0%%. Preset %q: %s model pre-trained %d steps; SFT %d steps × %d sequences, lr %.0e; "+
+		"ρ %.2g, λ %.2g, W %d, K %d, B_val %d, ValRefresh %d, %s Fisher from %d prompts; evaluation on %s items. Commit %s, %s.\n",
+		t.Seeds, len(t.Seeds), 100*t.Chance["arc"], p.Name, p.Model, p.Pretrain.Steps, p.SFT.Steps, p.SFT.Batch, p.SFT.LR,
+		p.Valuation.Rho, p.Valuation.Lambda, p.Valuation.Window, p.Valuation.Blocks, p.Valuation.ValExamples, p.Valuation.ValRefresh,
+		p.Valuation.Fisher, p.Valuation.FisherPrompts, evalSize(p.Eval), t.Commit, t.Date)
+	if t.Command != "" {
+		fmt.Fprintf(&sb, "Regenerate: `%s`\n", t.Command)
+	}
+	return sb.String()
+}
+
+func evalSize(e EvalOptions) string {
+	probe, target := "all", "all"
+	if e.MaxProbeItems > 0 {
+		probe = fmt.Sprint(e.MaxProbeItems)
+	}
+	if e.MaxTargetItems > 0 {
+		target = fmt.Sprint(e.MaxTargetItems)
+	}
+	return fmt.Sprintf("%s per probe, %s target", probe, target)
+}
+
+// CSV renders one line per row with means, stds and n.
+func (t *Table) CSV() string {
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	head := []string{"suite", "label", "method", "n", "retention_mean", "retention_std"}
+	for _, p := range ProbeNames {
+		head = append(head, p+"_mean", p+"_std")
+	}
+	head = append(head, "target_mean", "target_std", "overall_mean", "overall_std", "step_seconds", "relative_time", "commit", "date")
+	_ = w.Write(head)
+	for _, r := range t.Rows {
+		f := func(x float64) string { return fmt.Sprintf("%.4f", x) }
+		rec := []string{t.Suite.Name, r.Label, r.Method, fmt.Sprint(r.Overall.N), f(r.Retention.Mean), f(r.Retention.Std)}
+		for _, p := range ProbeNames {
+			rec = append(rec, f(r.Probes[p].Mean), f(r.Probes[p].Std))
+		}
+		rec = append(rec, f(r.Target.Mean), f(r.Target.Std), f(r.Overall.Mean), f(r.Overall.Std), f(r.StepSeconds.Mean), f(r.RelTime), t.Commit, t.Date)
+		_ = w.Write(rec)
+	}
+	w.Flush()
+	return buf.String()
+}
+
+// Write stores <dir>/<suite>.md, .csv and .json.
+func (t *Table) Write(dir string) error {
+	base := filepath.Join(dir, t.Suite.Name)
+	if err := atomicfile.WriteBytes(base+".md", []byte(t.Markdown())); err != nil {
+		return err
+	}
+	if err := atomicfile.WriteBytes(base+".csv", []byte(t.CSV())); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(t, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteBytes(base+".json", append(b, '\n'))
+}
+
+// MarshalJSON writes NaN spreads (a single seed) as null.
+func (s Stat) MarshalJSON() ([]byte, error) {
+	f := func(x float64) any {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil
+		}
+		return x
+	}
+	return json.Marshal(map[string]any{"mean": f(s.Mean), "std": f(s.Std), "ci95": f(s.CI95), "n": s.N})
+}

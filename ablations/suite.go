@@ -1,0 +1,161 @@
+package ablations
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/pkg/errors"
+
+	"github.com/alphatoken/alphatoken/alphatoken/train"
+)
+
+// Overrides change the valuation settings of one run relative to the preset (nil: keep).
+type Overrides struct {
+	Rho         *float64 `json:"rho,omitempty"`
+	Lambda      *float64 `json:"lambda,omitempty"`
+	Window      *int     `json:"window,omitempty"`
+	K           *int     `json:"k,omitempty"`
+	ValExamples *int     `json:"val_examples,omitempty"`
+	ValRefresh  *int     `json:"val_refresh,omitempty"`
+	Fisher      *string  `json:"fisher,omitempty"`    // none, diag, kfac
+	Normalize   *string  `json:"normalize,omitempty"` // zscore, none
+}
+
+// Row is one line of a table: a method with overrides, run once per seed.
+type Row struct {
+	Label  string `json:"label"`
+	Method string `json:"method"` // a train.MethodNames entry, or "reference" (the model before SFT)
+	Overrides
+}
+
+// Sweep varies one parameter around the preset's defaults (the sensitivity table).
+type Sweep struct {
+	Param  string    `json:"param"` // rho, lambda, window, k, val_examples, val_refresh
+	Method string    `json:"method"`
+	Values []float64 `json:"values"`
+}
+
+// Suite is one table: rows (or sweeps that expand into rows), run for every seed.
+type Suite struct {
+	Name   string  `json:"name"`
+	Title  string  `json:"title"`
+	Note   string  `json:"note,omitempty"`
+	Rows   []Row   `json:"rows,omitempty"`
+	Sweeps []Sweep `json:"sweeps,omitempty"`
+	// Baseline labels the row that the "relative time" column divides by (optional).
+	Baseline string `json:"baseline,omitempty"`
+}
+
+//go:embed suites/*.json
+var builtinSuites embed.FS
+
+// SuiteNames lists the suites shipped in ablations/suites.
+func SuiteNames() []string {
+	entries, _ := builtinSuites.ReadDir("suites")
+	var names []string
+	for _, e := range entries {
+		names = append(names, strings.TrimSuffix(e.Name(), ".json"))
+	}
+	return names
+}
+
+// LoadSuite reads a suite by builtin name or from a file. Unknown fields are errors that name the
+// field and its line.
+func LoadSuite(nameOrPath string) (*Suite, error) {
+	var raw []byte
+	var src string
+	var err error
+	if strings.HasSuffix(nameOrPath, ".json") || strings.ContainsRune(nameOrPath, os.PathSeparator) {
+		src = nameOrPath
+		raw, err = os.ReadFile(nameOrPath)
+	} else {
+		src = filepath.Join("ablations", "suites", nameOrPath+".json")
+		raw, err = builtinSuites.ReadFile("suites/" + nameOrPath + ".json")
+		if err != nil {
+			return nil, errors.Errorf("ablations: unknown suite %q (builtin: %s; or give a .json file)", nameOrPath, strings.Join(SuiteNames(), ", "))
+		}
+	}
+	if err != nil {
+		return nil, errors.Wrapf(err, "ablations: reading suite %s", src)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	var s Suite
+	if err := dec.Decode(&s); err != nil {
+		if m := regexp.MustCompile(`unknown field "([^"]+)"`).FindStringSubmatch(err.Error()); m != nil {
+			return nil, errors.Errorf("%s:%d: unknown field %q", src, lineOf(raw, `"`+m[1]+`"`), m[1])
+		}
+		if se, ok := err.(*json.SyntaxError); ok {
+			return nil, errors.Errorf("%s:%d: %v", src, bytes.Count(raw[:se.Offset], []byte("\n"))+1, err)
+		}
+		return nil, errors.Wrapf(err, "ablations: parsing suite %s", src)
+	}
+	if err := s.expand(src); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+func lineOf(raw []byte, needle string) int {
+	i := bytes.Index(raw, []byte(needle))
+	if i < 0 {
+		return 0
+	}
+	return bytes.Count(raw[:i], []byte("\n")) + 1
+}
+
+// expand turns sweeps into rows and validates every row.
+func (s *Suite) expand(src string) error {
+	if s.Name == "" {
+		return errors.Errorf("%s: a suite needs a \"name\"", src)
+	}
+	for _, sw := range s.Sweeps {
+		for _, v := range sw.Values {
+			r := Row{Method: sw.Method, Label: fmt.Sprintf("%s=%g", sw.Param, v)}
+			f, i := v, int(v)
+			switch sw.Param {
+			case "rho":
+				r.Rho = &f
+			case "lambda":
+				r.Lambda = &f
+			case "window":
+				r.Window = &i
+			case "k":
+				r.K = &i
+			case "val_examples":
+				r.ValExamples = &i
+			case "val_refresh":
+				r.ValRefresh = &i
+			default:
+				return errors.Errorf("%s: sweep over unknown parameter %q (rho, lambda, window, k, val_examples, val_refresh)", src, sw.Param)
+			}
+			s.Rows = append(s.Rows, r)
+		}
+	}
+	if len(s.Rows) == 0 {
+		return errors.Errorf("%s: suite %q has no rows", src, s.Name)
+	}
+	for i, r := range s.Rows {
+		known := r.Method == "reference"
+		for _, m := range train.MethodNames {
+			known = known || m == r.Method
+		}
+		if !known {
+			return errors.Errorf("%s: row %d (%q): unknown method %q (known: reference, %s)", src, i+1, r.Label, r.Method,
+				strings.Join(train.MethodNames, ", "))
+		}
+		if r.Label == "" {
+			s.Rows[i].Label = r.Method
+		}
+		if r.Fisher != nil && *r.Fisher != "none" && *r.Fisher != "diag" && *r.Fisher != "kfac" {
+			return errors.Errorf("%s: row %q: unknown fisher %q (none, diag, kfac)", src, r.Label, *r.Fisher)
+		}
+	}
+	return nil
+}

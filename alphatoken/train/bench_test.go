@@ -1,0 +1,239 @@
+package train
+
+import (
+	"bufio"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/alphatoken/alphatoken/alphatoken"
+	"github.com/alphatoken/alphatoken/alphatoken/data"
+	"github.com/alphatoken/alphatoken/model"
+	"github.com/alphatoken/alphatoken/model/tokenizer"
+)
+
+// Benchmark settings (environment overrides make quicker runs possible):
+//
+//	ALPHATOKEN_BENCH_PRESET (deep12), ALPHATOKEN_BENCH_BATCH (32 = B_val), ALPHATOKEN_BENCH_T (128),
+//	ALPHATOKEN_BENCH_STEPS (4, timed steps per configuration).
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+func envStr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// benchSetup builds the benchmark model, synthetic SFT data (prompt T/4, response 3T/4) and, for
+// the valuation, θ_ref (= the model) and a positive random diagonal Fisher.
+type benchSetup struct {
+	lm       *model.LM
+	examples []data.Example
+	fisher   *alphatoken.Fisher
+	batch, t int
+}
+
+func newBenchSetup(b testing.TB) *benchSetup {
+	preset := envStr("ALPHATOKEN_BENCH_PRESET", "deep12")
+	batch, t := envInt("ALPHATOKEN_BENCH_BATCH", 32), envInt("ALPHATOKEN_BENCH_T", 128)
+	tok := tokenizer.NewByteLevel()
+	cfg, err := model.Preset(preset, tok.VocabSize(), tok.BOS(), tok.EOS(), tok.PAD())
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.MaxPositions = max(cfg.MaxPositions, t)
+	lm, err := model.New(testBackend(b), cfg, dtypes.Float32, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 1))
+	exs := make([]data.Example, 4*batch)
+	for i := range exs {
+		ids := make([]int, t)
+		for j := range ids {
+			ids[j] = 'a' + rng.IntN(26)
+		}
+		exs[i] = data.Example{IDs: ids, PromptLen: t / 4}
+	}
+	f := &alphatoken.Fisher{Kind: alphatoken.FisherDiag, Blocks: 3, Diag: map[string]*tensors.Tensor{}}
+	for _, l := range alphatoken.ScoredLayers(cfg, 3) {
+		vals := make([]float64, l.Out*l.In)
+		for i := range vals {
+			vals[i] = rng.Float64()
+		}
+		f.Diag[l.Name], _ = model.TensorFromFloat64(vals, dtypes.Float32, l.Out, l.In)
+	}
+	return &benchSetup{lm: lm, examples: exs, fisher: f, batch: batch, t: t}
+}
+
+// trainer makes a trainer for a method variant: "plain", or "alphatoken"/an ablation with a refresh.
+func (s *benchSetup) trainer(b testing.TB, variant string, refresh int) (*Trainer, *Selected) {
+	cfg := DefaultConfig(1000)
+	cfg.BatchSize, cfg.MaxLen, cfg.BucketQuantum, cfg.Quiet, cfg.LogEvery = s.batch, s.t, s.t, true, 1000
+	if variant == "plain" {
+		tr, err := New(s.lm, nil, cfg, Full{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return tr, nil
+	}
+	ref, err := s.lm.Clone()
+	if err != nil {
+		b.Fatal(err)
+	}
+	vc := alphatoken.DefaultConfig()
+	vc.ValRefresh, vc.ValExamples = refresh, s.batch
+	vc, err = alphatoken.Variant(variant, vc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	v, err := alphatoken.NewValuer(s.lm, ref, s.fisher, s.examples[:s.batch], vc, s.batch*s.t)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := NewSelected(variant, v)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tr, err := New(s.lm, nil, cfg, m)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return tr, m
+}
+
+// timeSteps runs one warm-up step, then n timed steps (Prepare included: the validation gradient
+// is part of the step's cost), and returns seconds per step.
+func timeSteps(b testing.TB, tr *Trainer, exs []data.Example, n int) float64 {
+	if err := tr.RunUntil(exs, tr.Step()+1); err != nil {
+		b.Fatal(err)
+	}
+	t0 := time.Now()
+	if err := tr.RunUntil(exs, tr.Step()+n); err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(t0).Seconds() / float64(n)
+}
+
+// BenchmarkAlphaTokenStep measures, in one run, one AlphaToken SFT step against one plain SFT step
+// on a 12-block model (deep12: d 256, 12 blocks) with K = 3, batch = B_val = 32 sequences of 128
+// tokens, at ValRefresh 1 and 4; and the parts of the step: the validation gradient (timed on its
+// own), the diagonal pass (full − causal-only, less the direct contractions) and the causal path
+// (full − direct-only). Ratios are taken within the run.
+//
+//	GOEXPERIMENT=simd go test ./alphatoken/train -run '^$' -bench AlphaTokenStep -benchtime 1x -timeout 60m
+func BenchmarkAlphaTokenStep(b *testing.B) {
+	s := newBenchSetup(b)
+	n := envInt("ALPHATOKEN_BENCH_STEPS", 4)
+	plain, _ := s.trainer(b, "plain", 1)
+	at1, _ := s.trainer(b, "alphatoken", 1)
+	at4, m4 := s.trainer(b, "alphatoken", 4)
+	directOnly, _ := s.trainer(b, "direct-only", 1000)
+	causalOnly, _ := s.trainer(b, "causal-only", 1000)
+	full0, _ := s.trainer(b, "alphatoken", 1000)
+	b.ResetTimer()
+	tPlainA := timeSteps(b, plain, s.examples, n)
+	t1 := timeSteps(b, at1, s.examples, n)
+	t4 := timeSteps(b, at4, s.examples, n)
+	tFull0 := timeSteps(b, full0, s.examples, n) // step graph only (no refresh in the timed steps)
+	tDirect := timeSteps(b, directOnly, s.examples, n)
+	tCausal := timeSteps(b, causalOnly, s.examples, n)
+	tPlainB := timeSteps(b, plain, s.examples, n)
+	var tVal float64
+	for range n {
+		t0 := time.Now()
+		if _, err := m4.Valuer.RefreshValidationGradient(); err != nil {
+			b.Fatal(err)
+		}
+		tVal += time.Since(t0).Seconds() / float64(n)
+	}
+	b.StopTimer()
+	tPlain := (tPlainA + tPlainB) / 2
+	b.ReportMetric(t1/tPlain, "ratio-refresh1")
+	b.ReportMetric(t4/tPlain, "ratio-refresh4")
+	b.ReportMetric(tPlain, "plain-s/step")
+	b.ReportMetric(t1, "alphatoken1-s/step")
+	b.ReportMetric(t4, "alphatoken4-s/step")
+	over := t1 - tPlain
+	causal := tFull0 - tDirect
+	diag := tFull0 - tCausal
+	rest := tFull0 - tPlain - causal - diag
+	b.Logf("config: %s, K=3, batch %d × %d tokens, %d timed steps each, simd=%v", envStr("ALPHATOKEN_BENCH_PRESET", "deep12"),
+		s.batch, s.t, n, model.SIMD())
+	b.Logf("plain step %.2fs (%.2f before, %.2f after); AlphaToken step %.2fs at ValRefresh 1 (%.2fx), %.2fs at ValRefresh 4 (%.2fx)",
+		tPlain, tPlainA, tPlainB, t1, t1/tPlain, t4, t4/tPlain)
+	b.Logf("overhead at ValRefresh 1: %.2fs = validation gradient %.2fs (%.0f%%) + in-step valuation %.2fs", over, tVal, 100*tVal/over, tFull0-tPlain)
+	b.Logf("in-step valuation %.2fs: diagonal pass + direct contractions %.2fs, causal path + its contractions %.2fs, shared (taps, masks, combination) %.2fs",
+		tFull0-tPlain, diag, causal, rest)
+}
+
+// TestPeakMemoryProbe runs when ALPHATOKEN_MEMPROBE is "plain" or "alphatoken": two steps of that
+// kind, then it prints the process's peak resident memory (VmHWM). BenchmarkPeakMemory runs it in
+// fresh processes, so each figure is that step's own high-water mark.
+func TestPeakMemoryProbe(t *testing.T) {
+	kind := os.Getenv("ALPHATOKEN_MEMPROBE")
+	if kind == "" {
+		t.Skip("run by BenchmarkPeakMemory")
+	}
+	s := newBenchSetup(t)
+	tr, _ := s.trainer(t, kind, 1)
+	if err := tr.RunUntil(s.examples, 2); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("VmHWM_KB=%d\n", vmHWM())
+}
+
+func vmHWM() int {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "VmHWM:") {
+			n, _ := strconv.Atoi(strings.Fields(sc.Text())[1])
+			return n
+		}
+	}
+	return -1
+}
+
+// BenchmarkPeakMemory reports the peak resident memory of a plain and of an AlphaToken SFT step
+// (same model and batch as BenchmarkAlphaTokenStep), each measured in a fresh process.
+//
+//	GOEXPERIMENT=simd go test ./alphatoken/train -run '^$' -bench PeakMemory -benchtime 1x -timeout 30m
+func BenchmarkPeakMemory(b *testing.B) {
+	res := map[string]float64{}
+	for _, kind := range []string{"plain", "alphatoken"} {
+		cmd := exec.Command(os.Args[0], "-test.run", "^TestPeakMemoryProbe$", "-test.count", "1")
+		cmd.Env = append(os.Environ(), "ALPHATOKEN_MEMPROBE="+kind)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			b.Fatalf("%s probe: %v\n%s", kind, err, out)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmHWM_KB="); ok {
+				kb, _ := strconv.Atoi(v)
+				res[kind] = float64(kb) / 1024
+			}
+		}
+	}
+	b.ReportMetric(res["plain"], "plain-MiB")
+	b.ReportMetric(res["alphatoken"], "alphatoken-MiB")
+	b.ReportMetric(res["alphatoken"]/res["plain"], "ratio")
+}
