@@ -32,10 +32,10 @@ func TestSuiteErrors(t *testing.T) {
 	dir := t.TempDir()
 	cases := map[string]string{
 		"{\n  \"name\": \"x\",\n  \"rows\": [\n    {\"method\": \"full\", \"lamda\": 2}\n  ]\n}": `:4: unknown field "lamda"`,
-		`{"name": "x", "rows": [{"method": "fancy"}]}`:                                         `unknown method "fancy"`,
-		`{"name": "x"}`:                                                                          "has no rows",
-		`{"name": "x", "rows": [{"method": "alphatoken", "fisher": "full"}]}`:                    `unknown fisher "full"`,
-		"{\n\"name\": \"x\",\n\"rows\": [}":                                                      ".json:3:",
+		`{"name": "x", "rows": [{"method": "fancy"}]}`:                                           `unknown method "fancy"`,
+		`{"name": "x"}`: "has no rows",
+		`{"name": "x", "rows": [{"method": "alphatoken", "fisher": "full"}]}`: `unknown fisher "full"`,
+		"{\n\"name\": \"x\",\n\"rows\": [}":                                   ".json:3:",
 	}
 	for content, want := range cases {
 		p := filepath.Join(dir, "s.json")

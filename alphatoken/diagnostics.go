@@ -82,7 +82,7 @@ func ValuePropagationPairs(lm *model.LM, examples []data.Example, k, n int, seed
 // pairTaps holds, per tapped block, probs [b,h,t,t], values [b,t,k,e], head outputs and their
 // gradients [b,t,h,e], flattened.
 type pairTaps struct {
-	vals          [][]float64
+	vals         [][]float64
 	t, nh, nk, e int
 }
 
