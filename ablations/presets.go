@@ -47,7 +47,7 @@ var Presets = map[string]Preset{
 		v.FisherPrompts, v.FisherMaxNewTokens = 128, 64
 		return Preset{Name: "mini", Model: "mini", Bench: minibench.DefaultConfig(),
 			Pretrain:  PretrainSettings{Steps: 400, Batch: 16, Seq: 128, LR: 2e-3},
-			SFT:       SFTSettings{Steps: 100, Batch: 16, MaxLen: 160, LR: 1e-3, CheckpointEvery: 50},
+			SFT:       SFTSettings{Steps: 300, Batch: 16, MaxLen: 192, LR: 1e-3, CheckpointEvery: 50},
 			Valuation: v, Eval: EvalOptions{MaxProbeItems: 100, MaxTargetItems: 100, BatchSize: 50}, Target: minibench.TargetCode}
 	}(),
 	"small": func() Preset {
@@ -57,7 +57,7 @@ var Presets = map[string]Preset{
 		v.FisherPrompts, v.FisherMaxNewTokens = 256, 64
 		return Preset{Name: "small", Model: "small", Bench: b,
 			Pretrain:  PretrainSettings{Steps: 2500, Batch: 16, Seq: 128, LR: 1e-3},
-			SFT:       SFTSettings{Steps: 300, Batch: 16, MaxLen: 160, LR: 5e-4, CheckpointEvery: 50},
+			SFT:       SFTSettings{Steps: 400, Batch: 16, MaxLen: 192, LR: 1e-3, CheckpointEvery: 50},
 			Valuation: v, Eval: EvalOptions{BatchSize: 50}, Target: minibench.TargetCode}
 	}(),
 }

@@ -101,8 +101,8 @@ func TestCorpusIndependentOfOtherSizes(t *testing.T) {
 // change, bump GeneratorVersion and update both constants.
 func TestGoldenOutput(t *testing.T) {
 	const (
-		wantFingerprint = "3e7c0484057d2bf9"
-		wantHash        = "b2f0dc75e24ea769"
+		wantFingerprint = "e49d0d0d601d0847"
+		wantHash        = "1c799a1264d77580"
 	)
 	b, _ := defaultBuild(t)
 	files := serialize(t, b)
@@ -231,7 +231,7 @@ func TestSplitsDisjoint(t *testing.T) {
 				t.Errorf("%s: test family %s never trained", tg.Name, it.Family)
 			}
 		}
-		if tg.Name == TargetCode && len(fams) != len(codeFamilies) || tg.Name == TargetMath && len(fams) != len(mathFamilies) {
+		if tg.Name == TargetCode && len(fams) != len(codeFamiliesFor(b.Config.CodeStyle)) || tg.Name == TargetMath && len(fams) != len(mathFamilies) {
 			t.Errorf("%s: test covers %d families", tg.Name, len(fams))
 		}
 		t.Logf("%s test families: %v", tg.Name, fams)
@@ -280,11 +280,15 @@ func TestLengthsAndASCII(t *testing.T) {
 		}
 	}
 	// Every key of every family fits, not only the sampled ones.
-	for _, f := range codeTaskFamilies() {
+	for _, f := range append(codeTaskFamilies(), opsTaskFamilies()...) {
+		limit := 60
+		if strings.HasPrefix(f.name, "ops") {
+			limit = 70
+		}
 		for _, k := range f.keys {
 			for ph := 0; ph < f.phrases; ph++ {
 				it := f.build(k, ph)
-				if len(it.prompt)+len(it.response) > MaxTargetBytes || len(it.response) > 60 {
+				if len(it.prompt)+len(it.response) > MaxTargetBytes || len(it.response) > limit {
 					t.Fatalf("code %s %v: %d bytes: %q", f.name, k, len(it.prompt)+len(it.response), it.prompt+it.response)
 				}
 			}
@@ -309,6 +313,59 @@ func TestTargetsOutOfCorpus(t *testing.T) {
 			t.Errorf("corpus contains the target marker %q %d times", marker, n)
 		}
 	}
+}
+
+// TestOpsSemanticsAndMutants: opsApply agrees with the interpreter on every ops program, and
+// replacing one operation by another is rejected by the hidden tests unless the two sequences
+// really agree on them.
+func TestOpsSemanticsAndMutants(t *testing.T) {
+	rejected, total := 0, 0
+	for _, f := range opsTaskFamilies() {
+		for _, k := range f.keys {
+			it := f.build(k, 0)
+			want := opsApply(k, opsTestInputs)
+			for i, tc := range it.tests {
+				if tc.Want != want[i] {
+					t.Fatalf("%v: interpreter %d, opsApply %d at x=%d", k, tc.Want, want[i], tc.X)
+				}
+			}
+			if len(k) == 3 {
+				continue // pairs suffice for the mutant statistics
+			}
+			for pos := range k {
+				for o := range codeOps {
+					if o == k[pos] {
+						continue
+					}
+					m := append([]int(nil), k...)
+					m[pos] = o
+					mut := f.build(m, 0)
+					total++
+					if !JudgeCode(it.tests, mut.response) {
+						rejected++
+					} else if got := opsApply(m, opsTestInputs); !int64sEqual(got, want) {
+						t.Fatalf("%v -> %v passes but differs", k, m)
+					}
+				}
+			}
+		}
+	}
+	if float64(rejected) < 0.95*float64(total) {
+		t.Fatalf("only %d of %d single-operation mutants are rejected", rejected, total)
+	}
+	t.Logf("%d of %d single-operation mutants rejected", rejected, total)
+}
+
+func int64sEqual(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func TestCodeReferencesAndMutants(t *testing.T) {

@@ -56,7 +56,7 @@
 //   - All text is ASCII. Corpus documents are at most MaxDocBytes (256)
 //     bytes with no blank line; MC context+choice at most MaxMCBytes (128);
 //     gsm prompt+solution at most MaxGSMBytes (192); target prompt+response
-//     at most MaxTargetBytes (128), code responses at most 60 bytes.
+//     at most MaxTargetBytes (160), code responses at most 60 bytes (expressions style) or 70 (ops).
 //
 // # Changing the generator
 //

@@ -118,7 +118,7 @@ func (b *Bench) manifest() Manifest {
 }
 
 // MaxTargetBytes bounds len(Prompt)+len(Response) of every target example.
-const MaxTargetBytes = 128
+const MaxTargetBytes = 160
 
 func writeJSONL[T any](path string, items []T) error {
 	return writeAtomic(path, func(w *bufio.Writer) error {
