@@ -23,7 +23,7 @@ func TestBuiltinSuites(t *testing.T) {
 		}
 	}
 	s, _ := LoadSuite("sensitivity")
-	if len(s.Rows) != 15 || s.Rows[0].Rho == nil || *s.Rows[0].Rho != 0.25 {
+	if len(s.Rows) != 17 || s.Rows[0].Rho == nil || *s.Rows[0].Rho != 0.25 {
 		t.Fatalf("sensitivity sweeps expanded to %d rows", len(s.Rows))
 	}
 }

@@ -248,7 +248,7 @@ func (r *Runner) execute(cfg RunConfig, dir string) (*RunResult, error) {
 		}
 		method = selected
 	}
-	tc := train.Config{Steps: cfg.SFT.Steps, BatchSize: cfg.SFT.Batch, MaxLen: cfg.SFT.MaxLen, LR: cfg.SFT.LR,
+	tc := train.Config{Steps: cfg.SFT.Steps, BatchSize: cfg.SFT.Batch, MaxLen: cfg.SFT.MaxLen, BucketQuantum: 16, LR: cfg.SFT.LR,
 		Seed: cfg.Seed, CheckpointEvery: cfg.SFT.CheckpointEvery, KeepCheckpoints: 1, OutDir: dir, LogEvery: 10}
 	tr, err := train.New(lm, r.Tok, tc, method)
 	if err != nil {

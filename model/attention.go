@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph"
 )
 
@@ -53,14 +54,13 @@ func attention(cfg *Config, w *BlockWeights, a *Node, rope *rope, diagonal bool,
 	}
 	// Q:[b·k, g·t, e] x K:[b·k, s, e] -> [b·k, g·t, s]
 	scores := DotGeneral(qh, []int{2}, []int{0}, kScores, []int{2}, []int{0})
-	scores = Reshape(scores, b*nk, ng, t, t)
-	eye := eyeMask(a.Graph(), t) // [1, 1, t, s]
 	if diagonal {
 		// + δ_{rc} q_r·(k_r − sg(k_r)): zero in value, carries the diagonal key gradient.
 		dk := Sub(kh, StopGradient(kh))                                           // [b·k, t, e]
 		qdk := ReduceSum(Mul(Reshape(qh, b*nk, ng, t, e), InsertAxes(dk, 1)), -1) // [b·k, g, t]
-		scores = Add(scores, Mul(InsertAxes(qdk, -1), ConvertDType(eye, scores.DType())))
+		scores = Add(scores, Reshape(diagEmbed(Reshape(qdk, b*nk*ng, t)), b*nk, ng*t, t))
 	}
+	scores = Reshape(scores, b*nk, ng, t, t)
 	scores = MulScalar(scores, 1/math.Sqrt(float64(e)))
 	probs := causalSoftmax(scores) // [b·k, g, t, s]
 	if taps != nil {
@@ -76,8 +76,8 @@ func attention(cfg *Config, w *BlockWeights, a *Node, rope *rope, diagonal bool,
 	u := DotGeneral(probs, []int{2}, []int{0}, vValues, []int{1}, []int{0})
 	if diagonal {
 		// + A_{r,r} (v_r − sg(v_r)): zero in value, carries the diagonal value gradient.
-		aDiag := ReduceSum(Mul(Reshape(probs, b*nk, ng, t, t), ConvertDType(eye, probs.DType())), -1) // [b·k, g, t]
-		dv := InsertAxes(Sub(vh, StopGradient(vh)), 1)                                                // [b·k, 1, t, e]
+		aDiag := Reshape(diagOf(Reshape(probs, b*nk*ng, t, t)), b*nk, ng, t) // [b·k, g, t]: A_{r,r}
+		dv := InsertAxes(Sub(vh, StopGradient(vh)), 1)                         // [b·k, 1, t, e]
 		u = Add(u, Reshape(Mul(InsertAxes(aDiag, -1), dv), b*nk, ng*t, e))
 	}
 	if taps != nil {
@@ -107,7 +107,19 @@ func causalSoftmax(scores *Node) *Node {
 	return probs
 }
 
-// eyeMask is the identity [1, 1, t, t] as booleans converted by the caller.
-func eyeMask(g *Graph, t int) *Node {
-	return InsertAxes(Diagonal(g, t), 0, 0)
+// diagOf returns x[b, r, r] for x [b, t, t] as [b, t]: a strided slice of the flattened
+// matrix (every (t+1)-th element), O(b·t) rather than a masked O(b·t²) reduction.
+func diagOf(x *Node) *Node {
+	d := x.Shape().Dimensions
+	b, t := d[0], d[1]
+	return Slice(Reshape(x, b, t*t), AxisRange(), AxisRange().Stride(t+1))
+}
+
+// diagEmbed returns [b, t, t] with v [b, t] on the diagonal and zeros elsewhere: appending t zeros
+// to each element and reading the result as t rows of t puts v_r at (r, r).
+func diagEmbed(v *Node) *Node {
+	d := v.Shape().Dimensions
+	b, t := d[0], d[1]
+	padded := Concatenate([]*Node{InsertAxes(v, -1), Zeros(v.Graph(), shapes.Make(v.DType(), b, t, t))}, -1) // [b, t, t+1]
+	return Reshape(Slice(Reshape(padded, b, t*(t+1)), AxisRange(), AxisRange(0, t*t)), b, t, t)
 }

@@ -21,9 +21,9 @@ type GenerateOptions struct {
 	Stop         []int   // generation of a sequence ends after any of these ids (it is kept in the output)
 	// StopFunc, if set, is asked after every new token whether prompt i's generation (so far, prompt
 	// excluded) is complete, e.g. a text-based stop rule.
-	StopFunc func(prompt int, generated []int) bool
-	Seed         uint64  // sampling is a pure function of (Seed, prompt index)
-	BatchSize    int     // prompts per forward pass (default 16)
+	StopFunc  func(prompt int, generated []int) bool
+	Seed      uint64 // sampling is a pure function of (Seed, prompt index)
+	BatchSize int    // prompts per forward pass (default 16)
 	// Quantum rounds the working length up to a multiple of it, bounding the compiled shapes (default 32).
 	Quantum int
 	// NoCache re-runs the whole causal forward pass for every new token instead of decoding with the
