@@ -2,6 +2,7 @@ package ablations
 
 import (
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,6 +93,13 @@ func TestRunnerCachesAndTables(t *testing.T) {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}
+	}
+	back, err := LoadTable(filepath.Join(out, "t.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Rows[1].Overall.Mean != tab.Rows[1].Overall.Mean || back.Rows[0].Overall.N != 1 || !math.IsNaN(back.Rows[0].Overall.Std) {
+		t.Fatalf("table JSON round trip: %+v vs %+v", back.Rows[0].Overall, tab.Rows[0].Overall)
 	}
 	if tab.Rows[1].Overall.N != 2 || tab.Rows[0].Overall.N != 1 {
 		t.Fatalf("seed counts: %d (full), %d (reference)", tab.Rows[1].Overall.N, tab.Rows[0].Overall.N)

@@ -2,6 +2,10 @@ package ablations
 
 import (
 	"bytes"
+	"os"
+
+	"github.com/pkg/errors"
+
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -223,4 +227,36 @@ func (s Stat) MarshalJSON() ([]byte, error) {
 		return x
 	}
 	return json.Marshal(map[string]any{"mean": f(s.Mean), "std": f(s.Std), "ci95": f(s.CI95), "n": s.N})
+}
+
+// LoadTable reads a table written by Table.Write (<suite>.json).
+func LoadTable(path string) (*Table, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, errors.Wrapf(err, "ablations: reading %s", path)
+	}
+	var t Table
+	if err := json.Unmarshal(raw, &t); err != nil {
+		return nil, errors.Wrapf(err, "ablations: parsing %s", path)
+	}
+	return &t, nil
+}
+
+// UnmarshalJSON reads a Stat whose undefined spreads were written as null.
+func (s *Stat) UnmarshalJSON(b []byte) error {
+	var m struct {
+		Mean, Std, CI95 *float64
+		N               int
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	val := func(p *float64) float64 {
+		if p == nil {
+			return math.NaN()
+		}
+		return *p
+	}
+	s.Mean, s.Std, s.CI95, s.N = val(m.Mean), val(m.Std), val(m.CI95), m.N
+	return nil
 }

@@ -351,3 +351,53 @@ func Commit() string {
 	}
 	return c
 }
+
+// TrainExamples, ValExamples and FisherPromptIDs expose the preset's encoded target data.
+func (r *Runner) TrainExamples() []data.Example { return r.train }
+func (r *Runner) ValExamples() []data.Example   { return r.val }
+func (r *Runner) FisherPromptIDs() [][]int      { return r.fisherPrompts }
+
+// FineTune trains a fresh copy of the reference model with a method for a given number of steps
+// (the preset's other SFT settings), without caching: for notebooks and diagnostics that need a
+// model drifted from the reference quickly. The Fisher, if the method needs one, comes from the cache.
+func (r *Runner) FineTune(method string, steps int, seed uint64) (*model.LM, error) {
+	cfg, err := r.resolve(Row{Label: method, Method: method}, int(seed))
+	if err != nil {
+		return nil, err
+	}
+	lm, err := r.Ref.Clone()
+	if err != nil {
+		return nil, err
+	}
+	var m train.Method = train.Full{}
+	switch method {
+	case "full":
+	case "random":
+		if m, err = train.NewRandom(cfg.Rho); err != nil {
+			return nil, err
+		}
+	default:
+		v := *cfg.Valuation
+		var f *alphatoken.Fisher
+		if v.Stability && v.Fisher != alphatoken.FisherNone {
+			if f, _, err = r.Fisher(v, 1); err != nil {
+				return nil, err
+			}
+		}
+		valuer, err := alphatoken.NewValuer(lm, r.Ref, f, r.val, v, 0)
+		if err != nil {
+			return nil, err
+		}
+		if m, err = train.NewSelected(method, valuer); err != nil {
+			return nil, err
+		}
+	}
+	tc := train.Config{Steps: steps, BatchSize: cfg.SFT.Batch, MaxLen: cfg.SFT.MaxLen, BucketQuantum: 16, LR: cfg.SFT.LR,
+		Seed: seed, LogEvery: max(steps/5, 1)}
+	tr, err := train.New(lm, r.Tok, tc, m)
+	if err != nil {
+		return nil, err
+	}
+	tr.Log = r.Log
+	return lm, tr.Run(r.train)
+}
