@@ -2,6 +2,7 @@ package alphatoken
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
@@ -153,19 +154,7 @@ func (v *Valuer) setFrozen(ref *model.LM, f *Fisher) error {
 		if err != nil {
 			return errors.WithMessagef(err, "alphatoken: converting %s", name)
 		}
-		if old := v.LM.Store.GetVariable(path); old != nil {
-			if err := old.SetValue(t); err != nil {
-				return err
-			}
-			old.SetTrainable(false)
-			return nil
-		}
-		nv, err := v.LM.Store.CreateVariable(path, t)
-		if err != nil {
-			return err
-		}
-		nv.SetTrainable(false)
-		return nil
+		return model.SetFrozen(v.LM.Store, path, t)
 	}
 	for _, l := range v.Layers {
 		name := l.Name
@@ -222,7 +211,7 @@ func (v *Valuer) statePaths(mVal int) (paths []string, dims [][]int) {
 func (v *Valuer) createState(mVal int) error {
 	paths, dims := v.statePaths(mVal)
 	for i, p := range paths {
-		if old := v.LM.Store.GetVariable(p); old != nil && slicesEqual(old.Shape().Dimensions, dims[i]) {
+		if old := v.LM.Store.GetVariable(p); old != nil && slices.Equal(old.Shape().Dimensions, dims[i]) {
 			old.SetTrainable(false)
 			continue
 		}
@@ -234,33 +223,12 @@ func (v *Valuer) createState(mVal int) error {
 		if err != nil {
 			return err
 		}
-		if old := v.LM.Store.GetVariable(p); old != nil {
-			if err := old.SetValue(t); err != nil {
-				return err
-			}
-			old.SetTrainable(false)
-			continue
-		}
-		nv, err := v.LM.Store.CreateVariable(p, t)
-		if err != nil {
+		if err := model.SetFrozen(v.LM.Store, p, t); err != nil {
 			return err
 		}
-		nv.SetTrainable(false)
 	}
 	v.mVal = mVal
 	return nil
-}
-
-func slicesEqual(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // MarkRestored declares that the validation gradient was restored from a checkpoint's state.

@@ -77,7 +77,7 @@ func attention(cfg *Config, w *BlockWeights, a *Node, rope *rope, diagonal bool,
 	if diagonal {
 		// + A_{r,r} (v_r − sg(v_r)): zero in value, carries the diagonal value gradient.
 		aDiag := Reshape(diagOf(Reshape(probs, b*nk*ng, t, t)), b*nk, ng, t) // [b·k, g, t]: A_{r,r}
-		dv := InsertAxes(Sub(vh, StopGradient(vh)), 1)                         // [b·k, 1, t, e]
+		dv := InsertAxes(Sub(vh, StopGradient(vh)), 1)                       // [b·k, 1, t, e]
 		u = Add(u, Reshape(Mul(InsertAxes(aDiag, -1), dv), b*nk, ng*t, e))
 	}
 	if taps != nil {

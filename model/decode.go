@@ -101,38 +101,26 @@ func newKVCache(cfg *Config, dtype dtypes.DType, b, s int) *kvCache {
 // fill copies prefill keys/values [b, t, k, e] into positions [0, t) of the caches.
 func (c *kvCache) fill(layer int, k, v *tensors.Tensor) error {
 	t := k.Shape().Dimensions[1]
-	row := c.k * c.e
-	for _, pair := range [][2]*tensors.Tensor{{c.keys[layer], k}, {c.vals[layer], v}} {
-		var err error
-		cerr := pair[1].ConstBytes(func(src []byte) {
-			err = pair[0].MutableBytes(func(dst []byte) {
-				el := len(src) / (c.b * t * row)
-				for bi := range c.b {
-					copy(dst[(bi*c.s)*row*el:(bi*c.s+t)*row*el], src[bi*t*row*el:(bi+1)*t*row*el])
-				}
-			})
-		})
-		if cerr != nil {
-			return cerr
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return c.copyRows(layer, k, v, t, func(bi int) int { return 0 })
 }
 
 // write stores new keys/values [b, k, e] of a block at each row's position.
 func (c *kvCache) write(layer int, pos []int32, k, v *tensors.Tensor) error {
+	return c.copyRows(layer, k, v, 1, func(bi int) int { return int(pos[bi]) })
+}
+
+// copyRows copies, for every batch row bi, n positions of k and v ([b, n, k, e] in memory order)
+// into the caches starting at position at(bi).
+func (c *kvCache) copyRows(layer int, k, v *tensors.Tensor, n int, at func(bi int) int) error {
 	row := c.k * c.e
 	for _, pair := range [][2]*tensors.Tensor{{c.keys[layer], k}, {c.vals[layer], v}} {
 		var err error
 		cerr := pair[1].ConstBytes(func(src []byte) {
 			err = pair[0].MutableBytes(func(dst []byte) {
-				el := len(src) / (c.b * row)
+				el := len(src) / (c.b * n * row) // bytes per element
 				for bi := range c.b {
-					p := int(pos[bi])
-					copy(dst[(bi*c.s+p)*row*el:(bi*c.s+p+1)*row*el], src[bi*row*el:(bi+1)*row*el])
+					p := at(bi)
+					copy(dst[(bi*c.s+p)*row*el:(bi*c.s+p+n)*row*el], src[bi*n*row*el:(bi+1)*n*row*el])
 				}
 			})
 		})

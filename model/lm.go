@@ -11,6 +11,7 @@ import (
 	"github.com/gomlx/compute/dtypes/float16"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
 	gm "github.com/gomlx/gomlx/ml/model"
 	"github.com/pkg/errors"
 )
@@ -222,4 +223,22 @@ func float64ToHalf(vals []float64, flat any) error {
 		return nil
 	}
 	return errors.Errorf("model: cannot convert float64 to %T", flat)
+}
+
+// SetFrozen stores t under path as a non-trainable variable of store, creating the variable or
+// replacing its value (for optimizer state, reference weights, Fisher factors and the like).
+func SetFrozen(store *gm.Store, path string, t *tensors.Tensor) error {
+	if v := store.GetVariable(path); v != nil {
+		if err := v.SetValue(t); err != nil {
+			return errors.WithMessagef(err, "model: setting %s", path)
+		}
+		v.SetTrainable(false)
+		return nil
+	}
+	v, err := store.CreateVariable(path, t)
+	if err != nil {
+		return errors.WithMessagef(err, "model: creating %s", path)
+	}
+	v.SetTrainable(false)
+	return nil
 }

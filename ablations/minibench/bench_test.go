@@ -343,7 +343,7 @@ func TestOpsSemanticsAndMutants(t *testing.T) {
 					total++
 					if !JudgeCode(it.tests, mut.response) {
 						rejected++
-					} else if got := opsApply(m, opsTestInputs); !int64sEqual(got, want) {
+					} else if got := opsApply(m, opsTestInputs); !slices.Equal(got, want) {
 						t.Fatalf("%v -> %v passes but differs", k, m)
 					}
 				}
@@ -354,18 +354,6 @@ func TestOpsSemanticsAndMutants(t *testing.T) {
 		t.Fatalf("only %d of %d single-operation mutants are rejected", rejected, total)
 	}
 	t.Logf("%d of %d single-operation mutants rejected", rejected, total)
-}
-
-func int64sEqual(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestCodeReferencesAndMutants(t *testing.T) {

@@ -460,18 +460,9 @@ func (tr *Trainer) Resume(dir string) error {
 		return err
 	}
 	for path, t := range state {
-		if v := tr.LM.Store.GetVariable(path); v != nil {
-			if err := v.SetValue(t); err != nil {
-				return err
-			}
-			v.SetTrainable(false)
-			continue
+		if err := model.SetFrozen(tr.LM.Store, path, t); err != nil {
+			return errors.WithMessage(err, "train: restoring the trainer state")
 		}
-		v, err := tr.LM.Store.CreateVariable(path, t)
-		if err != nil {
-			return errors.WithMessagef(err, "train: restoring %s", path)
-		}
-		v.SetTrainable(false)
 	}
 	tr.step = st.Step
 	if r, ok := tr.Method.(interface{ Resumed(step int) }); ok {
