@@ -129,3 +129,80 @@ func TestRunnerCachesAndTables(t *testing.T) {
 		t.Fatalf("want a configuration-mismatch error, got %v", err)
 	}
 }
+
+// TestDiagnostics runs every MiniBench diagnostic on the tiny test preset and checks what must
+// hold whatever the model: shapes, ranges, a zero proxy without a Fisher, CKA of the reference
+// with itself.
+func TestDiagnostics(t *testing.T) {
+	Presets["test"] = testPreset()
+	defer delete(Presets, "test")
+	backend, err := model.NewBackend("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewRunner(backend, "test", t.TempDir(), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ft, err := r.FineTune("full", 3, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vp, err := r.ValuePropagation(ft, "", 300, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vp.Pairs) != 300 || vp.LowRiskShare <= 0 || vp.LowRiskShare > 1 {
+		t.Fatalf("value propagation: %d pairs, share %g", len(vp.Pairs), vp.LowRiskShare)
+	}
+	diagRes, err := r.FisherFidelity(ft, alphatoken.FisherDiag, 4, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	none, err := r.FisherFidelity(ft, alphatoken.FisherNone, 4, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(diagRes.Proxy) != len(diagRes.Oracle) || len(diagRes.Oracle) == 0 || len(none.Oracle) != len(diagRes.Oracle) {
+		t.Fatalf("fidelity lengths: %d proxy, %d oracle", len(diagRes.Proxy), len(diagRes.Oracle))
+	}
+	for i := range none.Proxy {
+		if none.Proxy[i] != 0 {
+			t.Fatal("without a Fisher the proxy must be 0")
+		}
+	}
+	if !math.IsNaN(none.Spearman) || math.IsNaN(diagRes.Spearman) || diagRes.Spearman < -1 || diagRes.Spearman > 1 {
+		t.Fatalf("spearman: none %g, diag %g", none.Spearman, diagRes.Spearman)
+	}
+	cov, err := r.Coverage(ft, 4, 4, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range cov.Methods {
+		if len(cov.Kept[m]) != len(cov.Points) || cov.Coverage[m] <= 0 || cov.Coverage[m] > 1 {
+			t.Fatalf("coverage %s: %d kept flags for %d points, coverage %g", m, len(cov.Kept[m]), len(cov.Points), cov.Coverage[m])
+		}
+	}
+	st, err := r.Stability(map[string]*model.LM{"self": r.Ref, "ft": ft}, []string{"self", "ft"}, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for l, c := range st.CKA["self"] {
+		if math.Abs(c-1) > 1e-6 {
+			t.Fatalf("CKA of the reference with itself at layer %d: %g", l, c)
+		}
+	}
+	// The figures build from these results.
+	if _, err := ValuePropagationFigure("vp", vp); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := FidelityFigures([]*FidelityResult{diagRes, none}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := CoverageFigure("cov", cov); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := StabilityFigure("cka", st); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -289,3 +289,42 @@ func TestLoadRejectsMismatch(t *testing.T) {
 		t.Fatalf("want unsupported-architecture error, got %v", err)
 	}
 }
+
+// TestBFloat16: the go backend runs the model in bfloat16 (norms, softmax and the loss in float32):
+// logits stay close to the float32 model's, and gradients are finite.
+func TestBFloat16(t *testing.T) {
+	backend := testBackend(t)
+	cfg := tinyConfigs()["qwen2"]
+	f32, err := New(backend, cfg, dtypes.Float32, 12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := f32.Save(dir, SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	bf, err := Load(backend, dir, dtypes.BFloat16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := testTokens(2, 8, cfg.VocabSize)
+	run := func(lm *LM) ([]float64, []float64) {
+		res := gm.MustExecOnceN(backend, lm.Store, func(scope *gm.Scope, tok *Node) []*Node {
+			out := Forward(cfg, lm.Weights(tok.Graph()), tok, ForwardOptions{})
+			loss := ReduceAllMean(TokenNLL(out.Logits, ConvertDType(ShiftLeft(tok, 1, 0), dtypes.Int32)))
+			g := Gradient(loss, lm.Param(LinearName(1, VProj)).NodeValue(tok.Graph()))
+			return []*Node{ConvertDType(out.Logits, dtypes.Float32), ConvertDType(g[0], dtypes.Float32)}
+		}, tokens)
+		return toF64(t, res[0]), toF64(t, res[1])
+	}
+	l32, _ := run(f32)
+	l16, g16 := run(bf)
+	if e := relErr(l16, l32); e > 0.05 {
+		t.Errorf("bfloat16 logits differ from float32 by %.3g (relative)", e)
+	}
+	for _, x := range g16 {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			t.Fatal("non-finite bfloat16 gradient")
+		}
+	}
+}
