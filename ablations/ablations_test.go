@@ -1,6 +1,7 @@
 package ablations
 
 import (
+	"encoding/json"
 	"io"
 	"math"
 	"os"
@@ -195,6 +196,14 @@ func TestDiagnostics(t *testing.T) {
 	// The figures build from these results.
 	if _, err := ValuePropagationFigure("vp", vp); err != nil {
 		t.Fatal(err)
+	}
+	raw, err := json.Marshal(none)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back FidelityResult
+	if err := json.Unmarshal(raw, &back); err != nil || !math.IsNaN(back.Spearman) || len(back.Oracle) != len(none.Oracle) {
+		t.Fatalf("fidelity JSON round trip: %v, spearman %g", err, back.Spearman)
 	}
 	if _, _, _, err := FidelityFigures([]*FidelityResult{diagRes, none}); err != nil {
 		t.Fatal(err)

@@ -265,3 +265,24 @@ func (f *FidelityResult) MarshalJSON() ([]byte, error) {
 		Pearson  *float64 `json:"pearson"`
 	}{(*alias)(f), nullable(f.Spearman), nullable(f.Pearson)})
 }
+
+// UnmarshalJSON reads undefined correlations (null) back as NaN.
+func (f *FidelityResult) UnmarshalJSON(b []byte) error {
+	type alias FidelityResult
+	aux := struct {
+		*alias
+		Spearman *float64 `json:"spearman"`
+		Pearson  *float64 `json:"pearson"`
+	}{alias: (*alias)(f)}
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	f.Spearman, f.Pearson = math.NaN(), math.NaN()
+	if aux.Spearman != nil {
+		f.Spearman = *aux.Spearman
+	}
+	if aux.Pearson != nil {
+		f.Pearson = *aux.Pearson
+	}
+	return nil
+}

@@ -1,6 +1,7 @@
 package ablations
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
@@ -27,13 +28,16 @@ func errOf(s Stat) float64 {
 // ±std error bars and the Pareto front (SPEC §8).
 func TradeOffFigure(title string, tables ...*Table) (*plot.Plot, error) {
 	var pts []plots.MethodPoint
-	seen := map[string]bool{}
+	seen := map[string]bool{} // rows are the same runs when method and overrides match, whatever their labels
 	for _, t := range tables {
 		for _, r := range t.Rows {
-			if seen[r.Label] {
+			row := r.Row
+			row.Label = ""
+			key, _ := json.Marshal(row)
+			if seen[string(key)] {
 				continue
 			}
-			seen[r.Label] = true
+			seen[string(key)] = true
 			pts = append(pts, plots.MethodPoint{Name: r.Label, Retention: r.Retention.Mean, RetentionErr: errOf(r.Retention),
 				Target: r.Target.Mean, TargetErr: errOf(r.Target)})
 		}
