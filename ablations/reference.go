@@ -51,6 +51,8 @@ type ReferenceInfo struct {
 	CreatedAt    string       `json:"created_at"`
 	Scores       *Scores      `json:"scores,omitempty"` // MiniBench scores of the reference (filled by the runner)
 	ScoresTarget string       `json:"scores_target,omitempty"`
+	ScoresBench  string       `json:"scores_bench,omitempty"` // benchmark fingerprint the scores were computed on
+	ScoresEval   EvalOptions  `json:"scores_eval"`            // and the evaluation options
 }
 
 // Reference loads the preset's reference model from cacheDir, or pre-trains it (resuming an

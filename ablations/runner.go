@@ -81,13 +81,15 @@ func NewRunner(backend compute.Backend, preset, cacheDir string, log io.Writer) 
 	for _, fp := range t.FisherPrompts {
 		r.fisherPrompts = append(r.fisherPrompts, tmpl.Prompt(tok, []data.Message{{Role: "user", Content: fp}}))
 	}
-	if r.RefInfo.Scores == nil || r.RefInfo.ScoresTarget != p.Target {
+	// The reference row must be scored exactly as the runs are: same benchmark, target and options.
+	if r.RefInfo.Scores == nil || r.RefInfo.ScoresTarget != p.Target || r.RefInfo.ScoresBench != bench.Fingerprint() ||
+		r.RefInfo.ScoresEval != p.Eval {
 		start := time.Now()
 		s, err := r.Eval.Evaluate(r.Ref)
 		if err != nil {
 			return nil, err
 		}
-		r.RefInfo.Scores, r.RefInfo.ScoresTarget = s, p.Target
+		r.RefInfo.Scores, r.RefInfo.ScoresTarget, r.RefInfo.ScoresBench, r.RefInfo.ScoresEval = s, p.Target, bench.Fingerprint(), p.Eval
 		if err := writeJSON(filepath.Join(r.RefDir, "reference.json"), r.RefInfo); err != nil {
 			return nil, err
 		}
