@@ -206,10 +206,7 @@ func (cg *cachedGenerator) run(prompts [][]int, out [][]int, pickFn func(row int
 			return err
 		}
 	}
-	logits, err := TensorFloat64(res[0])
-	for _, r := range res {
-		r.FinalizeAll()
-	}
+	logits, err := takeLogits(res)
 	if err != nil {
 		return err
 	}
@@ -245,10 +242,7 @@ func (cg *cachedGenerator) run(prompts [][]int, out [][]int, pickFn func(row int
 				return err
 			}
 		}
-		logits, err := TensorFloat64(res[0])
-		for _, r := range res {
-			r.FinalizeAll()
-		}
+		logits, err := takeLogits(res)
 		if err != nil {
 			return err
 		}
@@ -267,4 +261,14 @@ func (cg *cachedGenerator) run(prompts [][]int, out [][]int, pickFn func(row int
 		}
 	}
 	return nil
+}
+
+// takeLogits copies the logits (res[0]) to the host and frees every result
+// tensor of a prefill or decode call (the caches have been copied by then).
+func takeLogits(res []*tensors.Tensor) ([]float64, error) {
+	logits, err := TensorFloat64(res[0])
+	for _, r := range res {
+		r.FinalizeAll()
+	}
+	return logits, err
 }

@@ -69,15 +69,7 @@ func TokenCoverage(title string, panels []CoveragePanel, cols int) (*Panels, err
 		}
 	}
 
-	n := len(panels)
-	if cols <= 0 {
-		cols = min(n, 3)
-	}
-	rows := (n + cols - 1) / cols
-	grid := make([][]*plot.Plot, rows)
-	for r := range grid {
-		grid[r] = make([]*plot.Plot, cols)
-	}
+	grid, cols := newGrid(len(panels), cols)
 	total := 0
 	for _, d := range ds {
 		total = max(total, len(d.sel)+len(d.rej))

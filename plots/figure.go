@@ -175,6 +175,19 @@ type Panels struct {
 	Pad, PadX, PadY vg.Length
 }
 
+// newGrid allocates the rows × cols cells for n panels; cols <= 0 picks
+// min(n, 3) columns.
+func newGrid(n, cols int) ([][]*plot.Plot, int) {
+	if cols <= 0 {
+		cols = min(n, 3)
+	}
+	grid := make([][]*plot.Plot, (n+cols-1)/cols)
+	for r := range grid {
+		grid[r] = make([]*plot.Plot, cols)
+	}
+	return grid, cols
+}
+
 // NewPanels returns a figure laying out plots (row-major) with the package's
 // default styles.
 func NewPanels(title string, plots [][]*plot.Plot) *Panels {

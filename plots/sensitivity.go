@@ -116,15 +116,7 @@ func SensitivityPanels(title string, params []Sensitivity, cols int) (*Panels, e
 		sweeps[k] = s
 	}
 
-	n := len(sweeps)
-	if cols <= 0 {
-		cols = min(n, 3)
-	}
-	rows := (n + cols - 1) / cols
-	grid := make([][]*plot.Plot, rows)
-	for r := range grid {
-		grid[r] = make([]*plot.Plot, cols)
-	}
+	grid, cols := newGrid(len(sweeps), cols)
 
 	metrics := []struct {
 		name   string

@@ -83,19 +83,34 @@ type mathFamily struct {
 	render  func(k []int, phrase int) (problem string, steps []string, ans int)
 }
 
+// mixedUnitKeys enumerates (unit pair, a big units, b small units) with
+// 2 ≤ a ≤ 9 and b a proper part of the conversion factor.
+func mixedUnitKeys() [][]int {
+	var out [][]int
+	for u, p := range unitPairs {
+		for a := 2; a <= 9; a++ {
+			for _, b := range smallPart(p.factor) {
+				out = append(out, []int{u, a, b})
+			}
+		}
+	}
+	return out
+}
+
+// unitCountKeys enumerates (unit pair, a) with 2 ≤ a ≤ 30.
+func unitCountKeys() [][]int {
+	var out [][]int
+	for u := range unitPairs {
+		for a := 2; a <= 30; a++ {
+			out = append(out, []int{u, a})
+		}
+	}
+	return out
+}
+
 var mathFamilies = []mathFamily{
 	{"mixed_to_small", // a big + b small -> small
-		func() [][]int {
-			var out [][]int
-			for u, p := range unitPairs {
-				for a := 2; a <= 9; a++ {
-					for _, b := range smallPart(p.factor) {
-						out = append(out, []int{u, a, b})
-					}
-				}
-			}
-			return out
-		}, 2,
+		mixedUnitKeys, 2,
 		func(k []int, ph int) (string, []string, int) {
 			u, a, b := unitPairs[k[0]], k[1], k[2]
 			p := a * u.factor
@@ -106,15 +121,7 @@ var mathFamilies = []mathFamily{
 			return q, []string{eq(a, "*", u.factor, p), eq(p, "+", b, p+b)}, p + b
 		}},
 	{"big_to_small",
-		func() [][]int {
-			var out [][]int
-			for u := range unitPairs {
-				for a := 2; a <= 30; a++ {
-					out = append(out, []int{u, a})
-				}
-			}
-			return out
-		}, 2,
+		unitCountKeys, 2,
 		func(k []int, ph int) (string, []string, int) {
 			u, a := unitPairs[k[0]], k[1]
 			q := "How many " + u.smalls + " are in " + itoa(a) + " " + u.bigs + "?"
@@ -124,15 +131,7 @@ var mathFamilies = []mathFamily{
 			return q, []string{eq(a, "*", u.factor, a*u.factor)}, a * u.factor
 		}},
 	{"small_to_big",
-		func() [][]int {
-			var out [][]int
-			for u := range unitPairs {
-				for a := 2; a <= 30; a++ {
-					out = append(out, []int{u, a})
-				}
-			}
-			return out
-		}, 2,
+		unitCountKeys, 2,
 		func(k []int, ph int) (string, []string, int) {
 			u, a := unitPairs[k[0]], k[1]
 			n := a * u.factor
@@ -143,17 +142,7 @@ var mathFamilies = []mathFamily{
 			return q, []string{eq(n, "/", u.factor, a)}, a
 		}},
 	{"take_away", // a big - b small -> small
-		func() [][]int {
-			var out [][]int
-			for u, p := range unitPairs {
-				for a := 2; a <= 9; a++ {
-					for _, b := range smallPart(p.factor) {
-						out = append(out, []int{u, a, b})
-					}
-				}
-			}
-			return out
-		}, 2,
+		mixedUnitKeys, 2,
 		func(k []int, ph int) (string, []string, int) {
 			u, a, b := unitPairs[k[0]], k[1], k[2]
 			p := a * u.factor
