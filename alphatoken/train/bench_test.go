@@ -237,3 +237,70 @@ func BenchmarkPeakMemory(b *testing.B) {
 	b.ReportMetric(res["alphatoken"], "alphatoken-MiB")
 	b.ReportMetric(res["alphatoken"]/res["plain"], "ratio")
 }
+
+// BenchmarkFisherKinds times, in one run, an AlphaToken SFT step with no Fisher proxy, the
+// diagonal Fisher and the Kronecker (K-FAC) Fisher, interleaved (none, diag, kfac, then again) so
+// that machine load affects all three alike, and the estimation of each Fisher from the batch's
+// sequences. The Fisher suite's s/step column comes from separate runs and is only as steady as
+// the machine was; this is the ratio to quote. Defaults: the MiniBench mini model and SFT batch.
+//
+//	ALPHATOKEN_BENCH_PRESET=mini ALPHATOKEN_BENCH_BATCH=8 ALPHATOKEN_BENCH_T=128 ALPHATOKEN_BENCH_STEPS=8 \
+//	GOEXPERIMENT=simd go test ./alphatoken/train -run '^$' -bench FisherKinds -benchtime 1x
+func BenchmarkFisherKinds(b *testing.B) {
+	s := newBenchSetup(b)
+	n := envInt("ALPHATOKEN_BENCH_STEPS", 4)
+	k := 3
+	if cfg := s.lm.Config; cfg.Layers < 2*k {
+		k = max(1, cfg.Layers/2)
+	}
+	kinds := []alphatoken.FisherKind{alphatoken.FisherNone, alphatoken.FisherDiag, alphatoken.FisherKFAC}
+	fishers := map[alphatoken.FisherKind]*alphatoken.Fisher{}
+	estimate := map[alphatoken.FisherKind]float64{}
+	for _, kind := range kinds[1:] {
+		t0 := time.Now()
+		f, err := alphatoken.FisherFromSequences(s.lm, s.examples[:s.batch], alphatoken.FisherOptions{Kind: kind, Blocks: k})
+		if err != nil {
+			b.Fatal(err)
+		}
+		estimate[kind] = time.Since(t0).Seconds()
+		fishers[kind] = f
+	}
+	trainers := map[alphatoken.FisherKind]*Trainer{}
+	for _, kind := range kinds {
+		ref, err := s.lm.Clone()
+		if err != nil {
+			b.Fatal(err)
+		}
+		vc := alphatoken.DefaultConfig()
+		vc.Blocks, vc.Fisher, vc.ValRefresh, vc.ValExamples = k, kind, 4, s.batch
+		v, err := alphatoken.NewValuer(s.lm, ref, fishers[kind], s.examples[:s.batch], vc, s.batch*s.t)
+		if err != nil {
+			b.Fatal(err)
+		}
+		m, err := NewSelected("alphatoken", v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cfg := DefaultConfig(1000)
+		cfg.BatchSize, cfg.MaxLen, cfg.BucketQuantum, cfg.Quiet, cfg.LogEvery = s.batch, s.t, s.t, true, 1000
+		if trainers[kind], err = New(s.lm, nil, cfg, m); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	secs := map[alphatoken.FisherKind]float64{}
+	for range 2 {
+		for _, kind := range kinds {
+			secs[kind] += timeSteps(b, trainers[kind], s.examples, n) / 2
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(secs[alphatoken.FisherNone]/secs[alphatoken.FisherDiag], "none/diag")
+	b.ReportMetric(secs[alphatoken.FisherKFAC]/secs[alphatoken.FisherDiag], "kfac/diag")
+	b.Logf("config: %s, K=%d, batch %d × %d tokens, ValRefresh 4, %d timed steps × 2 rounds each, simd=%v",
+		envStr("ALPHATOKEN_BENCH_PRESET", "deep12"), k, s.batch, s.t, n, model.SIMD())
+	for _, kind := range kinds {
+		b.Logf("%-4s: %.3f s/step (%.2fx diag); Fisher from %d sequences in %.2fs", kind, secs[kind],
+			secs[kind]/secs[alphatoken.FisherDiag], s.batch, estimate[kind])
+	}
+}
