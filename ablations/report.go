@@ -158,7 +158,7 @@ func (t *Table) Markdown() string {
 	p := t.Preset
 	fmt.Fprintf(&sb, "\nScores in %%, mean ± std over seeds %v (n = %d per trained row; the reference row is one evaluation). "+
 		"Chance: ARC/HellaSwag/MMLU %.0f%%, GSM and target 0%%. Preset %q: %s model pre-trained %d steps; SFT %d steps × %d sequences, lr %.0e; "+
-		"ρ %.2g, λ %.2g, W %d, K %d, B_val %d, ValRefresh %d, %s Fisher from %d prompts; evaluation on %s items. Commit %s, %s.\n",
+		"ρ %.2g, λ %.2g, W %d, K %d, B_val %d, ValRefresh %d, %s Fisher from %d prompts; evaluation on %s items. s/step is each run's mean training-step time (valuation included), taken run by run on whatever else the machine was doing: compare costs with the benchmarks' within-run ratios. Commit %s, %s.\n",
 		t.Seeds, len(t.Seeds), 100*t.Chance["arc"], p.Name, p.Model, p.Pretrain.Steps, p.SFT.Steps, p.SFT.Batch, p.SFT.LR,
 		p.Valuation.Rho, p.Valuation.Lambda, p.Valuation.Window, p.Valuation.Blocks, p.Valuation.ValExamples, p.Valuation.ValRefresh,
 		p.Valuation.Fisher, p.Valuation.FisherPrompts, evalSize(p.Eval), t.Commit, t.Date)
