@@ -63,13 +63,9 @@ func defaultCache() string {
 
 func ablate(backendSpec string, suites []string, preset, seedList, out, cache, command string) error {
 	start := time.Now()
-	var seeds []int
-	for _, s := range strings.Split(seedList, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil {
-			return fmt.Errorf("--seeds: %q is not an integer", s)
-		}
-		seeds = append(seeds, n)
+	seeds, err := parseSeeds(seedList)
+	if err != nil {
+		return err
 	}
 	if len(suites) == 1 && suites[0] == "all" {
 		suites = ablations.SuiteNames()
@@ -104,4 +100,17 @@ func ablate(backendSpec string, suites []string, preset, seedList, out, cache, c
 	}
 	logf("done in %s", time.Since(start).Round(time.Second))
 	return nil
+}
+
+// parseSeeds reads a --seeds list such as "1,2,3".
+func parseSeeds(list string) ([]int, error) {
+	var seeds []int
+	for _, s := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil {
+			return nil, fmt.Errorf("--seeds: %q is not an integer", s)
+		}
+		seeds = append(seeds, n)
+	}
+	return seeds, nil
 }

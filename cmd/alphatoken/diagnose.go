@@ -31,6 +31,7 @@ func runDiagnose(args []string) error {
 	out := fs.String("out", "", "output directory (default ablations/results/<preset>/figures)")
 	cache := fs.String("cache", defaultCache(), "cache of reference models, Fisher files and runs")
 	seed := fs.Int("seed", 1, "run seed / sampling seed")
+	seedList := fs.String("seeds", "", "tradeoff, sensitivity: comma-separated run seeds (mean ± std over them; default --seed)")
 	runMethod := fs.String("model", "alphatoken", "which run's model is diagnosed (value-propagation, coverage): reference, full, random, alphatoken")
 	pairs := fs.Int("pairs", 4000, "value-propagation: sampled (query, key) pairs")
 	examples := fs.Int("examples", 24, "fisher-proxy, coverage: target training examples scored")
@@ -150,13 +151,19 @@ func runDiagnose(args []string) error {
 		return save("stability", fig, 6, 4.5, st)
 	case "tradeoff", "sensitivity":
 		suites := map[string][]string{"tradeoff": {"main", "ranking"}, "sensitivity": {"sensitivity"}}[kind]
+		seeds := []int{*seed}
+		if *seedList != "" {
+			if seeds, err = parseSeeds(*seedList); err != nil {
+				return err
+			}
+		}
 		var tables []*ablations.Table
 		for _, name := range suites {
 			s, err := ablations.LoadSuite(name)
 			if err != nil {
 				return err
 			}
-			t, err := r.RunSuite(s, []int{*seed})
+			t, err := r.RunSuite(s, seeds)
 			if err != nil {
 				return err
 			}
