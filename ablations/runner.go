@@ -341,14 +341,15 @@ func (r *Runner) Fisher(v alphatoken.Config, seed uint64) (*alphatoken.Fisher, f
 	return f, secs, writeJSON(base+".json", fisherInfo{Key: key, Seconds: secs})
 }
 
-// Commit is the source commit ("<hash>" or "<hash>-dirty"), or "unknown" outside a git checkout.
+// Commit is the source commit ("<hash>", or "<hash>-dirty" when tracked files other than the
+// results under ablations/results differ from it), or "unknown" outside a git checkout.
 func Commit() string {
 	out, err := exec.Command("git", "rev-parse", "--short=12", "HEAD").Output()
 	if err != nil {
 		return "unknown"
 	}
 	c := strings.TrimSpace(string(out))
-	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no", "--", ":(top)", ":(top,exclude)ablations/results").Output(); err == nil && len(st) > 0 {
 		c += "-dirty"
 	}
 	return c
