@@ -149,7 +149,7 @@ func BenchmarkAlphaTokenStep(b *testing.B) {
 	tPlainA := timeSteps(b, plain, s.examples, n)
 	t1 := timeSteps(b, at1, s.examples, n)
 	t4 := timeSteps(b, at4, s.examples, (n+3)/4*4) // a multiple of 4: one refresh per 4 timed steps
-	tFull0 := timeSteps(b, full0, s.examples, n) // step graph only (no refresh in the timed steps)
+	tFull0 := timeSteps(b, full0, s.examples, n)   // step graph only (no refresh in the timed steps)
 	tDirect := timeSteps(b, directOnly, s.examples, n)
 	tCausal := timeSteps(b, causalOnly, s.examples, n)
 	tPlainB := timeSteps(b, plain, s.examples, n)
