@@ -49,19 +49,7 @@ func TestAlphaTokenTrainingAndResume(t *testing.T) {
 		cfg := DefaultConfig(8)
 		cfg.LR, cfg.BatchSize, cfg.MaxLen, cfg.BucketQuantum, cfg.Quiet = 3e-3, 8, 32, 16, true
 		cfg.CheckpointEvery, cfg.OutDir, cfg.LogEvery, cfg.Seed = 4, dir, 1, 4
-		tr, err := New(lm, tokenizer.NewByteLevel(), cfg, newAlphaToken(t, lm, "alphatoken", 3))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if resume != "" {
-			if err := tr.Resume(resume); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := tr.RunUntil(examples, stop); err != nil {
-			t.Fatal(err)
-		}
-		return tr
+		return runTrainer(t, lm, cfg, newAlphaToken(t, lm, "alphatoken", 3), resume, examples, stop)
 	}
 	straight := run(t.TempDir(), 8, "")
 	for _, r := range straight.History {

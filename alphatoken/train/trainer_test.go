@@ -80,19 +80,7 @@ func TestResumeBitExact(t *testing.T) {
 		cfg := DefaultConfig(8)
 		cfg.LR, cfg.BatchSize, cfg.MaxLen, cfg.BucketQuantum, cfg.Quiet = 2e-3, 8, 32, 16, true
 		cfg.CheckpointEvery, cfg.OutDir, cfg.LogEvery, cfg.Seed, cfg.WeightDecay = 4, outDir, 2, 3, 0.01
-		tr, err := New(lm, tokenizer.NewByteLevel(), cfg, Full{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if resumeFrom != "" {
-			if err := tr.Resume(resumeFrom); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := tr.RunUntil(examples, steps); err != nil {
-			t.Fatal(err)
-		}
-		return tr
+		return runTrainer(t, lm, cfg, Full{}, resumeFrom, examples, steps)
 	}
 	straight := run(t.TempDir(), 8, "")
 	again := run(t.TempDir(), 8, "")
@@ -215,4 +203,23 @@ func TestLearningRateSchedule(t *testing.T) {
 	if got := c.LearningRate(100); math.Abs(got-0.1) > 1e-12 {
 		t.Errorf("lr(100) = %g", got)
 	}
+}
+
+// runTrainer makes a trainer, resumes it from a checkpoint directory (when resume is not empty) and
+// trains it until step stop.
+func runTrainer(t *testing.T, lm *model.LM, cfg Config, m Method, resume string, examples []data.Example, stop int) *Trainer {
+	t.Helper()
+	tr, err := New(lm, tokenizer.NewByteLevel(), cfg, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resume != "" {
+		if err := tr.Resume(resume); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tr.RunUntil(examples, stop); err != nil {
+		t.Fatal(err)
+	}
+	return tr
 }
