@@ -82,6 +82,12 @@ func newBenchSetup(b testing.TB) *benchSetup {
 
 // trainer makes a trainer for a method variant: "plain", or "alphatoken"/an ablation with a refresh.
 func (s *benchSetup) trainer(b testing.TB, variant string, refresh int) (*Trainer, *Selected) {
+	return s.trainerWith(b, variant, s.fisher, func(vc *alphatoken.Config) { vc.ValRefresh = refresh })
+}
+
+// trainerWith is trainer with a Fisher and the valuation config adjusted by set (after the defaults,
+// B_val = the batch, before the variant).
+func (s *benchSetup) trainerWith(b testing.TB, variant string, fisher *alphatoken.Fisher, set func(*alphatoken.Config)) (*Trainer, *Selected) {
 	cfg := DefaultConfig(1000)
 	cfg.BatchSize, cfg.MaxLen, cfg.BucketQuantum, cfg.Quiet, cfg.LogEvery = s.batch, s.t, s.t, true, 1000
 	if variant == "plain" {
@@ -96,12 +102,13 @@ func (s *benchSetup) trainer(b testing.TB, variant string, refresh int) (*Traine
 		b.Fatal(err)
 	}
 	vc := alphatoken.DefaultConfig()
-	vc.ValRefresh, vc.ValExamples = refresh, s.batch
+	vc.ValExamples = s.batch
+	set(&vc)
 	vc, err = alphatoken.Variant(variant, vc)
 	if err != nil {
 		b.Fatal(err)
 	}
-	v, err := alphatoken.NewValuer(s.lm, ref, s.fisher, s.examples[:s.batch], vc, s.batch*s.t)
+	v, err := alphatoken.NewValuer(s.lm, ref, fisher, s.examples[:s.batch], vc, s.batch*s.t)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -267,25 +274,9 @@ func BenchmarkFisherKinds(b *testing.B) {
 	}
 	trainers := map[alphatoken.FisherKind]*Trainer{}
 	for _, kind := range kinds {
-		ref, err := s.lm.Clone()
-		if err != nil {
-			b.Fatal(err)
-		}
-		vc := alphatoken.DefaultConfig()
-		vc.Blocks, vc.Fisher, vc.ValRefresh, vc.ValExamples = k, kind, 4, s.batch
-		v, err := alphatoken.NewValuer(s.lm, ref, fishers[kind], s.examples[:s.batch], vc, s.batch*s.t)
-		if err != nil {
-			b.Fatal(err)
-		}
-		m, err := NewSelected("alphatoken", v)
-		if err != nil {
-			b.Fatal(err)
-		}
-		cfg := DefaultConfig(1000)
-		cfg.BatchSize, cfg.MaxLen, cfg.BucketQuantum, cfg.Quiet, cfg.LogEvery = s.batch, s.t, s.t, true, 1000
-		if trainers[kind], err = New(s.lm, nil, cfg, m); err != nil {
-			b.Fatal(err)
-		}
+		trainers[kind], _ = s.trainerWith(b, "alphatoken", fishers[kind], func(vc *alphatoken.Config) {
+			vc.Blocks, vc.Fisher, vc.ValRefresh = k, kind, 4
+		})
 	}
 	b.ResetTimer()
 	secs := map[alphatoken.FisherKind]float64{}
