@@ -37,8 +37,9 @@ func ValuePropagationPairs(lm *model.LM, examples []data.Example, k, n int, seed
 	b := data.MakeBatch(examples, idx, len(examples), data.BucketLen(longest, 32, cfg.MaxPositions), max(cfg.PadTokenID, 0))
 	nb, t := len(b.Tokens), b.T()
 	nh, nk, e := cfg.Heads, cfg.KVHeads, cfg.HeadDim
-	exec, err := gm.NewExec(lm.Backend, lm.Store, func(scope *gm.Scope, tok, tgt, w *Node) []*Node {
-		out := model.Forward(cfg, lm.Weights(tok.Graph()), tok, model.ForwardOptions{TapBlocks: k})
+	exec, err := model.NewStoreExec(lm.Backend, lm.Store, "value_propagation", func(scope *gm.Scope, g *Graph, in []*Node) []*Node {
+		tok, tgt, w := in[0], in[1], in[2]
+		out := model.Forward(cfg, lm.Weights(g), tok, model.ForwardOptions{TapBlocks: k})
 		nll := model.TokenNLL(out.Logits, tgt)
 		loss := ReduceAllSum(Mul(nll, ConvertDType(w, nll.DType())))
 		var us []*Node
@@ -115,8 +116,8 @@ func HiddenStates(lm *model.LM, seqs [][]int, positions [][]int, batchSize int) 
 	if batchSize <= 0 {
 		batchSize = 16
 	}
-	exec, err := gm.NewExec(lm.Backend, lm.Store, func(scope *gm.Scope, tok *Node) []*Node {
-		return model.Forward(cfg, lm.Weights(tok.Graph()), tok, model.ForwardOptions{Hidden: true}).Hidden
+	exec, err := model.NewStoreExec(lm.Backend, lm.Store, "hidden_states", func(scope *gm.Scope, g *Graph, in []*Node) []*Node {
+		return model.Forward(cfg, lm.Weights(g), in[0], model.ForwardOptions{Hidden: true}).Hidden
 	})
 	if err != nil {
 		return nil, err

@@ -104,8 +104,8 @@ func FisherFromSequences(ref *model.LM, seqs []data.Example, opts FisherOptions)
 		A: map[string]*tensors.Tensor{}, S: map[string]*tensors.Tensor{}}
 	sums := make([][]float64, 2*len(layers))
 	var positions float64
-	exec, err := gm.NewExec(ref.Backend, ref.Store, func(scope *gm.Scope, tokens, targets, weights, real *Node) []*Node {
-		return fisherGraph(ref, layers, opts, tokens, targets, weights, real)
+	exec, err := model.NewStoreExec(ref.Backend, ref.Store, "fisher", func(scope *gm.Scope, g *Graph, in []*Node) []*Node {
+		return fisherGraph(ref, layers, opts, in[0], in[1], in[2], in[3])
 	})
 	if err != nil {
 		return nil, err

@@ -53,8 +53,8 @@ func Score(v *Valuer, examples []data.Example, opts ScoreOptions) ([]TokenScore,
 		return nil, err
 	}
 	lm := v.LM
-	exec, err := gm.NewExec(lm.Backend, lm.Store, func(scope *gm.Scope, tokens, targets, weights *Node) []*Node {
-		ev := v.Build(lm.Weights(tokens.Graph()), tokens, targets, weights)
+	exec, err := model.NewStoreExec(lm.Backend, lm.Store, "score", func(scope *gm.Scope, g *Graph, in []*Node) []*Node {
+		ev := v.Build(lm.Weights(g), in[0], in[1], in[2])
 		return []*Node{ev.TgtDir, ev.TgtCau, ev.PrxDir, ev.PrxCau}
 	})
 	if err != nil {

@@ -131,11 +131,13 @@ func NewValuer(lm *model.LM, ref *model.LM, fisher *Fisher, val []data.Example, 
 	if err := v.createState(mVal); err != nil {
 		return nil, err
 	}
-	exec, err := gm.NewExec(lm.Backend, lm.Store, v.valGraph)
+	exec, err := model.NewStoreExec(lm.Backend, lm.Store, "validation_gradient", func(scope *gm.Scope, g *Graph, in []*Node) []*Node {
+		return []*Node{v.valGraph(in[0], in[1], in[2])}
+	})
 	if err != nil {
 		return nil, err
 	}
-	v.valExec = exec.WithName("validation_gradient")
+	v.valExec = exec
 	return v, nil
 }
 
@@ -259,7 +261,7 @@ func (v *Valuer) RefreshValidationGradient() (float64, error) {
 
 // valGraph: J_tgt = Σ w·l / Σ w over the validation batch; G^l = ∂J/∂W^l for materialised layers,
 // e'_s = ∂J/∂z'_s and a'_s for ghost layers — written into StateScope variables.
-func (v *Valuer) valGraph(scope *gm.Scope, tokens, targets, weights *Node) *Node {
+func (v *Valuer) valGraph(tokens, targets, weights *Node) *Node {
 	g := tokens.Graph()
 	lm := v.LM
 	// The state variables' parameters must exist before the nodes computing them: the go backend

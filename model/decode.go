@@ -143,7 +143,8 @@ type cachedGenerator struct {
 
 func newCachedGenerator(lm *LM) (*cachedGenerator, error) {
 	cfg := lm.Config
-	prefill, err := gm.NewExec(lm.Backend, lm.Store, func(scope *gm.Scope, tokens, last *Node) []*Node {
+	prefill, err := NewStoreExec(lm.Backend, lm.Store, "prefill", func(scope *gm.Scope, g *Graph, in []*Node) []*Node {
+		tokens, last := in[0], in[1]
 		out := Forward(cfg, lm.Weights(tokens.Graph()), tokens, ForwardOptions{KV: true})
 		b := tokens.Shape().Dimensions[0]
 		idx := Concatenate([]*Node{Iota(tokens.Graph(), shapes.Make(dtypes.Int32, b, 1), 0), Reshape(last, b, 1)}, 1)
@@ -156,7 +157,7 @@ func newCachedGenerator(lm *LM) (*cachedGenerator, error) {
 	if err != nil {
 		return nil, err
 	}
-	decode, err := gm.NewExec(lm.Backend, lm.Store, func(scope *gm.Scope, in []*Node) []*Node {
+	decode, err := NewStoreExec(lm.Backend, lm.Store, "decode", func(scope *gm.Scope, g *Graph, in []*Node) []*Node {
 		n := cfg.Layers
 		logits, ks, vs := decodeStep(cfg, lm.Weights(in[0].Graph()), in[0], in[1], in[2:2+n], in[2+n:2+2*n])
 		res := []*Node{logits}
@@ -170,7 +171,7 @@ func newCachedGenerator(lm *LM) (*cachedGenerator, error) {
 	}
 	prefill.SetMaxCache(32)
 	decode.SetMaxCache(32)
-	return &cachedGenerator{lm: lm, prefill: prefill.WithName("prefill"), decode: decode.WithName("decode")}, nil
+	return &cachedGenerator{lm: lm, prefill: prefill, decode: decode}, nil
 }
 
 // run generates for one batch of prompts; see Generator.Generate.

@@ -43,12 +43,13 @@ type Generator struct {
 
 // NewGenerator compiles (lazily, per shape) the next-token logits graph of lm.
 func NewGenerator(lm *LM) (*Generator, error) {
-	exec, err := gm.NewExec(lm.Backend, lm.Store, func(scope *gm.Scope, tokens, pos *Node) *Node {
+	exec, err := NewStoreExec(lm.Backend, lm.Store, "generate", func(scope *gm.Scope, g *Graph, in []*Node) []*Node {
+		tokens, pos := in[0], in[1]
 		out := Forward(lm.Config, lm.Weights(tokens.Graph()), tokens, ForwardOptions{})
 		b := tokens.Shape().Dimensions[0]
 		idx := Concatenate([]*Node{Iota(tokens.Graph(), shapes.Make(dtypes.Int32, b, 1), 0), Reshape(pos, b, 1)}, 1)
 		logits := Gather(out.Logits, idx) // [b, V]
-		return ConvertDType(logits, dtypes.Float32)
+		return []*Node{ConvertDType(logits, dtypes.Float32)}
 	})
 	if err != nil {
 		return nil, err
@@ -58,7 +59,7 @@ func NewGenerator(lm *LM) (*Generator, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Generator{lm: lm, exec: exec.WithName("generate"), cached: cached}, nil
+	return &Generator{lm: lm, exec: exec, cached: cached}, nil
 }
 
 // Generate returns, for each prompt, the generated tokens (without the prompt; including the stop
@@ -219,15 +220,16 @@ type Scorer struct {
 
 // NewScorer compiles (lazily, per shape) the per-token log-probability graph of lm.
 func NewScorer(lm *LM) (*Scorer, error) {
-	exec, err := gm.NewExec(lm.Backend, lm.Store, func(scope *gm.Scope, tokens, targets *Node) *Node {
-		out := Forward(lm.Config, lm.Weights(tokens.Graph()), tokens, ForwardOptions{})
-		return Neg(TokenNLL(out.Logits, targets)) // [b, t] log p(targets[b,p] | tokens[b,≤p])
+	exec, err := NewStoreExec(lm.Backend, lm.Store, "score", func(scope *gm.Scope, g *Graph, in []*Node) []*Node {
+		tokens, targets := in[0], in[1]
+		out := Forward(lm.Config, lm.Weights(g), tokens, ForwardOptions{})
+		return []*Node{Neg(TokenNLL(out.Logits, targets))} // [b, t] log p(targets[b,p] | tokens[b,≤p])
 	})
 	if err != nil {
 		return nil, err
 	}
 	exec.SetMaxCache(64)
-	return &Scorer{lm: lm, exec: exec.WithName("score")}, nil
+	return &Scorer{lm: lm, exec: exec}, nil
 }
 
 // LogLikelihoods returns Σ_{p ≥ start_i−1} log p(seq_i[p+1] | seq_i[≤p]) for each sequence: the

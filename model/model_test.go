@@ -122,7 +122,8 @@ func TestGradientFiniteDifferences(t *testing.T) {
 			if cfg.QKNorm() {
 				names = append(names, "model.layers.2.self_attn.q_norm.weight")
 			}
-			gradExec := gm.MustNewExec(backend, lm.Store, func(scope *gm.Scope, tok *Node) []*Node {
+			gradExec, err := NewStoreExec(backend, lm.Store, "grad", func(scope *gm.Scope, _ *Graph, in []*Node) []*Node {
+				tok := in[0]
 				loss := lossFn(scope, tok)
 				var nodes []*Node
 				for _, n := range names {
@@ -130,7 +131,15 @@ func TestGradientFiniteDifferences(t *testing.T) {
 				}
 				return Gradient(loss, nodes...)
 			})
-			lossExec := gm.MustNewExec(backend, lm.Store, lossFn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lossExec, err := NewStoreExec(backend, lm.Store, "loss", func(scope *gm.Scope, _ *Graph, in []*Node) []*Node {
+				return []*Node{lossFn(scope, in[0])}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
 			grads := gradExec.MustCall(tokens)
 			for i, n := range names {
 				v := lm.Param(n)

@@ -183,6 +183,7 @@ func kernelEnv() []string {
 		}
 	}
 	path := strings.Join(append(dirs, envValue(env, "PATH")), string(os.PathListSeparator))
+	env = setEnv(env, "GOTOOLCHAIN", "go1.27.3") // go.mod needs Go 1.27; the cells' go builds fetch it
 	return setEnv(setEnv(env, "GOEXPERIMENT", exp), "PATH", path)
 }
 

@@ -91,11 +91,11 @@ func New(lm *model.LM, tok tokenizer.Tokenizer, cfg Config, method Method) (*Tra
 	tr.opt = optimizer.Adam().LearningRate(cfg.LR).Betas(cfg.Beta1, cfg.Beta2).Epsilon(cfg.Eps).
 		WeightDecay(cfg.WeightDecay).Done()
 	tr.lrVar = optimizer.LearningRateVar(lm.Store.RootScope(), dtypes.Float32, cfg.LR)
-	exec, err := gm.NewExec(lm.Backend, lm.Store, tr.stepGraph)
+	exec, err := model.NewStoreExec(lm.Backend, lm.Store, "train_step", tr.stepGraph)
 	if err != nil {
 		return nil, err
 	}
-	tr.exec = exec.WithName("train_step")
+	tr.exec = exec
 	tr.exec.SetMaxCache(32)
 	return tr, nil
 }
@@ -115,7 +115,7 @@ func (c *Config) LearningRate(step int) float64 {
 
 // stepGraph builds one optimizer step: loss, gradients, global-norm clipping and AdamW.
 // Outputs: loss, gradient norm (before clipping), then the method's metrics.
-func (tr *Trainer) stepGraph(scope *gm.Scope, in []*Node) []*Node {
+func (tr *Trainer) stepGraph(scope *gm.Scope, _ *Graph, in []*Node) []*Node {
 	b := BatchNodes{Tokens: in[0], Targets: in[1], Weights: in[2], Noise: in[3]}
 	loss, metrics := tr.Method.Loss(scope, tr.LM, b)
 	grads := scope.BuildTrainableVariablesGradientsGraph(loss)
