@@ -25,11 +25,11 @@ import (
 // (sample.go). The caches go back in as donated inputs at the next step, so they never leave the
 // device and are updated in place; per token only the ids [b] (and the sampling keys [b, 2]) cross.
 
-// forwardAt runs the decoder over tokens [b, t] placed at cache slots [slot, slot+t) of every row,
-// whose first real slot is pad [b] (int32): slot c has position c − pad_i, and the query at slot r
-// sees the keys at slots pad_i ≤ c ≤ r (and itself, so a padding query is never fully masked). Every
-// block writes its new keys and values into its cache (updated in place in caches[i]). It returns the
-// logits [b, V] at the last slot.
+// forwardAt runs the decoder blocks over tokens [b, t] placed at cache slots [slot, slot+t) of every
+// row, whose first real slot is pad [b] (int32): slot c has position c − pad_i, and the query at slot
+// r sees the keys at slots pad_i ≤ c ≤ r (and itself, so a padding query is never fully masked).
+// Every block writes its new keys and values into its cache (updated in place in caches[i]). It
+// returns the last block's output [b, t, d] (before the final norm; see lastLogits).
 func forwardAt(cfg *Config, w *Weights, tokens, slot, pad *Node, caches []*kvCache) *Node {
 	g := tokens.Graph()
 	b, t := tokens.Shape().Dimensions[0], tokens.Shape().Dimensions[1]
@@ -51,7 +51,14 @@ func forwardAt(cfg *Config, w *Weights, tokens, slot, pad *Node, caches []*kvCac
 	for i := range cfg.Layers {
 		x = block(cfg, &w.Blocks[i], x, ctx, false, nil, caches[i])
 	}
-	last := Slice(x, AxisRange(), AxisRange(t-1, t)) // [b, 1, d]: only the last slot needs logits
+	return x
+}
+
+// lastLogits returns the logits [b, V] at the last slot of forwardAt's output x [b, t, d] (the
+// only slot whose logits generation needs: the LM head is not applied to the others).
+func lastLogits(cfg *Config, w *Weights, x *Node) *Node {
+	b, t := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
+	last := Slice(x, AxisRange(), AxisRange(t-1, t)) // [b, 1, d]
 	return Reshape(head(cfg, w, last), b, cfg.VocabSize)
 }
 
@@ -83,7 +90,8 @@ func (cg *cachedGenerator) execs(slots int, opts GenerateOptions) (prefill, deco
 			for i := range caches {
 				caches[i] = &kvCache{Slots: slots}
 			}
-			logits := forwardAt(cfg, cg.lm.Weights(g), tokens, ScalarZero(g, dtypes.Int32), pad, caches)
+			w := cg.lm.Weights(g)
+			logits := lastLogits(cfg, w, forwardAt(cfg, w, tokens, ScalarZero(g, dtypes.Int32), pad, caches))
 			return append([]*Node{sampleTokens(logits, keys, opts.Temperature, opts.TopP)}, cacheNodes(caches)...)
 		})
 		if err != nil {
@@ -100,7 +108,8 @@ func (cg *cachedGenerator) execs(slots int, opts GenerateOptions) (prefill, deco
 				caches[i] = &kvCache{k: in[4+2*i], v: in[5+2*i], Slots: in[4+2*i].Shape().Dimensions[2]}
 			}
 			b := last.Shape().Dimensions[0]
-			logits := forwardAt(cfg, cg.lm.Weights(g), Reshape(last, b, 1), slot, pad, caches)
+			w := cg.lm.Weights(g)
+			logits := lastLogits(cfg, w, forwardAt(cfg, w, Reshape(last, b, 1), slot, pad, caches))
 			return append([]*Node{sampleTokens(logits, keys, opts.Temperature, opts.TopP)}, cacheNodes(caches)...)
 		})
 		if err != nil {
