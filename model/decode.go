@@ -22,8 +22,10 @@ import (
 // Both are one compiled graph each (forwardAt) that runs the same blocks as training (block,
 // attention.go) with a context of per-row positions and visibility (query at slot r sees slots
 // pad_i ≤ c ≤ r), writes the new keys and values with DynamicUpdateSlice, and samples in the graph
-// (sample.go). The caches go back in as donated inputs at the next step, so they never leave the
-// device and are updated in place; per token only the ids [b] (and the sampling keys [b, 2]) cross.
+// (sample.go). The caches are outputs of one step and donated inputs of the next, so they never
+// leave the device; per token only the ids [b] (and the sampling keys [b, 2]) cross. (The go backend
+// updates a donated buffer in place; XLA copies the cache inside the step, since GoMLX compiles
+// without input/output aliasing: device memory bandwidth, not a transfer.)
 
 // forwardAt runs the decoder blocks over tokens [b, t] placed at cache slots [slot, slot+t) of every
 // row, whose first real slot is pad [b] (int32): slot c has position c − pad_i, and the query at slot
