@@ -215,9 +215,11 @@ func (r *rope) apply(x *Node) *Node {
 	x1 := Slice(x, AxisRange(), AxisRange(), AxisRange(), AxisRange(0, e/2))
 	x2 := Slice(x, AxisRange(), AxisRange(), AxisRange(), AxisRange(e/2, e))
 	rotated := Concatenate([]*Node{Neg(x2), x1}, 3)
-	cos, sin := InsertAxes(r.cos, 0, 1), InsertAxes(r.sin, 0, 1) // [1, t, 1, e]
+	var cos, sin *Node
 	if r.cos.Rank() == 3 {
 		cos, sin = InsertAxes(r.cos, 2), InsertAxes(r.sin, 2) // [b, t, 1, e]
+	} else {
+		cos, sin = InsertAxes(r.cos, 0, 1), InsertAxes(r.sin, 0, 1) // [1, t, 1, e]
 	}
 	return Add(Mul(x, cos), Mul(rotated, sin))
 }
