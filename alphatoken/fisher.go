@@ -31,9 +31,12 @@ type FisherOptions struct {
 	Blocks       int    // K
 	MaxNewTokens int    // length of the sampled responses (temperature 1)
 	Stop         []int  // ids that end a sampled response
-	Seed         uint64 // sampling seed
+	Seed         uint64 // sampling seed: prompt n's response is a pure function of (Seed, n)
 	BatchSize    int    // sequences per backward pass (default 8)
-	Progress     func(done, total int)
+	// SampleBatch is the number of prompts decoded together when sampling the responses (default 64;
+	// it changes the speed, not the samples).
+	SampleBatch int
+	Progress    func(done, total int)
 }
 
 // EstimateFisher computes the Monte-Carlo Fisher of ref on prompts (SPEC §3): for each prompt x_n a
@@ -49,26 +52,26 @@ func EstimateFisher(ref *model.LM, prompts [][]int, opts FisherOptions) (*Fisher
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 8
 	}
+	if opts.SampleBatch <= 0 {
+		opts.SampleBatch = 64
+	}
 	gen, err := model.NewGenerator(ref)
 	if err != nil {
 		return nil, err
 	}
+	var sampled func(done, total int)
+	if opts.Progress != nil {
+		sampled = func(done, total int) { opts.Progress(done, 2*total) }
+	}
+	responses, err := gen.Generate(prompts, model.GenerateOptions{MaxNewTokens: opts.MaxNewTokens, Temperature: 1,
+		Stop: opts.Stop, Seed: opts.Seed, BatchSize: opts.SampleBatch, Progress: sampled})
+	if err != nil {
+		return nil, err
+	}
 	var seqs []data.Example
-	for start := 0; start < len(prompts); start += opts.BatchSize {
-		batch := prompts[start:min(start+opts.BatchSize, len(prompts))]
-		responses, err := gen.Generate(batch, model.GenerateOptions{MaxNewTokens: opts.MaxNewTokens,
-			Temperature: 1, Stop: opts.Stop, Seed: opts.Seed + uint64(start), BatchSize: opts.BatchSize})
-		if err != nil {
-			return nil, err
-		}
-		for i := range batch {
-			if len(responses[i]) == 0 {
-				continue
-			}
-			seqs = append(seqs, data.Example{IDs: append(slices.Clone(batch[i]), responses[i]...), PromptLen: len(batch[i])})
-		}
-		if opts.Progress != nil {
-			opts.Progress(min(start+opts.BatchSize, len(prompts)), 2*len(prompts))
+	for i, p := range prompts {
+		if len(responses[i]) > 0 {
+			seqs = append(seqs, data.Example{IDs: append(slices.Clone(p), responses[i]...), PromptLen: len(p)})
 		}
 	}
 	progress := opts.Progress

@@ -6,22 +6,58 @@ import (
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph"
+	. "github.com/gomlx/gomlx/support/exceptions"
 )
 
-// attention is grouped-query causal self-attention with RoPE, on the normalised input a [b, t, d].
+// The attention core, shared by training (Forward), prefill and decoding (decode.go).
+//
+// A block's queries sit at t positions; what they may attend to comes from an attnContext: the RoPE
+// table at the queries' positions and a visibility mask over the s keys. Training uses positions
+// 0..t−1 for every row and the causal mask (s = t); decoding with a key/value cache (kvCache) writes
+// the t new keys and values into the cache at a slot and attends over all of its s slots, with
+// per-row positions and masks (left-padded prompts, see decode.go). A sliding-window layer would only
+// change the mask.
+
+// attnContext says where a forward pass's queries sit and which keys each of them sees.
+type attnContext struct {
+	rope *rope // cos/sin at the query positions: [t, e] (shared by every row) or [b, t, e]
+	// visible [1 or b, t, s] (bool): query r may attend to key c.
+	visible *Node
+}
+
+// causalContext is the training context: positions 0..t−1 for every row and the causal mask c ≤ r.
+func causalContext(g *Graph, cfg *Config, t int, dtype dtypes.DType) *attnContext {
+	return &attnContext{rope: newRoPE(g, cfg, t, dtype), visible: InsertAxes(LowerTriangular(g, t), 0)}
+}
+
+// kvCache is one block's key/value cache inside a graph: keys and values in head layout [b, k, s, e]
+// and the slot (int32 scalar) where this forward pass's t positions are written. Before the block
+// runs, k and v hold the cache (nil: s empty slots); after it, the updated cache. s = Slots.
+type kvCache struct {
+	k, v  *Node
+	slot  *Node
+	Slots int
+}
+
+// attention is grouped-query self-attention with RoPE, on the normalised input a [b, t, d].
 //
 // Query head h = kv·g + i uses key/value head kv (HF's repeat_kv order). Internally the heads are laid
-// out as [b·k, g·t, e] so each score and value product is one batched matmul over b·k.
+// out as [b·k, g·t, e] (queries) and [b·k, s, e] (keys, values) so each score and value product is one
+// batched matmul over b·k. With cache set, the block's keys and values go into the cache at its slot
+// first and the queries attend over every cache slot the context makes visible.
 //
-// With diagonal set, it computes the same values, but keys and values at positions c ≠ r reach query r
-// through a stop-gradient (SPEC §4, direct path):
+// With diagonal set (training only), it computes the same values, but keys and values at positions
+// c ≠ r reach query r through a stop-gradient (SPEC §4, direct path):
 //
 //	s_{r,c} = q_r·sg(k_c) + δ_{rc} q_r·(k_r − sg(k_r))      u_r = Σ_c A_{r,c} sg(v_c) + A_{r,r} (v_r − sg(v_r))
-func attention(cfg *Config, w *BlockWeights, a *Node, rope *rope, diagonal bool, taps *BlockTaps, kv *kvCapture) *Node {
+func attention(cfg *Config, w *BlockWeights, a *Node, ctx *attnContext, diagonal bool, taps *BlockTaps, cache *kvCache) *Node {
 	dims := a.Shape().Dimensions
 	b, t := dims[0], dims[1]
 	nh, nk, e := cfg.Heads, cfg.KVHeads, cfg.HeadDim
 	ng := nh / nk
+	if diagonal && cache != nil {
+		Panicf("model: the diagonal-gradient copy runs without a key/value cache")
+	}
 
 	q := tappedLinear(a, w.Linear[QProj], w.QBias, taps, QProj) // [b, t, h·e]
 	k := tappedLinear(a, w.Linear[KProj], w.KBias, taps, KProj) // [b, t, k·e]
@@ -33,20 +69,24 @@ func attention(cfg *Config, w *BlockWeights, a *Node, rope *rope, diagonal bool,
 		q = rmsNorm(q, w.QNorm, cfg.RMSNormEps)
 		k = rmsNorm(k, w.KNorm, cfg.RMSNormEps)
 	}
-	q = rope.apply(q)
-	k = rope.apply(k)
+	q = ctx.rope.apply(q)
+	k = ctx.rope.apply(k)
 	if taps != nil {
 		taps.Values = v
 	}
-	if kv != nil {
-		kv.k, kv.v = k, v
-	}
 
-	// [b, t, k·g, e] -> [b, k, g, t, e] -> [b·k, g·t, e]
+	// [b, t, k·g, e] -> [b, t, k, g, e] -> [b, k, g, t, e] -> [b·k, g·t, e]
 	qh := Reshape(TransposeAllAxes(Reshape(q, b, t, nk, ng, e), 0, 2, 3, 1, 4), b*nk, ng*t, e)
-	// [b, t, k, e] -> [b, k, t, e] -> [b·k, t, e]
-	kh := Reshape(TransposeAllAxes(k, 0, 2, 1, 3), b*nk, t, e)
-	vh := Reshape(TransposeAllAxes(v, 0, 2, 1, 3), b*nk, t, e)
+	// [b, t, k, e] -> [b, k, t, e]
+	kt := TransposeAllAxes(k, 0, 2, 1, 3)
+	vt := TransposeAllAxes(v, 0, 2, 1, 3)
+	s := t
+	if cache != nil {
+		kt, vt = cache.write(kt, vt) // [b, k, s, e]
+		s = cache.Slots
+	}
+	kh := Reshape(kt, b*nk, s, e) // [b·k, s, e]
+	vh := Reshape(vt, b*nk, s, e)
 
 	kScores := kh
 	if diagonal {
@@ -60,13 +100,13 @@ func attention(cfg *Config, w *BlockWeights, a *Node, rope *rope, diagonal bool,
 		qdk := ReduceSum(Mul(Reshape(qh, b*nk, ng, t, e), InsertAxes(dk, 1)), -1) // [b·k, g, t]
 		scores = Add(scores, Reshape(diagEmbed(Reshape(qdk, b*nk*ng, t)), b*nk, ng*t, t))
 	}
-	scores = Reshape(scores, b*nk, ng, t, t)
+	scores = Reshape(scores, b*nk, ng, t, s)
 	scores = MulScalar(scores, 1/math.Sqrt(float64(e)))
-	probs := causalSoftmax(scores) // [b·k, g, t, s]
+	probs := maskedSoftmax(scores, ctx.visible, b) // [b·k, g, t, s]
 	if taps != nil {
-		taps.Probs = Reshape(probs, b, nh, t, t)
+		taps.Probs = Reshape(probs, b, nh, t, s)
 	}
-	probs = Reshape(probs, b*nk, ng*t, t)
+	probs = Reshape(probs, b*nk, ng*t, s)
 
 	vValues := vh
 	if diagonal {
@@ -88,23 +128,53 @@ func attention(cfg *Config, w *BlockWeights, a *Node, rope *rope, diagonal bool,
 	return tappedLinear(u, w.Linear[OProj], w.OBias, taps, OProj)
 }
 
-// causalSoftmax normalises scores [.., t(query), s(key)] over keys c ≤ r (half precision in float32).
-func causalSoftmax(scores *Node) *Node {
+// write stores new keys and values [b, k, t, e] at slots [slot, slot+t) of the cache (creating an
+// empty cache of Slots slots if there is none yet) and returns the updated cache.
+func (c *kvCache) write(k, v *Node) (*Node, *Node) {
+	dims := k.Shape().Dimensions
+	g := k.Graph()
+	if c.k == nil {
+		empty := shapes.Make(k.DType(), dims[0], dims[1], c.Slots, dims[3])
+		c.k, c.v = Zeros(g, empty), Zeros(g, empty)
+	}
+	zero := ScalarZero(g, c.slot.DType())
+	at := []*Node{zero, zero, c.slot, zero}
+	c.k = DynamicUpdateSlice(c.k, ConvertDType(k, c.k.DType()), at)
+	c.v = DynamicUpdateSlice(c.v, ConvertDType(v, c.v.DType()), at)
+	return c.k, c.v
+}
+
+// maskedSoftmax normalises scores [b·k, g, t(query), s(key)] over the keys visible [1 or b, t, s]
+// lets each query see (half precision in float32).
+func maskedSoftmax(scores, visible *Node, b int) *Node {
 	g := scores.Graph()
 	dtype := scores.DType()
 	if dtype == dtypes.BFloat16 || dtype == dtypes.Float16 {
 		scores = ConvertDType(scores, dtypes.Float32)
 	}
-	rank := scores.Rank()
-	t := scores.Shape().Dimensions[rank-2]
-	mask := ExpandLeftToRank(LowerTriangular(g, t), rank)
-	masked := Where(BroadcastToShape(mask, scores.Shape()), scores,
-		BroadcastToShape(ConstAsDType(g, scores.DType(), -1e30), scores.Shape()))
+	shape := scores.Shape()
+	d := shape.Dimensions
+	bk, ng, t, s := d[0], d[1], d[2], d[3]
+	var mask *Node
+	if visible.Shape().Dimensions[0] == 1 {
+		mask = BroadcastToShape(InsertAxes(visible, 0), shape) // [1, 1, t, s]
+	} else {
+		// [b, 1, t, s] over [b, k·g, t, s]
+		perRow := shapes.Make(dtypes.Bool, b, bk/b*ng, t, s)
+		mask = Reshape(BroadcastToShape(Reshape(visible, b, 1, t, s), perRow), shape.Dimensions...)
+	}
+	masked := Where(mask, scores, BroadcastToShape(ConstAsDType(g, scores.DType(), -1e30), shape))
 	probs := Softmax(masked, -1)
 	if probs.DType() != dtype {
 		probs = ConvertDType(probs, dtype)
 	}
 	return probs
+}
+
+// at returns the RoPE table rows at per-row positions pos [b, t] (int32): cos/sin [b, t, e].
+func (r *rope) at(pos *Node) *rope {
+	idx := InsertAxes(pos, -1) // [b, t, 1]
+	return &rope{cos: Gather(r.cos, idx), sin: Gather(r.sin, idx)}
 }
 
 // diagOf returns x[b, r, r] for x [b, t, t] as [b, t]: a strided slice of the flattened

@@ -1,8 +1,6 @@
 package model
 
 import (
-	"math"
-
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph"
@@ -11,265 +9,208 @@ import (
 	"github.com/pkg/errors"
 )
 
-// Incremental decoding with a key/value cache. The go backend has no DynamicSlice or
-// DynamicUpdateSlice, so the cache lives on the host: each step takes the caches [b, S, k, e] of
-// every block as inputs, computes one new token per row at its own position, and returns its keys
-// and values, which the host writes into the caches. The new token attends to cached positions
-// < pos and to itself: the new key/value is merged into the cache view with a one-hot Where, never
-// by an update of the cache inside the graph.
+// Incremental decoding with the key/value cache kept on the device.
+//
+// A batch of b prompts is left-padded to tp slots, so every row writes its next token at the same
+// cache slot: row i's prompt occupies slots [pad_i, tp), its n-th new token is fed at slot tp+n−1, and
+// slot c holds position c − pad_i. Each block's cache is [b, k, S, e] (keys after q/k-norm and RoPE,
+// values), S = tp + room for the new tokens.
+//
+//	prefill: tokens [b, tp] at slot 0 → the caches, and the first new token of every row
+//	decode:  the last tokens [b] at slot tp+n−1 → the updated caches, and the next tokens
+//
+// Both are one compiled graph each (forwardAt) that runs the same blocks as training (block,
+// attention.go) with a context of per-row positions and visibility (query at slot r sees slots
+// pad_i ≤ c ≤ r), writes the new keys and values with DynamicUpdateSlice, and samples in the graph
+// (sample.go). The caches are outputs of one step and donated inputs of the next, so they never
+// leave the device; per token only the ids [b] (and the sampling keys [b, 2]) cross. (The go backend
+// updates a donated buffer in place; XLA copies the cache inside the step, since GoMLX compiles
+// without input/output aliasing: device memory bandwidth, not a transfer.)
 
-// decodeStep computes, for one new token per row (tokens [b], positions pos [b]), the logits [b, V]
-// and every block's new key and value [b, k, e], given the caches cacheK/cacheV ([b, S, k, e] per
-// block; positions ≥ pos are ignored).
-func decodeStep(cfg *Config, w *Weights, tokens, pos *Node, cacheK, cacheV []*Node) (logits *Node, newK, newV []*Node) {
+// forwardAt runs the decoder blocks over tokens [b, t] placed at cache slots [slot, slot+t) of every
+// row, whose first real slot is pad [b] (int32): slot c has position c − pad_i, and the query at slot
+// r sees the keys at slots pad_i ≤ c ≤ r (and itself, so a padding query is never fully masked).
+// Every block writes its new keys and values into its cache (updated in place in caches[i]). It
+// returns the last block's output [b, t, d] (before the final norm; see lastLogits).
+func forwardAt(cfg *Config, w *Weights, tokens, slot, pad *Node, caches []*kvCache) *Node {
 	g := tokens.Graph()
-	b := tokens.Shape().Dimensions[0]
-	s := cacheK[0].Shape().Dimensions[1]
-	nh, nk, e := cfg.Heads, cfg.KVHeads, cfg.HeadDim
-	ng := nh / nk
+	b, t := tokens.Shape().Dimensions[0], tokens.Shape().Dimensions[1]
+	s := caches[0].Slots
+	i32 := dtypes.Int32
+	query := Add(BroadcastToShape(slot, shapes.Make(i32, 1, t)), Iota(g, shapes.Make(i32, 1, t), 1)) // [1, t]: slot of each query
+	first := Reshape(pad, b, 1)
+	pos := Max(Sub(BroadcastToShape(query, shapes.Make(i32, b, t)), BroadcastToShape(first, shapes.Make(i32, b, t))), ZerosLike(Iota(g, shapes.Make(i32, b, t), 1)))
+	grid := shapes.Make(i32, b, t, s)
+	key := Iota(g, grid, 2)
+	r := BroadcastToShape(Reshape(query, 1, t, 1), grid)
+	visible := Or(And(GreaterOrEqual(key, BroadcastToShape(Reshape(first, b, 1, 1), grid)), LessOrEqual(key, r)), Equal(key, r))
 	dtype := w.Embed.DType()
-	table := newRoPE(g, cfg, s, dtype)
-	idx := Reshape(pos, b, 1)
-	cos := Reshape(Gather(table.cos, idx), b, 1, 1, e) // [b, 1, 1, e]
-	sin := Reshape(Gather(table.sin, idx), b, 1, 1, e)
-	rot := func(x *Node) *Node { // rotate-half RoPE at each row's position, x [b, 1, n, e]
-		x1 := Slice(x, AxisRange(), AxisRange(), AxisRange(), AxisRange(0, e/2))
-		x2 := Slice(x, AxisRange(), AxisRange(), AxisRange(), AxisRange(e/2, e))
-		return Add(Mul(x, cos), Mul(Concatenate([]*Node{Neg(x2), x1}, 3), sin))
+	ctx := &attnContext{rope: newRoPE(g, cfg, s, dtype).at(pos), visible: visible}
+	for _, c := range caches {
+		c.slot = slot
 	}
-	// at[b, s] marks the new token's slot; visible[b, s] the positions it attends to.
-	slots := Iota(g, shapes.Make(dtypes.Int32, b, s), 1)
-	at := Equal(slots, BroadcastToShape(idx, slots.Shape()))
-	visible := LessOrEqual(slots, BroadcastToShape(idx, slots.Shape()))
-	merge := func(cache, fresh *Node) *Node { // [b, S, k, e] with row b's slot pos_b replaced by fresh [b, 1, k, e]
-		if cache.DType() != dtype {
-			cache = ConvertDType(cache, dtype)
-		}
-		mask := BroadcastToShape(Reshape(at, b, s, 1, 1), cache.Shape())
-		return Where(mask, BroadcastToShape(fresh, cache.Shape()), cache)
-	}
-
-	x := Gather(w.Embed, Reshape(tokens, b, 1, 1)) // [b, 1, d]
+	x := Gather(w.Embed, Reshape(tokens, b, t, 1)) // [b, t, d]
 	for i := range cfg.Layers {
-		bw := &w.Blocks[i]
-		a := rmsNorm(x, bw.InputNorm, cfg.RMSNormEps)
-		q := Reshape(linear(a, bw.Linear[QProj], bw.QBias), b, 1, nh, e)
-		k := Reshape(linear(a, bw.Linear[KProj], bw.KBias), b, 1, nk, e)
-		v := Reshape(linear(a, bw.Linear[VProj], bw.VBias), b, 1, nk, e)
-		if bw.QNorm != nil {
-			q = rmsNorm(q, bw.QNorm, cfg.RMSNormEps)
-			k = rmsNorm(k, bw.KNorm, cfg.RMSNormEps)
-		}
-		q, k = rot(q), rot(k)
-		newK, newV = append(newK, Reshape(k, b, nk, e)), append(newV, Reshape(v, b, nk, e))
-		keys := TransposeAllAxes(merge(cacheK[i], k), 0, 2, 1, 3) // [b, k, S, e]
-		vals := TransposeAllAxes(merge(cacheV[i], v), 0, 2, 1, 3)
-		qh := Reshape(q, b, nk, ng, e) // h = kv·g + i
-		// Q:[b, k, g, e] x K:[b, k, S, e] -> [b, k, g, S]
-		scores := MulScalar(DotGeneral(qh, []int{3}, []int{0, 1}, keys, []int{3}, []int{0, 1}), 1/math.Sqrt(float64(e)))
-		sd := scores.DType()
-		if sd == dtypes.BFloat16 || sd == dtypes.Float16 {
-			scores = ConvertDType(scores, dtypes.Float32)
-		}
-		vis := BroadcastToShape(Reshape(visible, b, 1, 1, s), scores.Shape())
-		probs := Softmax(Where(vis, scores, BroadcastToShape(ConstAsDType(g, scores.DType(), -1e30), scores.Shape())), -1)
-		probs = ConvertDType(probs, dtype)
-		// A:[b, k, g, S] x V:[b, k, S, e] -> [b, k, g, e]
-		u := Reshape(DotGeneral(probs, []int{3}, []int{0, 1}, vals, []int{2}, []int{0, 1}), b, 1, nh*e)
-		x = Add(x, linear(u, bw.Linear[OProj], bw.OBias))
-		x = Add(x, mlp(bw, rmsNorm(x, bw.PostAttnNorm, cfg.RMSNormEps), nil))
+		x = block(cfg, &w.Blocks[i], x, ctx, false, nil, caches[i])
 	}
-	logits = Reshape(head(cfg, w, x), b, cfg.VocabSize)
-	return ConvertDType(logits, dtypes.Float32), newK, newV
+	return x
 }
 
-// kvCache holds the host caches of one generation batch: per block, keys and values [b, S, k, e].
-type kvCache struct {
-	b, s, k, e int
-	keys, vals []*tensors.Tensor
+// lastLogits returns the logits [b, V] at the last slot of forwardAt's output x [b, t, d] (the
+// only slot whose logits generation needs: the LM head is not applied to the others).
+func lastLogits(cfg *Config, w *Weights, x *Node) *Node {
+	b, t := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
+	last := Slice(x, AxisRange(), AxisRange(t-1, t)) // [b, 1, d]
+	return Reshape(head(cfg, w, last), b, cfg.VocabSize)
 }
 
-func newKVCache(cfg *Config, dtype dtypes.DType, b, s int) *kvCache {
-	c := &kvCache{b: b, s: s, k: cfg.KVHeads, e: cfg.HeadDim}
-	for range cfg.Layers {
-		c.keys = append(c.keys, tensors.FromShape(shapes.Make(dtype, b, s, c.k, c.e)))
-		c.vals = append(c.vals, tensors.FromShape(shapes.Make(dtype, b, s, c.k, c.e)))
-	}
-	return c
+// sampling is what a compiled prefill or decode graph bakes in.
+type sampling struct {
+	slots             int // S (prefill only: decode reads it from the caches)
+	temperature, topP float64
 }
 
-// fill copies prefill keys/values [b, t, k, e] into positions [0, t) of the caches.
-func (c *kvCache) fill(layer int, k, v *tensors.Tensor) error {
-	t := k.Shape().Dimensions[1]
-	return c.copyRows(layer, k, v, t, func(bi int) int { return 0 })
-}
-
-// write stores new keys/values [b, k, e] of a block at each row's position.
-func (c *kvCache) write(layer int, pos []int32, k, v *tensors.Tensor) error {
-	return c.copyRows(layer, k, v, 1, func(bi int) int { return int(pos[bi]) })
-}
-
-// copyRows copies, for every batch row bi, n positions of k and v ([b, n, k, e] in memory order)
-// into the caches starting at position at(bi).
-func (c *kvCache) copyRows(layer int, k, v *tensors.Tensor, n int, at func(bi int) int) error {
-	row := c.k * c.e
-	for _, pair := range [][2]*tensors.Tensor{{c.keys[layer], k}, {c.vals[layer], v}} {
-		var err error
-		cerr := pair[1].ConstBytes(func(src []byte) {
-			err = pair[0].MutableBytes(func(dst []byte) {
-				el := len(src) / (c.b * n * row) // bytes per element
-				for bi := range c.b {
-					p := at(bi)
-					copy(dst[(bi*c.s+p)*row*el:(bi*c.s+p+n)*row*el], src[bi*n*row*el:(bi+1)*n*row*el])
-				}
-			})
-		})
-		if cerr != nil {
-			return cerr
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// cachedGenerator runs prefill and decode steps for Generator.
+// cachedGenerator holds the compiled prefill and decode graphs of a Generator.
 type cachedGenerator struct {
-	lm      *LM
-	prefill *gm.Exec
-	decode  *gm.Exec
+	lm              *LM
+	prefill, decode map[sampling]*gm.Exec
 }
 
-func newCachedGenerator(lm *LM) (*cachedGenerator, error) {
-	cfg := lm.Config
-	prefill, err := NewStoreExec(lm.Backend, lm.Store, "prefill", func(scope *gm.Scope, g *Graph, in []*Node) []*Node {
-		tokens, last := in[0], in[1]
-		out := Forward(cfg, lm.Weights(tokens.Graph()), tokens, ForwardOptions{KV: true})
-		b := tokens.Shape().Dimensions[0]
-		idx := Concatenate([]*Node{Iota(tokens.Graph(), shapes.Make(dtypes.Int32, b, 1), 0), Reshape(last, b, 1)}, 1)
-		res := []*Node{ConvertDType(Gather(out.Logits, idx), dtypes.Float32)}
-		for i := range out.Keys {
-			res = append(res, out.Keys[i], out.Values[i])
-		}
-		return res
-	})
-	if err != nil {
-		return nil, err
-	}
-	decode, err := NewStoreExec(lm.Backend, lm.Store, "decode", func(scope *gm.Scope, g *Graph, in []*Node) []*Node {
-		n := cfg.Layers
-		logits, ks, vs := decodeStep(cfg, lm.Weights(in[0].Graph()), in[0], in[1], in[2:2+n], in[2+n:2+2*n])
-		res := []*Node{logits}
-		for i := range ks {
-			res = append(res, ks[i], vs[i])
-		}
-		return res
-	})
-	if err != nil {
-		return nil, err
-	}
-	prefill.SetMaxCache(32)
-	decode.SetMaxCache(32)
-	return &cachedGenerator{lm: lm, prefill: prefill, decode: decode}, nil
+func newCachedGenerator(lm *LM) *cachedGenerator {
+	return &cachedGenerator{lm: lm, prefill: map[sampling]*gm.Exec{}, decode: map[sampling]*gm.Exec{}}
 }
 
-// run generates for one batch of prompts; see Generator.Generate.
-func (cg *cachedGenerator) run(prompts [][]int, out [][]int, pickFn func(row int, logits []float64) int, stop func(row, tok int) bool, opts GenerateOptions) error {
+// execs returns (compiling lazily) the prefill graph for S slots and the decode graph of opts's sampling.
+func (cg *cachedGenerator) execs(slots int, opts GenerateOptions) (prefill, decode *gm.Exec, err error) {
 	cfg := cg.lm.Config
-	b := len(prompts)
+	pk := sampling{slots: slots, temperature: opts.Temperature, topP: opts.TopP}
+	dk := sampling{temperature: opts.Temperature, topP: opts.TopP}
+	if prefill = cg.prefill[pk]; prefill == nil {
+		prefill, err = NewStoreExec(cg.lm.Backend, cg.lm.Store, "prefill", func(scope *gm.Scope, g *Graph, in []*Node) []*Node {
+			tokens, pad, keys := in[0], in[1], in[2]
+			caches := make([]*kvCache, cfg.Layers)
+			for i := range caches {
+				caches[i] = &kvCache{Slots: slots}
+			}
+			w := cg.lm.Weights(g)
+			logits := lastLogits(cfg, w, forwardAt(cfg, w, tokens, ScalarZero(g, dtypes.Int32), pad, caches))
+			return append([]*Node{sampleTokens(logits, keys, opts.Temperature, opts.TopP)}, cacheNodes(caches)...)
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		prefill.SetMaxCache(16)
+		cg.prefill[pk] = prefill
+	}
+	if decode = cg.decode[dk]; decode == nil {
+		decode, err = NewStoreExec(cg.lm.Backend, cg.lm.Store, "decode", func(scope *gm.Scope, g *Graph, in []*Node) []*Node {
+			last, slot, pad, keys := in[0], in[1], in[2], in[3]
+			caches := make([]*kvCache, cfg.Layers)
+			for i := range caches {
+				caches[i] = &kvCache{k: in[4+2*i], v: in[5+2*i], Slots: in[4+2*i].Shape().Dimensions[2]}
+			}
+			b := last.Shape().Dimensions[0]
+			w := cg.lm.Weights(g)
+			logits := lastLogits(cfg, w, forwardAt(cfg, w, Reshape(last, b, 1), slot, pad, caches))
+			return append([]*Node{sampleTokens(logits, keys, opts.Temperature, opts.TopP)}, cacheNodes(caches)...)
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		decode.SetMaxCache(16)
+		cg.decode[dk] = decode
+	}
+	return prefill, decode, nil
+}
+
+// cacheNodes lists every block's keys and values, in the order the decode graph takes them.
+func cacheNodes(caches []*kvCache) []*Node {
+	var out []*Node
+	for _, c := range caches {
+		out = append(out, c.k, c.v)
+	}
+	return out
+}
+
+// run generates for one batch of rows (see Generator.Generate): a prefill, then one decode step per
+// new token until every row has stopped.
+func (cg *cachedGenerator) run(rows []*genRow, opts GenerateOptions) error {
+	cfg := cg.lm.Config
+	b := len(rows)
 	longest := 0
-	for _, p := range prompts {
-		longest = max(longest, len(p))
+	for _, r := range rows {
+		longest = max(longest, len(r.prompt))
 	}
-	tp := min((longest+opts.Quantum-1)/opts.Quantum*opts.Quantum, cfg.MaxPositions)
-	s := min((longest+opts.MaxNewTokens+63)/64*64, cfg.MaxPositions)
-	tokens := make([][]int32, b)
-	last := make([]int32, b)
-	for i, p := range prompts {
-		tokens[i] = make([]int32, tp)
-		for j, id := range p {
-			tokens[i][j] = int32(id)
-		}
-		last[i] = int32(len(p) - 1)
-	}
-	res, err := cg.prefill.Call(tokens, last)
-	if err != nil {
-		return errors.WithMessage(err, "model: prefill")
-	}
-	cacheDType := cg.lm.DType
-	if cacheDType == dtypes.BFloat16 || cacheDType == dtypes.Float16 {
-		cacheDType = res[1].Shape().DType
-	}
-	cache := newKVCache(cfg, cacheDType, b, s)
-	for l := range cfg.Layers {
-		if err := cache.fill(l, res[1+2*l], res[2+2*l]); err != nil {
-			return err
-		}
-	}
-	logits, err := takeLogits(res)
+	tp := min(roundUp(longest, opts.Quantum), cfg.MaxPositions)
+	slots := tp + roundUp(max(opts.MaxNewTokens-1, 1), opts.Quantum)
+	prefill, decode, err := cg.execs(slots, opts)
 	if err != nil {
 		return err
 	}
-	v := cfg.VocabSize
-	pos := make([]int32, b)
-	next := make([]int32, b)
-	done := make([]bool, b)
-	active := 0
-	for i := range b {
-		pos[i] = int32(len(prompts[i]))
-		tok := pickFn(i, logits[i*v:(i+1)*v])
-		out[i] = append(out[i], tok)
-		next[i] = int32(tok)
-		done[i] = stop(i, tok) || int(pos[i]) >= s
-		if !done[i] {
-			active++
+	tokens := make([][]int32, b)
+	padding := make([]int32, b)
+	for i, r := range rows {
+		tokens[i] = make([]int32, tp)
+		padding[i] = int32(tp - len(r.prompt))
+		for j, id := range r.prompt {
+			tokens[i][int(padding[i])+j] = int32(id)
 		}
 	}
-	for step := 1; step < opts.MaxNewTokens && active > 0; step++ {
-		args := []any{next, pos}
-		for _, t := range cache.keys {
-			args = append(args, t)
+	pad := tensors.FromValue(padding)
+	defer pad.FinalizeAll()
+	res, err := prefill.Call(tokens, pad, sampleKeys(rows, opts.Seed, 0))
+	if err != nil {
+		return errors.WithMessage(err, "model: prefill")
+	}
+	ids, caches := res[0], res[1:]
+	defer func() {
+		ids.FinalizeAll()
+		for _, c := range caches {
+			if c != nil {
+				c.FinalizeAll()
+			}
 		}
-		for _, t := range cache.vals {
-			args = append(args, t)
+	}()
+	for step := 0; ; step++ {
+		next, err := tensors.CopyFlatData[int32](ids)
+		if err != nil {
+			return errors.WithMessage(err, "model: reading sampled ids")
 		}
-		res, err := cg.decode.Call(args...)
+		active := 0
+		for i, r := range rows {
+			if r.take(int(next[i]), opts) {
+				active++
+			}
+		}
+		if active == 0 || step+1 >= opts.MaxNewTokens {
+			return nil
+		}
+		args := []any{ids, int32(tp + step), pad, sampleKeys(rows, opts.Seed, step+1)}
+		for i, c := range caches {
+			d, err := DonateTensorBuffer(c, cg.lm.Backend, 0)
+			if err != nil {
+				return errors.WithMessage(err, "model: donating the key/value cache")
+			}
+			caches[i] = nil
+			args = append(args, d)
+		}
+		res, err := decode.Call(args...)
 		if err != nil {
 			return errors.WithMessage(err, "model: decode step")
 		}
-		for l := range cfg.Layers {
-			if err := cache.write(l, pos, res[1+2*l], res[2+2*l]); err != nil {
-				return err
-			}
-		}
-		logits, err := takeLogits(res)
-		if err != nil {
-			return err
-		}
-		for i := range b {
-			if done[i] {
-				continue
-			}
-			pos[i]++
-			tok := pickFn(i, logits[i*v:(i+1)*v])
-			out[i] = append(out[i], tok)
-			next[i] = int32(tok)
-			if stop(i, tok) || int(pos[i]) >= s {
-				done[i] = true
-				active--
-			}
-		}
+		ids.FinalizeAll()
+		ids, caches = res[0], res[1:]
 	}
-	return nil
 }
 
-// takeLogits copies the logits (res[0]) to the host and frees every result
-// tensor of a prefill or decode call (the caches have been copied by then).
-func takeLogits(res []*tensors.Tensor) ([]float64, error) {
-	logits, err := TensorFloat64(res[0])
-	for _, r := range res {
-		r.FinalizeAll()
+// sampleKeys returns the sampling keys [b, 2] of every row's step-th new token.
+func sampleKeys(rows []*genRow, seed uint64, step int) [][]uint32 {
+	keys := make([][]uint32, len(rows))
+	for i, r := range rows {
+		k := SampleKey(seed, r.index, step)
+		keys[i] = k[:]
 	}
-	return logits, err
+	return keys
 }
+
+func roundUp(n, q int) int { return (n + q - 1) / q * q }

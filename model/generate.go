@@ -1,14 +1,12 @@
 package model
 
 import (
-	"math"
-	"math/rand/v2"
 	"slices"
-	"sort"
 
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
 	gm "github.com/gomlx/gomlx/ml/model"
 	"github.com/pkg/errors"
 )
@@ -21,45 +19,59 @@ type GenerateOptions struct {
 	Stop         []int   // generation of a sequence ends after any of these ids (it is kept in the output)
 	// StopFunc, if set, is asked after every new token whether prompt i's generation (so far, prompt
 	// excluded) is complete, e.g. a text-based stop rule.
-	StopFunc  func(prompt int, generated []int) bool
-	Seed      uint64 // sampling is a pure function of (Seed, prompt index)
-	BatchSize int    // prompts per forward pass (default 16)
-	// Quantum rounds the working length up to a multiple of it, bounding the compiled shapes (default 32).
+	StopFunc func(prompt int, generated []int) bool
+	// Seed: a prompt's sampled continuation is a pure function of (Seed, its index in the prompts),
+	// whatever BatchSize or the other prompts are (sample.go).
+	Seed      uint64
+	BatchSize int // prompts decoded together (default 16)
+	// Quantum rounds the prompt length and the room for new tokens up to a multiple of it, bounding the
+	// compiled shapes (default 32).
 	Quantum int
 	// NoCache re-runs the whole causal forward pass for every new token instead of decoding with the
 	// key/value cache (slower; kept as the reference the cache is tested against).
 	NoCache bool
+	// Progress, if set, is called after each batch with the number of prompts done and the total.
+	Progress func(done, total int)
 }
 
-// Generator samples continuations: a prefill pass over the right-padded prompts, then one decode
-// step per token with a host-side key/value cache (see decode.go). With GenerateOptions.NoCache each
-// new token instead re-runs the causal forward pass over the whole buffer. Lengths are bucketed so
-// few graphs are compiled.
+// Generator samples continuations: a prefill pass over the left-padded prompts, then one decode step
+// per token, with the key/value cache and the sampling inside the compiled graphs (decode.go,
+// sample.go). With GenerateOptions.NoCache each new token instead re-runs the causal forward pass
+// over the whole right-padded buffer (same sampler). Lengths are bucketed and the last batch is
+// padded, so few graphs are compiled.
 type Generator struct {
-	lm     *LM
-	exec   *gm.Exec
-	cached *cachedGenerator
+	lm        *LM
+	cached    *cachedGenerator
+	recompute map[sampling]*gm.Exec
 }
 
-// NewGenerator compiles (lazily, per shape) the next-token logits graph of lm.
+// NewGenerator returns a generator for lm; its graphs compile lazily, per shape and sampling setting.
 func NewGenerator(lm *LM) (*Generator, error) {
-	exec, err := NewStoreExec(lm.Backend, lm.Store, "generate", func(scope *gm.Scope, g *Graph, in []*Node) []*Node {
-		tokens, pos := in[0], in[1]
-		out := Forward(lm.Config, lm.Weights(tokens.Graph()), tokens, ForwardOptions{})
-		b := tokens.Shape().Dimensions[0]
-		idx := Concatenate([]*Node{Iota(tokens.Graph(), shapes.Make(dtypes.Int32, b, 1), 0), Reshape(pos, b, 1)}, 1)
-		logits := Gather(out.Logits, idx) // [b, V]
-		return []*Node{ConvertDType(logits, dtypes.Float32)}
-	})
-	if err != nil {
-		return nil, err
+	return &Generator{lm: lm, cached: newCachedGenerator(lm), recompute: map[sampling]*gm.Exec{}}, nil
+}
+
+// genRow is one prompt being generated for: its global index (for the sampling keys; −1 for a row
+// that only pads the batch), the prompt and where its new tokens go.
+type genRow struct {
+	index  int
+	prompt []int
+	out    *[]int
+	done   bool
+	maxPos int
+}
+
+// take records a sampled token (unless the row is done) and returns whether the row goes on: a row
+// stops after a stop token, when StopFunc says so, or when it fills max_position_embeddings.
+func (r *genRow) take(tok int, opts GenerateOptions) bool {
+	if r.done {
+		return false
 	}
-	exec.SetMaxCache(64)
-	cached, err := newCachedGenerator(lm)
-	if err != nil {
-		return nil, err
+	*r.out = append(*r.out, tok)
+	if slices.Contains(opts.Stop, tok) || (opts.StopFunc != nil && opts.StopFunc(r.index, *r.out)) ||
+		len(r.prompt)+len(*r.out) >= r.maxPos {
+		r.done = true
 	}
-	return &Generator{lm: lm, exec: exec, cached: cached}, nil
+	return !r.done
 }
 
 // Generate returns, for each prompt, the generated tokens (without the prompt; including the stop
@@ -73,6 +85,9 @@ func (gen *Generator) Generate(prompts [][]int, opts GenerateOptions) ([][]int, 
 	}
 	if opts.Quantum <= 0 {
 		opts.Quantum = 32
+	}
+	if opts.TopP < 0 || opts.TopP > 1 || opts.Temperature < 0 {
+		return nil, errors.Errorf("model: TopP %g must be in [0, 1] and Temperature %g ≥ 0", opts.TopP, opts.Temperature)
 	}
 	maxPos := gen.lm.Config.MaxPositions
 	out := make([][]int, len(prompts))
@@ -89,126 +104,91 @@ func (gen *Generator) Generate(prompts [][]int, opts GenerateOptions) ([][]int, 
 			}
 		}
 	}
-	for start := 0; start < len(prompts); start += opts.BatchSize {
-		end := min(start+opts.BatchSize, len(prompts))
-		if err := gen.generateBatch(prompts[start:end], out[start:end], start, opts); err != nil {
+	b := min(opts.BatchSize, len(prompts))
+	for start := 0; start < len(prompts); start += b {
+		rows := make([]*genRow, b)
+		for i := range rows {
+			if n := start + i; n < len(prompts) {
+				out[n] = []int{}
+				rows[i] = &genRow{index: n, prompt: prompts[n], out: &out[n], maxPos: maxPos}
+			} else { // pads the last batch to the compiled batch size
+				rows[i] = &genRow{index: -1, prompt: []int{0}, out: new([]int), done: true, maxPos: maxPos}
+			}
+		}
+		var err error
+		if opts.NoCache {
+			err = gen.recomputeBatch(rows, opts)
+		} else {
+			err = gen.cached.run(rows, opts)
+		}
+		if err != nil {
 			return nil, err
+		}
+		if opts.Progress != nil {
+			opts.Progress(min(start+b, len(prompts)), len(prompts))
 		}
 	}
 	return out, nil
 }
 
-func (gen *Generator) generateBatch(prompts [][]int, out [][]int, offset int, opts GenerateOptions) error {
-	b := len(prompts)
-	seqs := make([][]int, b)
-	done := make([]bool, b)
-	rngs := make([]*rand.Rand, b)
-	for i, p := range prompts {
-		seqs[i] = slices.Clone(p)
-		rngs[i] = rand.New(rand.NewPCG(opts.Seed, uint64(offset+i)))
-	}
-	stop := func(row, tok int) bool {
-		return slices.Contains(opts.Stop, tok) || (opts.StopFunc != nil && opts.StopFunc(offset+row, out[row]))
-	}
-	if !opts.NoCache {
-		return gen.cached.run(prompts, out, func(row int, logits []float64) int { return pick(logits, opts, rngs[row]) }, stop, opts)
+// recomputeBatch generates for one batch by re-running the whole causal forward pass over the
+// right-padded sequences for every new token (the reference for the cache).
+func (gen *Generator) recomputeBatch(rows []*genRow, opts GenerateOptions) error {
+	key := sampling{temperature: opts.Temperature, topP: opts.TopP}
+	exec := gen.recompute[key]
+	if exec == nil {
+		var err error
+		exec, err = NewStoreExec(gen.lm.Backend, gen.lm.Store, "generate", func(scope *gm.Scope, g *Graph, in []*Node) []*Node {
+			tokens, pos, keys := in[0], in[1], in[2]
+			out := Forward(gen.lm.Config, gen.lm.Weights(g), tokens, ForwardOptions{})
+			b := tokens.Shape().Dimensions[0]
+			idx := Concatenate([]*Node{Iota(g, shapes.Make(dtypes.Int32, b, 1), 0), Reshape(pos, b, 1)}, 1)
+			logits := Gather(out.Logits, idx) // [b, V]
+			return []*Node{sampleTokens(logits, keys, opts.Temperature, opts.TopP)}
+		})
+		if err != nil {
+			return err
+		}
+		exec.SetMaxCache(64)
+		gen.recompute[key] = exec
 	}
 	maxPos := gen.lm.Config.MaxPositions
 	for step := 0; step < opts.MaxNewTokens; step++ {
 		longest := 0
-		for i := range seqs {
-			if !done[i] {
-				longest = max(longest, len(seqs[i]))
+		for _, r := range rows {
+			if !r.done {
+				longest = max(longest, len(r.prompt)+len(*r.out))
 			}
 		}
 		if longest == 0 {
 			break
 		}
-		t := min((longest+opts.Quantum-1)/opts.Quantum*opts.Quantum, maxPos)
-		tokens := make([][]int32, b)
-		pos := make([]int32, b)
-		for i, s := range seqs {
-			row := make([]int32, t)
-			n := min(len(s), t)
+		t := min(roundUp(longest, opts.Quantum), maxPos)
+		tokens := make([][]int32, len(rows))
+		pos := make([]int32, len(rows))
+		for i, r := range rows {
+			tokens[i] = make([]int32, t)
+			seq := append(slices.Clone(r.prompt), *r.out...)
+			n := min(len(seq), t)
 			for j := range n {
-				row[j] = int32(s[j])
+				tokens[i][j] = int32(seq[j])
 			}
-			tokens[i], pos[i] = row, int32(n-1)
+			pos[i] = int32(n - 1)
 		}
-		res, err := gen.exec.Call(tokens, pos)
+		res, err := exec.Call(tokens, pos, sampleKeys(rows, opts.Seed, step))
 		if err != nil {
 			return errors.WithMessage(err, "model: generate")
 		}
-		logits, err := TensorFloat64(res[0])
+		next, err := tensors.CopyFlatData[int32](res[0])
 		res[0].FinalizeAll()
 		if err != nil {
 			return err
 		}
-		v := len(logits) / b
-		for i := range seqs {
-			if done[i] {
-				continue
-			}
-			next := pick(logits[i*v:(i+1)*v], opts, rngs[i])
-			seqs[i] = append(seqs[i], next)
-			out[i] = append(out[i], next)
-			if stop(i, next) || len(seqs[i]) >= maxPos {
-				done[i] = true
-			}
+		for i, r := range rows {
+			r.take(int(next[i]), opts)
 		}
 	}
 	return nil
-}
-
-// pick chooses the next token from one row of logits.
-func pick(logits []float64, opts GenerateOptions, rng *rand.Rand) int {
-	if opts.Temperature <= 0 {
-		best := 0
-		for j, x := range logits {
-			if x > logits[best] {
-				best = j
-			}
-		}
-		return best
-	}
-	mx := math.Inf(-1)
-	for _, x := range logits {
-		mx = math.Max(mx, x)
-	}
-	probs := make([]float64, len(logits))
-	var sum float64
-	for j, x := range logits {
-		probs[j] = math.Exp((x - mx) / opts.Temperature)
-		sum += probs[j]
-	}
-	order := make([]int, len(probs))
-	for j := range order {
-		order[j] = j
-	}
-	sort.SliceStable(order, func(a, c int) bool { return probs[order[a]] > probs[order[c]] })
-	keep := len(order)
-	if opts.TopP > 0 && opts.TopP < 1 {
-		var cum float64
-		for k, j := range order {
-			cum += probs[j] / sum
-			if cum >= opts.TopP {
-				keep = k + 1
-				break
-			}
-		}
-	}
-	var mass float64
-	for _, j := range order[:keep] {
-		mass += probs[j]
-	}
-	r := rng.Float64() * mass
-	for _, j := range order[:keep] {
-		r -= probs[j]
-		if r <= 0 {
-			return j
-		}
-	}
-	return order[keep-1]
 }
 
 // Scorer computes summed log-likelihoods of continuations (for multiple-choice evaluation by

@@ -42,9 +42,6 @@ type ForwardOptions struct {
 	Diagonal bool
 	// Hidden returns the residual stream entering every block and the final one (Layers+1 nodes).
 	Hidden bool
-	// KV returns every block's keys (after q/k-norm and RoPE) and values, [b, t, k, e], to prefill a
-	// decoding cache.
-	KV bool
 }
 
 // Output is what Forward returns.
@@ -52,8 +49,6 @@ type Output struct {
 	Logits *Node   // [b, t, V]: logits[b,p] predict tokens[b,p+1]
 	Hidden []*Node // [b, t, d] per block input, then the final block's output (before the final norm)
 	Taps   []*BlockTaps
-	// Keys and Values per block, [b, t, k, e] (ForwardOptions.KV).
-	Keys, Values []*Node
 	// DiagLogits and DiagTaps come from the diagonal-gradient copy (ForwardOptions.Diagonal).
 	DiagLogits *Node
 	DiagTaps   []*BlockTaps
@@ -94,7 +89,7 @@ func Forward(cfg *Config, w *Weights, tokens *Node, opts ForwardOptions) *Output
 	if opts.Diagonal && opts.TapBlocks == 0 {
 		Panicf("model.Forward: Diagonal needs TapBlocks > 0")
 	}
-	rope := newRoPE(g, cfg, t, w.Embed.DType())
+	ctx := causalContext(g, cfg, t, w.Embed.DType())
 	x := Gather(w.Embed, Reshape(tokens, b, t, 1)) // [b, t, d]
 	out := &Output{}
 	firstTapped := cfg.Layers - opts.TapBlocks
@@ -111,14 +106,7 @@ func Forward(cfg *Config, w *Weights, tokens *Node, opts ForwardOptions) *Output
 			taps = &BlockTaps{Block: i}
 			out.Taps = append(out.Taps, taps)
 		}
-		var kv *kvCapture
-		if opts.KV {
-			kv = &kvCapture{}
-		}
-		x = block(cfg, &w.Blocks[i], x, rope, false, taps, kv)
-		if kv != nil {
-			out.Keys, out.Values = append(out.Keys, kv.k), append(out.Values, kv.v)
-		}
+		x = block(cfg, &w.Blocks[i], x, ctx, false, taps, nil)
 	}
 	if opts.Hidden {
 		out.Hidden = append(out.Hidden, x)
@@ -130,7 +118,7 @@ func Forward(cfg *Config, w *Weights, tokens *Node, opts ForwardOptions) *Output
 		for i := firstTapped; i < cfg.Layers; i++ {
 			taps := &BlockTaps{Block: i}
 			out.DiagTaps = append(out.DiagTaps, taps)
-			x = block(cfg, &w.Blocks[i], x, rope, true, taps, nil)
+			x = block(cfg, &w.Blocks[i], x, ctx, true, taps, nil)
 		}
 		out.DiagLogits = head(cfg, w, x)
 	}
@@ -142,12 +130,10 @@ func head(cfg *Config, w *Weights, x *Node) *Node {
 	return linear(rmsNorm(x, w.Norm, cfg.RMSNormEps), w.LMHead, nil)
 }
 
-// kvCapture receives a block's rotated keys and values.
-type kvCapture struct{ k, v *Node }
-
-// block is one pre-norm decoder block: x + attn(norm(x)), then + mlp(norm(·)).
-func block(cfg *Config, w *BlockWeights, x *Node, rope *rope, diagonal bool, taps *BlockTaps, kv *kvCapture) *Node {
-	x = Add(x, attention(cfg, w, rmsNorm(x, w.InputNorm, cfg.RMSNormEps), rope, diagonal, taps, kv))
+// block is one pre-norm decoder block: x + attn(norm(x)), then + mlp(norm(·)). The context and the
+// optional key/value cache are attention's (attention.go).
+func block(cfg *Config, w *BlockWeights, x *Node, ctx *attnContext, diagonal bool, taps *BlockTaps, cache *kvCache) *Node {
+	x = Add(x, attention(cfg, w, rmsNorm(x, w.InputNorm, cfg.RMSNormEps), ctx, diagonal, taps, cache))
 	return Add(x, mlp(w, rmsNorm(x, w.PostAttnNorm, cfg.RMSNormEps), taps))
 }
 
@@ -222,13 +208,18 @@ func newRoPE(g *Graph, cfg *Config, t int, dtype dtypes.DType) *rope {
 	return &rope{cos: mk(cos), sin: mk(sin)}
 }
 
-// apply rotates x [b, t, n, e]: x·cos + rotate_half(x)·sin, rotate_half(x) = [-x2, x1].
+// apply rotates x [b, t, n, e]: x·cos + rotate_half(x)·sin, rotate_half(x) = [-x2, x1]. The tables
+// are [t, e] (the same positions for every row) or [b, t, e] (per-row positions, see rope.at).
 func (r *rope) apply(x *Node) *Node {
 	e := x.Shape().Dimensions[3]
 	x1 := Slice(x, AxisRange(), AxisRange(), AxisRange(), AxisRange(0, e/2))
 	x2 := Slice(x, AxisRange(), AxisRange(), AxisRange(), AxisRange(e/2, e))
 	rotated := Concatenate([]*Node{Neg(x2), x1}, 3)
-	cos := InsertAxes(r.cos, 0, 1) // [1, t, 1, e]
-	sin := InsertAxes(r.sin, 0, 1)
+	var cos, sin *Node
+	if r.cos.Rank() == 3 {
+		cos, sin = InsertAxes(r.cos, 2), InsertAxes(r.sin, 2) // [b, t, 1, e]
+	} else {
+		cos, sin = InsertAxes(r.cos, 0, 1), InsertAxes(r.sin, 0, 1) // [1, t, 1, e]
+	}
 	return Add(Mul(x, cos), Mul(rotated, sin))
 }

@@ -23,7 +23,8 @@ func runFisher(args []string) error {
 	out := fs.String("out", "", "output safetensors file")
 	seed := fs.Uint64("seed", 1, "sampling seed")
 	template := fs.String("template", "auto", "chat template for text prompts")
-	batch := fs.Int("batch", 8, "sequences per pass")
+	batch := fs.Int("batch", 8, "sequences per backward pass")
+	sampleBatch := fs.Int("sample-batch", 64, "prompts sampled together (speed only: prompt n's response depends on --seed and n)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -48,7 +49,7 @@ func runFisher(args []string) error {
 	start := time.Now()
 	last := time.Now()
 	f, err := alphatoken.EstimateFisher(ref, prompts, alphatoken.FisherOptions{Kind: alphatoken.FisherKind(*kind), Blocks: *k,
-		MaxNewTokens: *maxNew, Stop: tmpl.Stop(tok), Seed: *seed, BatchSize: *batch,
+		MaxNewTokens: *maxNew, Stop: tmpl.Stop(tok), Seed: *seed, BatchSize: *batch, SampleBatch: *sampleBatch,
 		Progress: func(done, total int) {
 			if time.Since(last) > 2*time.Second || done == total {
 				el := time.Since(start)

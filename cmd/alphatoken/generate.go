@@ -24,7 +24,7 @@ func runGenerate(args []string) error {
 	template := fs.String("template", "auto", "chat template: auto, plain, chatml, llama3")
 	raw := fs.Bool("raw", false, "encode --prompt as is (with BOS), without the chat template")
 	dtype := fs.String("dtype", "float32", "compute dtype")
-	batch := fs.Int("batch", 16, "prompts per forward pass")
+	batch := fs.Int("batch", 16, "prompts decoded together (speed only: with --seed, prompt n's sample depends on n alone)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

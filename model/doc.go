@@ -1,0 +1,18 @@
+// Package model holds decoder-only language models (Llama, Qwen2, Qwen3) as GoMLX graphs over the
+// variables of a store named after the Hugging Face checkpoint, and what runs them: loading and
+// saving checkpoints, training's forward pass, scoring and generation.
+//
+// One pre-norm block serves every use (transformer.go, attention.go):
+//
+//	x ← x + o_proj(attn(rmsnorm(x)))        attn: RoPE(q), RoPE(k) (after q/k-norm), GQA softmax(q·kᵀ/√e + mask) v
+//	x ← x + down(silu(gate(a)) ⊙ up(a)),    a = rmsnorm(x)
+//
+// The attention core takes a context — the RoPE table at the queries' positions and a visibility
+// mask — and an optional key/value cache. Training (Forward) uses positions 0..t−1 and the causal
+// mask; it can record every linear layer's input and output, the attention probabilities, values
+// and head outputs of the last K blocks, and run their diagonal-gradient copy (SPEC §4, direct
+// path), from which the valuation reads each token's own gradient. Generation (Generator,
+// decode.go, sample.go) runs the same blocks over left-padded prompts with per-row positions, keeps
+// the cache on the device, written with DynamicUpdateSlice, and samples in the graph, so a token
+// costs one compiled step and only the sampled ids reach the host.
+package model
