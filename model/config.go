@@ -339,7 +339,9 @@ func (c *Config) Equal(o *Config) bool {
 
 // InvFrequencies returns RoPE's inverse frequencies (length HeadDim/2) after rope_scaling, computed
 // in float64 exactly as HF's rope initialisation functions do.
-func (c *Config) InvFrequencies() []float64 { return InvFrequencies(c.HeadDim, c.RoPETheta, c.RoPEScaling) }
+func (c *Config) InvFrequencies() []float64 {
+	return InvFrequencies(c.HeadDim, c.RoPETheta, c.RoPEScaling)
+}
 
 // InvFrequencies returns the inverse frequencies θ^(-2i/headDim), i < headDim/2, after scaling s
 // (transformers' _compute_{default,linear_scaling,llama3}_parameters; "dynamic" is the default
