@@ -5,8 +5,11 @@
 //   - ByteLevel, built in: one token per byte (ids 0–255) plus <pad>, <bos> and <eos>. Small models
 //     trained here use it, so nothing is ever downloaded. It is saved as a genuine Hugging Face
 //     tokenizer.json (a ByteLevel BPE with no merges), so the checkpoints load in transformers too.
-//   - HF: any tokenizer.json, through go-huggingface's hftokenizer, with the special tokens named
-//     in tokenizer_config.json.
+//   - HF: a tokenizer.json with a BPE model (Qwen, Llama 3, Gemma 3, GPT-2 style), encoded by this
+//     package's own pipeline (added tokens, normalizer, Split/ByteLevel pre-tokenizers with the
+//     file's regex, BPE merges with ignore_merges and byte fallback), with the special tokens named
+//     in tokenizer_config.json. It is verified id for id against the tokenizers' JavaScript port
+//     on the real Qwen3, Llama 3 and Gemma 3 files (hf_real_test.go).
 //
 // Load picks the kind from the files in a checkpoint directory. Encode never adds special tokens:
 // callers add BOS/EOS and chat markup explicitly (see the data package's templates).
@@ -18,7 +21,6 @@ import (
 	"path/filepath"
 
 	"github.com/gomlx/go-huggingface/tokenizers/api"
-	"github.com/gomlx/go-huggingface/tokenizers/hftokenizer"
 	"github.com/pkg/errors"
 )
 
@@ -36,7 +38,7 @@ type Tokenizer interface {
 	BOS() int
 	EOS() int
 	PAD() int
-	// Family names the chat-template family: "plain" (ByteLevel), "chatml", "llama3" or "" if unknown.
+	// Family names the chat-template family: "plain" (ByteLevel), "chatml", "llama3", "gemma" or "" if unknown.
 	Family() string
 	// Save writes tokenizer.json and tokenizer_config.json to dir (atomically).
 	Save(dir string) error
@@ -58,11 +60,7 @@ func Load(dir string) (Tokenizer, error) {
 	if isByteLevel, _ := raw[byteLevelMarker].(bool); isByteLevel {
 		return NewByteLevel(), nil
 	}
-	hf, err := hftokenizer.NewFromContent(cfg, content)
-	if err != nil {
-		return nil, errors.WithMessagef(err, "tokenizer: parsing %s", tjPath)
-	}
-	return newHF(hf, cfg, content, raw), nil
+	return parseHF(content, tjPath, cfg, raw)
 }
 
 // readConfig parses tokenizer_config.json leniently: special tokens may be strings or
