@@ -33,8 +33,10 @@ type HF struct {
 	bos, eos  int
 	pad       int
 	family    string
-	content   []byte         // tokenizer.json as read, re-written by Save
-	config    map[string]any // tokenizer_config.json as read
+	content   []byte // tokenizer.json as read, re-written by Save
+	// chatTemplate is the Jinja chat template; chatTemplateFile the file it was read from.
+	chatTemplate, chatTemplateFile string
+	config                         map[string]any // tokenizer_config.json as read
 }
 
 // tokenDecoder is one step of tokenizers' decode chain: it maps the token strings.
@@ -358,10 +360,11 @@ func (h *HF) BOS() int       { return h.bos }
 func (h *HF) EOS() int       { return h.eos }
 func (h *HF) PAD() int       { return h.pad }
 func (h *HF) Family() string { return h.family }
-func (h *HF) ChatTemplate() string {
-	s, _ := h.config["chat_template"].(string)
-	return s
-}
+
+// ChatTemplate returns the checkpoint's Jinja chat template and the file it came from
+// (chat_template.jinja, or tokenizer_config.json's "chat_template": a string, or the entry named
+// "default" of a list of {name, template}); "" if none.
+func (h *HF) ChatTemplate() (source, file string) { return h.chatTemplate, h.chatTemplateFile }
 
 // TokenID returns the id of a token string of the vocabulary or an added token (e.g. "<|im_end|>").
 func (h *HF) TokenID(token string) (int, bool) {
@@ -383,5 +386,11 @@ func (h *HF) Save(dir string) error {
 	if err != nil {
 		return err
 	}
-	return atomicfile.WriteBytes(filepath.Join(dir, "tokenizer_config.json"), b)
+	if err := atomicfile.WriteBytes(filepath.Join(dir, "tokenizer_config.json"), b); err != nil {
+		return err
+	}
+	if filepath.Base(h.chatTemplateFile) == "chat_template.jinja" {
+		return atomicfile.WriteBytes(filepath.Join(dir, "chat_template.jinja"), []byte(h.chatTemplate))
+	}
+	return nil
 }

@@ -60,7 +60,12 @@ func Load(dir string) (Tokenizer, error) {
 	if isByteLevel, _ := raw[byteLevelMarker].(bool); isByteLevel {
 		return NewByteLevel(), nil
 	}
-	return parseHF(content, tjPath, cfg, raw)
+	h, err := parseHF(content, tjPath, cfg, raw)
+	if err != nil {
+		return nil, err
+	}
+	h.chatTemplate, h.chatTemplateFile, err = readChatTemplate(dir, raw)
+	return h, err
 }
 
 // readConfig parses tokenizer_config.json leniently: special tokens may be strings or
@@ -93,4 +98,32 @@ func readConfig(path string) (*api.Config, map[string]any, error) {
 	cfg.ChatTemplate, _ = raw["chat_template"].(string)
 	cfg.TokenizerClass, _ = raw["tokenizer_class"].(string)
 	return cfg, raw, nil
+}
+
+// readChatTemplate finds a checkpoint's chat template: chat_template.jinja (transformers ≥ 4.43
+// writes it there), else tokenizer_config.json's "chat_template", a string or a list of
+// {"name", "template"} entries of which "default" is used.
+func readChatTemplate(dir string, raw map[string]any) (string, string, error) {
+	jinjaPath := filepath.Join(dir, "chat_template.jinja")
+	if data, err := os.ReadFile(jinjaPath); err == nil {
+		return string(data), jinjaPath, nil
+	}
+	cfgPath := filepath.Join(dir, "tokenizer_config.json")
+	switch v := raw["chat_template"].(type) {
+	case nil:
+		return "", "", nil
+	case string:
+		return v, cfgPath, nil
+	case []any:
+		for _, e := range v {
+			if m, ok := e.(map[string]any); ok && m["name"] == "default" {
+				if t, ok := m["template"].(string); ok {
+					return t, cfgPath, nil
+				}
+			}
+		}
+		return "", "", errors.Errorf("tokenizer: %s: \"chat_template\" is a list without a \"default\" template", cfgPath)
+	default:
+		return "", "", errors.Errorf("tokenizer: %s: \"chat_template\" must be a string or a list of {name, template}", cfgPath)
+	}
 }
