@@ -30,7 +30,7 @@ type JinjaTemplate struct {
 // NewJinjaTemplate compiles a chat template; file names it in errors. A trial render of a short
 // conversation catches templates that cannot render here.
 func NewJinjaTemplate(source, file string, tok tokenizer.Tokenizer) (*JinjaTemplate, error) {
-	t, err := jinja.Compile(source)
+	t, err := compileJinja(source)
 	if err != nil {
 		return nil, errors.Errorf("data: chat template of %s: %v", file, err)
 	}
@@ -63,7 +63,7 @@ func (j *JinjaTemplate) Render(msgs []Message, generation bool) (string, error) 
 	for i, m := range msgs {
 		list[i] = map[string]any{"role": m.Role, "content": m.Content}
 	}
-	out, err := j.tmpl.Render(map[string]any{
+	out, err := renderJinja(j.tmpl, map[string]any{
 		"messages": list, "add_generation_prompt": generation, "bos_token": j.bos, "eos_token": j.eos,
 	})
 	if err != nil {
@@ -123,4 +123,24 @@ func (j *JinjaTemplate) Stop(tok tokenizer.Tokenizer) []int {
 		ids = append(ids, tok.Encode(s)...)
 	}
 	return withSpecial(ids, tok.EOS(), false)
+}
+
+// compileJinja and renderJinja turn a panic of the engine on an unusual template into an error
+// (a checkpoint's template is outside input).
+func compileJinja(source string) (t *jinja.Template, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = errors.Errorf("the Jinja engine failed: %v", p)
+		}
+	}()
+	return jinja.Compile(source)
+}
+
+func renderJinja(t *jinja.Template, vars map[string]any) (out string, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = errors.Errorf("the Jinja engine failed: %v", p)
+		}
+	}()
+	return t.Render(vars)
 }

@@ -171,7 +171,7 @@ type pqOther struct {
 	Foo string `parquet:"foo"`
 }
 
-func writeParquet[T any](t *testing.T, rows []T) string {
+func parquetBytes[T any](t testing.TB, rows []T) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	w := parquet.NewGenericWriter[T](&buf)
@@ -181,8 +181,13 @@ func writeParquet[T any](t *testing.T, rows []T) string {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
+	return buf.Bytes()
+}
+
+func writeParquet[T any](t *testing.T, rows []T) string {
+	t.Helper()
 	p := filepath.Join(t.TempDir(), "d.parquet")
-	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(p, parquetBytes(t, rows), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return p
