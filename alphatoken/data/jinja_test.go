@@ -144,3 +144,55 @@ func TestTemplateAuto(t *testing.T) {
 		t.Error("--template jinja without a template must fail")
 	}
 }
+
+// TestBuiltinsMatchCheckpointTemplates: the built-in gemma and llama3 templates render the text
+// Gemma 3's and Llama 3's own templates render (content without surrounding whitespace, which
+// those templates trim).
+func TestBuiltinsMatchCheckpointTemplates(t *testing.T) {
+	tok := tokenizer.NewByteLevel()
+	conv := []Message{{Role: "system", Content: "Be brief."}, {Role: "user", Content: "Write fib."}, {Role: "assistant", Content: "def fib(n):\n    return n"}, {Role: "user", Content: "Again ✓"}}
+	for _, c := range []struct {
+		name     string
+		builtin  Template
+		bos, eos string
+		msgs     []Message
+	}{
+		{"gemma3", GemmaTemplate{}, "<bos>", "<end_of_turn>", conv},
+		{"llama3", Llama3Template{}, "<|begin_of_text|>", "<|end_of_text|>", conv},
+	} {
+		src, err := os.ReadFile(filepath.Join("testdata", "templates", c.name+".jinja"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl, err := jinja.Compile(string(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		j := &JinjaTemplate{tmpl: tmpl, file: c.name, bos: c.bos, eos: c.eos}
+		for n := 1; n <= len(c.msgs); n++ {
+			if c.msgs[n-1].Role == "assistant" {
+				continue
+			}
+			want, err := j.Render(c.msgs[:n], true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tok.Decode(c.builtin.Prompt(tok, c.msgs[:n])); got != want {
+				t.Errorf("%s prompt of %d messages:\n got %q\nwant %q", c.name, n, got, want)
+			}
+		}
+		if c.name == "llama3" {
+			// This Llama 3 template (the original Meta-Llama-3-Instruct one) appends the assistant
+			// header even without add_generation_prompt, so its rendered reply ends with it; the
+			// built-in stops at <|eot_id|>.
+			continue
+		}
+		jp, jr, err := j.RenderTurn(tok, c.msgs[:2], "Hello")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bp, br := c.builtin.Prompt(tok, c.msgs[:2]), c.builtin.Response(tok, "Hello"); tok.Decode(bp) != tok.Decode(jp) || tok.Decode(br) != tok.Decode(jr) {
+			t.Errorf("%s turn: builtin %q|%q, template %q|%q", c.name, tok.Decode(bp), tok.Decode(br), tok.Decode(jp), tok.Decode(jr))
+		}
+	}
+}
