@@ -53,15 +53,13 @@ var repoName = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9._-]*)/([A-Za-z0-9][A-
 // IsRepoName reports whether s has the form of a Hub model id (Org/Name[@revision]).
 func IsRepoName(s string) bool { return repoName.MatchString(s) && !strings.Contains(s, "..") }
 
-// Resolve returns the checkpoint directory for spec: spec itself when it is an existing directory;
-// else, for Org/Name[@revision], the cached snapshot of that revision (default main). The error
-// for a name not in the cache lists every path looked at.
+// Resolve returns the checkpoint directory for spec: spec itself when it is an existing directory
+// or not of the form Org/Name (the loader then reports what is missing there); else, for
+// Org/Name[@revision], the cached snapshot of that revision (default main). The error for a name
+// not in the cache lists every path looked at.
 func Resolve(spec string) (string, error) {
-	if st, err := os.Stat(spec); err == nil && st.IsDir() {
+	if st, err := os.Stat(spec); (err == nil && st.IsDir()) || !IsRepoName(spec) {
 		return spec, nil
-	}
-	if !IsRepoName(spec) {
-		return "", errors.Errorf("hfcache: %s is not a directory (and not a Hub model id Org/Name)", spec)
 	}
 	m := repoName.FindStringSubmatch(spec)
 	org, name, rev := m[1], m[2], m[3]
