@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/gomlx/go-huggingface/tokenizers/api"
@@ -47,9 +49,17 @@ func RealTokenizerDir(t testing.TB, name string) string {
 	return dir
 }
 
+// refCache keeps node's answers for the hard texts within one test binary (node loads the
+// Gemma tokenizer in ~10 s).
+var refCache sync.Map // name → [][]int
+
 // referenceIDs encodes texts with the npm package's own JavaScript tokenizer, run by node.
 func referenceIDs(t *testing.T, name string, texts []string) [][]int {
 	t.Helper()
+	key := fmt.Sprintf("%s/%d/%x", name, len(texts), sha256.Sum256([]byte(strings.Join(texts, "\x00"))))
+	if ids, ok := refCache.Load(key); ok {
+		return ids.([][]int)
+	}
 	if _, err := exec.LookPath("node"); err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatal("node is not on PATH (.ci/setup needs nodejs)")
@@ -69,6 +79,7 @@ func referenceIDs(t *testing.T, name string, texts []string) [][]int {
 	if err := json.Unmarshal(out, &ids); err != nil || len(ids) != len(texts) {
 		t.Fatalf("node output: %v (%d lists for %d texts)", err, len(ids), len(texts))
 	}
+	refCache.Store(key, ids)
 	return ids
 }
 
