@@ -262,3 +262,53 @@ func TestEmptyRoleEveryCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestIssue14Inputs: issue 14 #6 (a tokenizer.json whose added token has empty content made
+// go-huggingface allocate without bound) and #9 (invalid UTF-8 in JSONL was replaced by U+FFFD and
+// trained on) end in clear errors naming the file (and line).
+func TestIssue14Inputs(t *testing.T) {
+	dir := t.TempDir()
+	ckpt := filepath.Join(dir, "ckpt")
+	tinyCheckpoint(t, ckpt)
+	// An HF tokenizer (no byte-level marker) with an added token of empty content.
+	var tj map[string]any
+	raw, err := os.ReadFile(filepath.Join(ckpt, "tokenizer.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &tj); err != nil {
+		t.Fatal(err)
+	}
+	tj["added_tokens"] = append(tj["added_tokens"].([]any), map[string]any{"id": 300, "content": "", "special": true})
+	badTok := filepath.Join(dir, "badtok")
+	tinyCheckpoint(t, badTok)
+	b, _ := json.Marshal(tj)
+	if err := os.WriteFile(filepath.Join(badTok, "tokenizer.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(badTok, "tokenizer_config.json"), []byte(`{"eos_token": "<eos>"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	badUTF8 := filepath.Join(dir, "utf8.jsonl")
+	if err := os.WriteFile(badUTF8, []byte("{\"prompt\": \"ok\", \"completion\": \"fine\"}\n{\"prompt\": \"caf\xe9\", \"completion\": \"x\"}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	good := filepath.Join(dir, "good.jsonl")
+	writeLines(t, good, []any{map[string]string{"prompt": "ab", "completion": "cd"}})
+	cases := []struct {
+		run  func([]string) error
+		args []string
+		want string
+	}{
+		{runGenerate, []string{"--model", badTok, "--prompt", "hi"}, filepath.Join(badTok, "tokenizer.json") + ": added_tokens[3] (id 300) has empty content"},
+		{runSFT, []string{"--model", badTok, "--data", good, "--out", filepath.Join(dir, "o"), "--steps", "1"}, "has empty content"},
+		{runSFT, []string{"--model", ckpt, "--data", badUTF8, "--out", filepath.Join(dir, "o2"), "--steps", "1"}, "utf8.jsonl:2: invalid UTF-8 at byte 16"},
+		{runEval, []string{"--model", ckpt, "--data", badUTF8}, "utf8.jsonl:2: invalid UTF-8"},
+	}
+	for _, c := range cases {
+		_, err := captureStdout(t, func() error { return c.run(c.args) })
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: want %q, got %v", c.args, c.want, err)
+		}
+	}
+}
