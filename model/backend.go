@@ -43,11 +43,28 @@ func NewBackend(spec string) (compute.Backend, error) {
 	if strings.HasPrefix(spec, "go") {
 		warnWithoutSIMD()
 	}
-	b, err := compute.NewWithConfig(spec)
+	b, err := newQuietly(spec)
 	if err != nil {
 		return nil, errors.WithMessagef(err, "model: creating backend %q", spec)
 	}
 	return b, nil
+}
+
+// stdoutMu serialises the os.Stdout swap of newQuietly.
+var stdoutMu sync.Mutex
+
+// newQuietly creates the backend with os.Stdout pointing at os.Stderr: the go backend prints
+// "Go backend: parallelism set to -1" with fmt.Printf while parsing its config
+// (compute/internal/gobackend.New), and stdout carries only results (eval's JSON, generate's
+// text). The swap lasts only for the constructor call; a goroutine printing to stdout at that very
+// moment would land on stderr too, which none of this program's does.
+func newQuietly(spec string) (compute.Backend, error) {
+	stdoutMu.Lock()
+	defer stdoutMu.Unlock()
+	saved := os.Stdout
+	os.Stdout = os.Stderr
+	defer func() { os.Stdout = saved }()
+	return compute.NewWithConfig(spec)
 }
 
 // warnWithoutSIMD tells, once, that the binary was built without GOEXPERIMENT=simd.

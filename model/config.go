@@ -4,12 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
-	hftransformer "github.com/gomlx/go-huggingface/models/transformer"
 	"github.com/pkg/errors"
 )
 
@@ -20,6 +17,9 @@ const (
 	Llama Arch = "llama" // LlamaForCausalLM: RMSNorm, RoPE, GQA, SwiGLU; optional attention_bias.
 	Qwen2 Arch = "qwen2" // Qwen2ForCausalLM: as Llama with q/k/v biases.
 	Qwen3 Arch = "qwen3" // Qwen3ForCausalLM: as Llama with per-head RMSNorm of q and k (q_norm, k_norm).
+	// Gemma3 (Gemma3ForCausalLM, the text stack) is read from config.json but its model is not
+	// implemented yet: Validate refuses it.
+	Gemma3 Arch = "gemma3_text"
 )
 
 // architectures maps the Arch to the HF "architectures" entry written to config.json.
@@ -29,9 +29,28 @@ var architectures = map[Arch]string{
 	Qwen3: "Qwen3ForCausalLM",
 }
 
-// RoPEScaling is HF's "rope_scaling" block. Type "" means no scaling.
+// parsedArchitectures are the model_types ParseConfig reads (architectures plus the ones parsed
+// ahead of their model code).
+var parsedArchitectures = map[Arch]string{
+	Llama:  "LlamaForCausalLM",
+	Qwen2:  "Qwen2ForCausalLM",
+	Qwen3:  "Qwen3ForCausalLM",
+	Gemma3: "Gemma3ForCausalLM",
+}
+
+// Attention kinds of layer_types.
+const (
+	FullAttention    = "full_attention"
+	SlidingAttention = "sliding_attention"
+)
+
+// RoPEScaling is HF's "rope_scaling" block (transformers 4) or the scaling part of
+// "rope_parameters" (transformers 5). Type "" means no scaling.
 type RoPEScaling struct {
-	Type string `json:"rope_type"` // "", "default", "linear" or "llama3".
+	// Type is "", "default", "linear", "llama3" or "dynamic". ("dynamic" NTK scaling changes the
+	// frequencies only for sequences longer than max_position_embeddings, which are refused, so it
+	// computes exactly as "default" here; "yarn" and "longrope" are refused by ParseConfig.)
+	Type string `json:"rope_type"`
 	// Factor divides the positions ("linear") or the low frequencies ("llama3").
 	Factor float64 `json:"factor,omitempty"`
 	// LowFreqFactor, HighFreqFactor and OriginalMaxPositions parametrise "llama3" scaling.
@@ -60,11 +79,30 @@ type Config struct {
 	BOSTokenID    int         // bos_token_id (-1 if none)
 	EOSTokenIDs   []int       // eos_token_id (int or list in HF)
 	PadTokenID    int         // pad_token_id (-1 if none)
-	DType         string      // torch_dtype: "float32", "bfloat16", "float64" (storage dtype of the weights)
+	DType         string      // torch_dtype (transformers 4) or dtype (5): "float32", "bfloat16", "float16", "float64"
+	HiddenAct     string      // hidden_act (Llama, Qwen: "silu") or hidden_activation (Gemma: "gelu_pytorch_tanh")
+
+	// LayerTypes is layer_types: the attention kind of each block, FullAttention or
+	// SlidingAttention (nil: all full). Llama and Qwen accept only full attention.
+	LayerTypes []string
+	// SlidingWindow is sliding_window: the number of keys a sliding_attention layer sees (0: none).
+	SlidingWindow int
+	// RoPELocalTheta and RoPELocalScaling are the RoPE base and scaling of sliding_attention layers
+	// (Gemma 3: rope_local_base_freq, or rope_parameters.sliding_attention in transformers 5);
+	// full_attention layers use RoPETheta and RoPEScaling.
+	RoPELocalTheta   float64
+	RoPELocalScaling RoPEScaling
+	// QueryPreAttnScalar is Gemma's query_pre_attn_scalar: attention scores are scaled by its
+	// inverse square root instead of head_dim's (0: not set).
+	QueryPreAttnScalar float64
 }
 
 // Validate checks the internal consistency of the configuration.
 func (c *Config) Validate() error {
+	if c.Arch == Gemma3 {
+		return errors.Errorf("model: architecture gemma3_text (Gemma3ForCausalLM) is not implemented yet: its config is read, " +
+			"but its norms, sliding-window attention and blocks are not (supported: llama, qwen2, qwen3)")
+	}
 	if _, ok := architectures[c.Arch]; !ok {
 		return errors.Errorf("model: unsupported architecture %q (supported: llama, qwen2, qwen3)", c.Arch)
 	}
@@ -87,24 +125,42 @@ func (c *Config) Validate() error {
 	if c.RMSNormEps <= 0 || c.RoPETheta <= 0 {
 		return errors.Errorf("model: rms_norm_eps (%g) and rope_theta (%g) must be positive", c.RMSNormEps, c.RoPETheta)
 	}
-	switch c.RoPEScaling.Type {
-	case "", "default":
-	case "linear":
-		if c.RoPEScaling.Factor <= 0 {
-			return errors.Errorf("model: rope_scaling linear needs factor > 0")
-		}
-	case "llama3":
-		s := c.RoPEScaling
-		if s.Factor <= 0 || s.LowFreqFactor <= 0 || s.HighFreqFactor <= s.LowFreqFactor || s.OriginalMaxPositions <= 0 {
-			return errors.Errorf("model: rope_scaling llama3 needs factor>0, 0<low_freq_factor<high_freq_factor, original_max_position_embeddings>0, got %+v", s)
-		}
-	default:
-		return errors.Errorf("model: unsupported rope_scaling type %q (supported: linear, llama3)", c.RoPEScaling.Type)
+	if err := c.RoPEScaling.validate(); err != nil {
+		return err
 	}
 	switch c.DType {
 	case "float32", "bfloat16", "float64", "float16":
 	default:
 		return errors.Errorf("model: unsupported torch_dtype %q", c.DType)
+	}
+	if c.HiddenAct != "" && c.HiddenAct != "silu" {
+		return errors.Errorf("model: hidden_act %q unsupported for %s (only silu/SwiGLU)", c.HiddenAct, c.Arch)
+	}
+	if len(c.LayerTypes) != 0 && len(c.LayerTypes) != c.Layers {
+		return errors.Errorf("model: layer_types has %d entries for %d layers", len(c.LayerTypes), c.Layers)
+	}
+	for i, lt := range c.LayerTypes {
+		if lt != FullAttention {
+			return errors.Errorf("model: layer_types[%d] is %q: %s supports only full_attention", i, lt, c.Arch)
+		}
+	}
+	return nil
+}
+
+// validate checks the parameters a scaling type needs.
+func (s RoPEScaling) validate() error {
+	switch s.Type {
+	case "", "default":
+	case "linear", "dynamic":
+		if !(s.Factor > 0) {
+			return errors.Errorf("model: rope_scaling %s needs factor > 0, got %g", s.Type, s.Factor)
+		}
+	case "llama3":
+		if !(s.Factor > 0) || !(s.LowFreqFactor > 0) || !(s.HighFreqFactor > s.LowFreqFactor) || s.OriginalMaxPositions <= 0 {
+			return errors.Errorf("model: rope_scaling llama3 needs factor>0, 0<low_freq_factor<high_freq_factor, original_max_position_embeddings>0, got %+v", s)
+		}
+	default:
+		return errors.Errorf("model: unsupported rope_scaling type %q (supported: default, linear, llama3, dynamic)", s.Type)
 	}
 	return nil
 }
@@ -220,102 +276,6 @@ func (c *Config) NumParams() int64 {
 	return n
 }
 
-// ParseConfig reads a Hugging Face config.json. The standard fields are parsed by go-huggingface's
-// transformer.Config; the ones it does not keep (tie_word_embeddings, attention_bias, the llama3
-// rope_scaling parameters, token ids) come from its Extra map.
-func ParseConfig(data []byte) (*Config, error) {
-	var hf hftransformer.Config
-	if err := json.Unmarshal(data, &hf); err != nil {
-		return nil, errors.Wrap(err, "model: parsing config.json")
-	}
-	arch := Arch(hf.ModelType)
-	if _, ok := architectures[arch]; !ok {
-		return nil, errors.Errorf("model: config.json has model_type %q, architectures %v: unsupported (supported: llama, qwen2, qwen3)",
-			hf.ModelType, hf.Architectures)
-	}
-	c := &Config{
-		Arch: arch, VocabSize: hf.VocabSize, Hidden: hf.HiddenSize, Layers: hf.NumHiddenLayers,
-		Heads: hf.NumAttentionHeads, KVHeads: hf.NumKeyValueHeads, HeadDim: hf.HeadDim,
-		Intermediate: hf.IntermediateSize, RMSNormEps: hf.RMSNormEps, RoPETheta: hf.RoPETheta,
-		MaxPositions: hf.MaxPositionEmbeddings, BOSTokenID: -1, PadTokenID: -1, DType: hf.TorchDtype,
-	}
-	if c.KVHeads == 0 {
-		c.KVHeads = c.Heads
-	}
-	if c.HeadDim == 0 && c.Heads > 0 {
-		c.HeadDim = c.Hidden / c.Heads
-	}
-	if c.RoPETheta == 0 {
-		c.RoPETheta = 10000
-	}
-	if c.RMSNormEps == 0 {
-		c.RMSNormEps = 1e-6
-	}
-	if c.DType == "" {
-		c.DType = hf.DType
-	}
-	if c.DType == "" {
-		c.DType = "float32"
-	}
-	if c.MaxPositions == 0 {
-		c.MaxPositions = 2048
-	}
-	x := hf.Extra
-	// HF defaults: Llama ties only if asked; Qwen2/3 configs always state it.
-	c.TieEmbeddings = boolOr(x["tie_word_embeddings"], false)
-	c.AttentionBias = boolOr(x["attention_bias"], false)
-	if v, ok := x["hidden_act"].(string); ok && v != "silu" {
-		return nil, errors.Errorf("model: hidden_act %q unsupported (only silu/SwiGLU)", v)
-	}
-	if raw, ok := x["rope_scaling"]; ok && raw != nil {
-		m, ok := raw.(map[string]any)
-		if !ok {
-			return nil, errors.Errorf("model: rope_scaling must be an object, got %v", raw)
-		}
-		t, _ := m["rope_type"].(string)
-		if t == "" {
-			t, _ = m["type"].(string)
-		}
-		c.RoPEScaling = RoPEScaling{Type: t, Factor: numOr(m["factor"], 0),
-			LowFreqFactor: numOr(m["low_freq_factor"], 0), HighFreqFactor: numOr(m["high_freq_factor"], 0),
-			OriginalMaxPositions: int(numOr(m["original_max_position_embeddings"], 0))}
-	}
-	if v, ok := x["bos_token_id"].(float64); ok {
-		c.BOSTokenID = int(v)
-	}
-	if v, ok := x["pad_token_id"].(float64); ok {
-		c.PadTokenID = int(v)
-	}
-	switch v := x["eos_token_id"].(type) {
-	case float64:
-		c.EOSTokenIDs = []int{int(v)}
-	case []any:
-		for _, e := range v {
-			if f, ok := e.(float64); ok {
-				c.EOSTokenIDs = append(c.EOSTokenIDs, int(f))
-			}
-		}
-	}
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
-// LoadConfig reads dir/config.json.
-func LoadConfig(dir string) (*Config, error) {
-	path := filepath.Join(dir, "config.json")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, errors.Wrapf(err, "model: reading %s", path)
-	}
-	c, err := ParseConfig(data)
-	if err != nil {
-		return nil, errors.WithMessage(err, path)
-	}
-	return c, nil
-}
-
 // MarshalHF renders the configuration as a Hugging Face config.json that transformers can load.
 func (c *Config) MarshalHF() ([]byte, error) {
 	if err := c.Validate(); err != nil {
@@ -371,18 +331,27 @@ func (c *Config) Equal(o *Config) bool {
 		a.Heads == b.Heads && a.KVHeads == b.KVHeads && a.HeadDim == b.HeadDim && a.Intermediate == b.Intermediate &&
 		a.RMSNormEps == b.RMSNormEps && a.RoPETheta == b.RoPETheta && a.RoPEScaling == b.RoPEScaling &&
 		a.TieEmbeddings == b.TieEmbeddings && a.AttentionBias == b.AttentionBias && a.MaxPositions == b.MaxPositions &&
-		a.BOSTokenID == b.BOSTokenID && a.PadTokenID == b.PadTokenID && slices.Equal(a.EOSTokenIDs, b.EOSTokenIDs)
+		a.BOSTokenID == b.BOSTokenID && a.PadTokenID == b.PadTokenID && slices.Equal(a.EOSTokenIDs, b.EOSTokenIDs) &&
+		a.HiddenAct == b.HiddenAct && slices.Equal(a.LayerTypes, b.LayerTypes) && a.SlidingWindow == b.SlidingWindow &&
+		a.RoPELocalTheta == b.RoPELocalTheta && a.RoPELocalScaling == b.RoPELocalScaling &&
+		a.QueryPreAttnScalar == b.QueryPreAttnScalar
 }
 
 // InvFrequencies returns RoPE's inverse frequencies (length HeadDim/2) after rope_scaling, computed
 // in float64 exactly as HF's rope initialisation functions do.
 func (c *Config) InvFrequencies() []float64 {
-	half := c.HeadDim / 2
+	return InvFrequencies(c.HeadDim, c.RoPETheta, c.RoPEScaling)
+}
+
+// InvFrequencies returns the inverse frequencies θ^(-2i/headDim), i < headDim/2, after scaling s
+// (transformers' _compute_{default,linear_scaling,llama3}_parameters; "dynamic" is the default
+// table for every sequence no longer than max_position_embeddings).
+func InvFrequencies(headDim int, theta float64, s RoPEScaling) []float64 {
+	half := headDim / 2
 	inv := make([]float64, half)
 	for i := range half {
-		inv[i] = 1 / math.Pow(c.RoPETheta, float64(2*i)/float64(c.HeadDim))
+		inv[i] = 1 / math.Pow(theta, float64(2*i)/float64(headDim))
 	}
-	s := c.RoPEScaling
 	switch s.Type {
 	case "linear":
 		for i := range inv {
@@ -407,20 +376,6 @@ func (c *Config) InvFrequencies() []float64 {
 		}
 	}
 	return inv
-}
-
-func boolOr(v any, def bool) bool {
-	if b, ok := v.(bool); ok {
-		return b
-	}
-	return def
-}
-
-func numOr(v any, def float64) float64 {
-	if f, ok := v.(float64); ok {
-		return f
-	}
-	return def
 }
 
 // Presets are byte-level Llama configurations for models trained here (vocab_size from the

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/pkg/errors"
 
@@ -28,6 +29,9 @@ func ReadCorpus(path string) ([]string, error) {
 			raw := bytes.TrimSpace(sc.Bytes())
 			if len(raw) == 0 {
 				continue
+			}
+			if !utf8.Valid(raw) { // encoding/json would replace the bad bytes by U+FFFD
+				return nil, errors.Errorf("%s:%d: invalid UTF-8 (the file must be UTF-8 text)", path, n)
 			}
 			var l struct {
 				Text *string `json:"text"`

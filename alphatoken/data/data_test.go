@@ -60,9 +60,9 @@ func TestReadExamplesErrors(t *testing.T) {
 		`{"prompt": "a", "response": ""}`:                  "d.jsonl:1: empty response",
 		`{"prompt_ids": [1], "response_ids": []}`:          "d.jsonl:1: empty response",
 		`{"prompt_ids": [1], "response_ids": [999]}`:       "outside the vocabulary",
-		`{"messages": [{"role": "user", "content": "a"}]}`: "must end with an assistant turn",
-		`{"text": "a"}`:   "d.jsonl:1: no \"prompt\"",
-		`{"prompt": "a"}`: "needs both",
+		`{"messages": [{"role": "user", "content": "a"}]}`: "end with an assistant turn",
+		`{"txt": "a"}`:    "d.jsonl:1: columns [] are not an SFT format",
+		`{"prompt": "a"}`: "d.jsonl:1: columns [prompt] are not an SFT format",
 		"":                "holds no examples",
 	}
 	for content, want := range cases {

@@ -10,8 +10,9 @@ import (
 
 // Template renders examples as token ids. Prompt returns the context up to where the assistant's
 // reply starts; Response returns the reply followed by its end-of-turn token, so a model trained on
-// it learns to stop. Hugging Face stores chat templates as Jinja in tokenizer_config.json; this
-// package implements the families it supports directly instead of a Jinja engine.
+// it learns to stop. The built-in templates (plain, chatml, llama3, gemma) implement the families
+// directly; JinjaTemplate renders a checkpoint's own chat_template (Hugging Face's Jinja), and
+// implements Conversation, through which the readers go (RenderPrompt, encodeTurn).
 type Template interface {
 	Name() string
 	Prompt(tok tokenizer.Tokenizer, msgs []Message) []int
@@ -20,9 +21,57 @@ type Template interface {
 	Stop(tok tokenizer.Tokenizer) []int
 }
 
-// TemplateByName returns "plain", "chatml" or "llama3"; "" or "auto" picks the tokenizer's family.
+// Conversation is implemented by templates whose rendering can fail or whose reply depends on the
+// conversation (JinjaTemplate): the prompt ids (generation prompt added) and the reply's ids.
+type Conversation interface {
+	RenderPrompt(tok tokenizer.Tokenizer, msgs []Message) ([]int, error)
+	RenderTurn(tok tokenizer.Tokenizer, msgs []Message, reply string) (prompt, response []int, err error)
+}
+
+// RenderPrompt encodes msgs as a generation context with tmpl.
+func RenderPrompt(tmpl Template, tok tokenizer.Tokenizer, msgs []Message) ([]int, error) {
+	for i, m := range msgs {
+		if err := checkRole(m.Role); err != nil {
+			return nil, errors.Errorf("data: message %d: %v", i, err)
+		}
+	}
+	if c, ok := tmpl.(Conversation); ok {
+		return c.RenderPrompt(tok, msgs)
+	}
+	return tmpl.Prompt(tok, msgs), nil
+}
+
+// encodeTurn encodes a prompt conversation and the assistant's reply; src names the record.
+func encodeTurn(src string, tmpl Template, tok tokenizer.Tokenizer, msgs []Message, reply string) ([]int, []int, error) {
+	if c, ok := tmpl.(Conversation); ok {
+		p, r, err := c.RenderTurn(tok, msgs, reply)
+		if err != nil {
+			return nil, nil, errors.WithMessage(err, src)
+		}
+		return p, r, nil
+	}
+	return tmpl.Prompt(tok, msgs), tmpl.Response(tok, reply), nil
+}
+
+// ChatTemplater is implemented by tokenizers that carry a checkpoint's chat template.
+type ChatTemplater interface {
+	// ChatTemplate returns the Jinja source and the file it came from ("" if none).
+	ChatTemplate() (source, file string)
+}
+
+// TemplateByName returns "plain", "chatml", "llama3" or "gemma"; "auto" (or "") uses the
+// checkpoint's own chat template when its tokenizer has one, else the tokenizer's family, else
+// plain; "jinja" requires the checkpoint's template.
 func TemplateByName(name string, tok tokenizer.Tokenizer) (Template, error) {
-	if name == "" || name == "auto" {
+	if name == "" || name == "auto" || name == "jinja" {
+		if ct, ok := tok.(ChatTemplater); ok {
+			if src, file := ct.ChatTemplate(); src != "" {
+				return NewJinjaTemplate(src, file, tok)
+			}
+		}
+		if name == "jinja" {
+			return nil, errors.New("data: --template jinja: the checkpoint has no chat template (tokenizer_config.json chat_template or chat_template.jinja)")
+		}
 		name = tok.Family()
 		if name == "" {
 			name = "plain"
@@ -35,8 +84,10 @@ func TemplateByName(name string, tok tokenizer.Tokenizer) (Template, error) {
 		return ChatMLTemplate{}, nil
 	case "llama3":
 		return Llama3Template{}, nil
+	case "gemma":
+		return GemmaTemplate{}, nil
 	}
-	return nil, errors.Errorf("data: unknown template %q (plain, chatml, llama3)", name)
+	return nil, errors.Errorf("data: unknown template %q (auto, jinja, plain, chatml, llama3, gemma)", name)
 }
 
 func withSpecial(ids []int, id int, prepend bool) []int {
@@ -62,7 +113,11 @@ func (PlainTemplate) Prompt(tok tokenizer.Tokenizer, msgs []Message) []int {
 	} else {
 		var sb strings.Builder
 		for _, m := range msgs {
-			sb.WriteString(strings.ToUpper(m.Role[:1]) + m.Role[1:] + ": " + m.Content + "\n")
+			role := m.Role
+			if role != "" { // roles are validated by the readers; an empty one renders as ": …"
+				role = strings.ToUpper(role[:1]) + role[1:]
+			}
+			sb.WriteString(role + ": " + m.Content + "\n")
 		}
 		sb.WriteString("Assistant: ")
 		text = sb.String()
@@ -119,4 +174,42 @@ func (Llama3Template) Response(tok tokenizer.Tokenizer, content string) []int {
 
 func (Llama3Template) Stop(tok tokenizer.Tokenizer) []int {
 	return append(tok.Encode("<|eot_id|>"), withSpecial(nil, tok.EOS(), false)...)
+}
+
+// GemmaTemplate is Gemma's turn format: <bos><start_of_turn>user\n…<end_of_turn>\n, the assistant
+// role written "model", a system message prefixed to the first user turn (as Gemma 3's template
+// does), each turn's content trimmed.
+type GemmaTemplate struct{}
+
+func (GemmaTemplate) Name() string { return "gemma" }
+
+func (GemmaTemplate) Prompt(tok tokenizer.Tokenizer, msgs []Message) []int {
+	var sb strings.Builder
+	sb.WriteString("<bos>")
+	prefix := ""
+	if len(msgs) > 0 && msgs[0].Role == "system" {
+		prefix = msgs[0].Content + "\n\n"
+		msgs = msgs[1:]
+	}
+	for i, m := range msgs {
+		role := m.Role
+		if role == "assistant" {
+			role = "model"
+		}
+		sb.WriteString("<start_of_turn>" + role + "\n")
+		if i == 0 {
+			sb.WriteString(prefix)
+		}
+		sb.WriteString(strings.TrimSpace(m.Content) + "<end_of_turn>\n")
+	}
+	sb.WriteString("<start_of_turn>model\n")
+	return tok.Encode(sb.String())
+}
+
+func (GemmaTemplate) Response(tok tokenizer.Tokenizer, content string) []int {
+	return tok.Encode(strings.TrimSpace(content) + "<end_of_turn>\n")
+}
+
+func (GemmaTemplate) Stop(tok tokenizer.Tokenizer) []int {
+	return append(tok.Encode("<end_of_turn>"), withSpecial(nil, tok.EOS(), false)...)
 }

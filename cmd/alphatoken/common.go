@@ -6,12 +6,18 @@ import (
 
 	"github.com/gomlx/compute/dtypes"
 
+	"github.com/alphatoken/alphatoken/internal/hfcache"
 	"github.com/alphatoken/alphatoken/model"
 	"github.com/alphatoken/alphatoken/model/tokenizer"
 )
 
-// openModel loads a checkpoint directory and its tokenizer.
+// openModel loads a checkpoint, given as a directory or as a Hub model id (Org/Name[@rev]) already
+// in the local Hugging Face cache, and its tokenizer.
 func openModel(backendSpec, dir, dtype string) (*model.LM, tokenizer.Tokenizer, error) {
+	dir, err := hfcache.Resolve(dir)
+	if err != nil {
+		return nil, nil, err
+	}
 	backend, err := model.NewBackend(backendSpec)
 	if err != nil {
 		return nil, nil, err

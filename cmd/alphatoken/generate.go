@@ -21,7 +21,7 @@ func runGenerate(args []string) error {
 	temp := fs.Float64("temperature", 0, "sampling temperature (0: greedy)")
 	topP := fs.Float64("top-p", 1, "nucleus sampling mass (1: off)")
 	seed := fs.Uint64("seed", 1, "sampling seed")
-	template := fs.String("template", "auto", "chat template: auto, plain, chatml, llama3")
+	template := fs.String("template", "auto", "chat template: auto (the checkpoint's own, else by tokenizer family), jinja, plain, chatml, llama3, gemma")
 	raw := fs.Bool("raw", false, "encode --prompt as is (with BOS), without the chat template")
 	dtype := fs.String("dtype", "float32", "compute dtype")
 	batch := fs.Int("batch", 16, "prompts decoded together (speed only: with --seed, prompt n's sample depends on n alone)")
@@ -51,7 +51,11 @@ func runGenerate(args []string) error {
 			}
 			prompts = [][]int{p}
 		} else {
-			prompts = [][]int{tmpl.Prompt(tok, []data.Message{{Role: "user", Content: *prompt}})}
+			p, err := data.RenderPrompt(tmpl, tok, []data.Message{{Role: "user", Content: *prompt}})
+			if err != nil {
+				return err
+			}
+			prompts = [][]int{p}
 		}
 	} else {
 		prompts, err = data.ReadPrompts(*promptsPath, tok, data.Options{Template: tmpl, MaxLen: lm.Config.MaxPositions})

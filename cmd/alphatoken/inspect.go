@@ -8,6 +8,7 @@ import (
 
 	"github.com/gomlx/compute/dtypes"
 
+	"github.com/alphatoken/alphatoken/internal/hfcache"
 	"github.com/alphatoken/alphatoken/model"
 	"github.com/alphatoken/alphatoken/model/tokenizer"
 )
@@ -17,7 +18,7 @@ func init() {
 }
 
 func runInspect(args []string) error {
-	fs, backendSpec := newFlags("inspect", "DIR")
+	fs, backendSpec := newFlags("inspect", "DIR | Org/Name (a model in the local Hugging Face cache)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -25,7 +26,10 @@ func runInspect(args []string) error {
 		fs.Usage()
 		return fmt.Errorf("inspect needs exactly one checkpoint directory")
 	}
-	dir := fs.Arg(0)
+	dir, err := hfcache.Resolve(fs.Arg(0))
+	if err != nil {
+		return err
+	}
 	backend, err := model.NewBackend(*backendSpec)
 	if err != nil {
 		return err

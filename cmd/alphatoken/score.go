@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
+	"path/filepath"
 	"time"
 
 	"github.com/alphatoken/alphatoken/alphatoken"
@@ -15,10 +17,11 @@ func init() {
 }
 
 func runScore(args []string) error {
-	fs, backendSpec := newFlags("score", "--model DIR --ref REF_DIR --data TRAIN.jsonl --val VAL.jsonl --out SCORES.jsonl [flags]")
+	fs, backendSpec := newFlags("score", "--model DIR --ref REF_DIR --data TRAIN.jsonl --val VAL.jsonl --out SCORES.jsonl|DIR [--export trl] [flags]")
 	modelDir := fs.String("model", "", "the model being fine-tuned (θ)")
 	dataPath := fs.String("data", "", "examples to score, all as one batch")
-	out := fs.String("out", "", "output JSONL, one object per response token")
+	out := fs.String("out", "", "output JSONL, one object per response token (with --export trl: a directory)")
+	export := fs.String("export", "", "trl: write --out DIR/train.parquet and train.jsonl for TRL's SFTTrainer (input_ids, labels, values) and DIR/scores.jsonl")
 	method := fs.String("method", "alphatoken", "variant: alphatoken, adaptation-only, stability-only, direct-only, causal-only")
 	sel := fs.String("select", "top", "mask: top, bottom or random")
 	template := fs.String("template", "auto", "chat template for text data")
@@ -32,6 +35,9 @@ func runScore(args []string) error {
 	}
 	if err := need(fs, "model", "data", "out", "val"); err != nil {
 		return err
+	}
+	if *export != "" && *export != "trl" {
+		return fmt.Errorf("--export %q: only trl is supported", *export)
 	}
 	lm, tok, err := openModel(*backendSpec, *modelDir, *dtype)
 	if err != nil {
@@ -75,7 +81,19 @@ func runScore(args []string) error {
 		}
 	}
 	logf("scored %d response tokens of %d examples; kept %d (ρ=%g); %s", len(scores), len(examples), kept, v.Config.Rho, time.Since(start).Round(time.Millisecond))
-	return atomicfile.Write(*out, func(w io.Writer) error {
+	scoresPath := *out
+	if *export == "trl" {
+		rows, err := trlRows(examples, scores)
+		if err != nil {
+			return err
+		}
+		if err := writeTRLExport(*out, rows); err != nil {
+			return err
+		}
+		scoresPath = filepath.Join(*out, "scores.jsonl")
+		logf("wrote %s/train.parquet and train.jsonl (input_ids, labels, values) for TRL's SFTTrainer", *out)
+	}
+	return atomicfile.Write(scoresPath, func(w io.Writer) error {
 		enc := json.NewEncoder(w)
 		for _, s := range scores {
 			if err := enc.Encode(s); err != nil {

@@ -14,7 +14,7 @@ func init() {
 func runSFT(args []string) error {
 	fs, backendSpec := newFlags("train-sft", "--model DIR --data TRAIN.jsonl --out DIR [flags]")
 	modelDir := fs.String("model", "", "checkpoint to fine-tune (HF format)")
-	dataPath := fs.String("data", "", "training JSONL: {prompt,response}, {messages}, or {prompt_ids,response_ids}")
+	dataPath := fs.String("data", "", "training data, JSONL or Parquet in a TRL format: {text}, {prompt,completion}, {messages}, {prompt_ids,completion_ids}")
 	evalPath := fs.String("eval", "", "optional held-out JSONL: its response loss is logged as eval_loss")
 	out := fs.String("out", "", "output directory")
 	method := fs.String("method", "full", "token-selection method: "+methodNames())
@@ -26,7 +26,7 @@ func runSFT(args []string) error {
 	warmup := fs.Int("warmup", 0, "warm-up steps (default steps/20)")
 	wd := fs.Float64("weight-decay", 0, "AdamW decoupled weight decay")
 	seed := fs.Uint64("seed", 1, "data-order and random-mask seed")
-	template := fs.String("template", "auto", "chat template for text data: auto, plain, chatml, llama3")
+	template := fs.String("template", "auto", "chat template for text data: auto (the checkpoint's own, else by tokenizer family), jinja, plain, chatml, llama3, gemma")
 	dtype := fs.String("dtype", "float32", "compute dtype: float32, bfloat16 (GPU), float64")
 	ckptEvery := fs.Int("checkpoint-every", 0, "resumable checkpoint every N steps (0: only at the end)")
 	evalEvery := fs.Int("eval-every", 50, "eval loss every N steps (with --eval)")

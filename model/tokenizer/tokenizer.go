@@ -5,8 +5,11 @@
 //   - ByteLevel, built in: one token per byte (ids 0–255) plus <pad>, <bos> and <eos>. Small models
 //     trained here use it, so nothing is ever downloaded. It is saved as a genuine Hugging Face
 //     tokenizer.json (a ByteLevel BPE with no merges), so the checkpoints load in transformers too.
-//   - HF: any tokenizer.json, through go-huggingface's hftokenizer, with the special tokens named
-//     in tokenizer_config.json.
+//   - HF: a tokenizer.json with a BPE model (Qwen, Llama 3, Gemma 3, GPT-2 style), encoded by this
+//     package's own pipeline (added tokens, normalizer, Split/ByteLevel pre-tokenizers with the
+//     file's regex, BPE merges with ignore_merges and byte fallback), with the special tokens named
+//     in tokenizer_config.json. It is verified id for id against the tokenizers' JavaScript port
+//     on the real Qwen3, Llama 3 and Gemma 3 files (hf_real_test.go).
 //
 // Load picks the kind from the files in a checkpoint directory. Encode never adds special tokens:
 // callers add BOS/EOS and chat markup explicitly (see the data package's templates).
@@ -18,7 +21,6 @@ import (
 	"path/filepath"
 
 	"github.com/gomlx/go-huggingface/tokenizers/api"
-	"github.com/gomlx/go-huggingface/tokenizers/hftokenizer"
 	"github.com/pkg/errors"
 )
 
@@ -36,7 +38,7 @@ type Tokenizer interface {
 	BOS() int
 	EOS() int
 	PAD() int
-	// Family names the chat-template family: "plain" (ByteLevel), "chatml", "llama3" or "" if unknown.
+	// Family names the chat-template family: "plain" (ByteLevel), "chatml", "llama3", "gemma" or "" if unknown.
 	Family() string
 	// Save writes tokenizer.json and tokenizer_config.json to dir (atomically).
 	Save(dir string) error
@@ -58,11 +60,12 @@ func Load(dir string) (Tokenizer, error) {
 	if isByteLevel, _ := raw[byteLevelMarker].(bool); isByteLevel {
 		return NewByteLevel(), nil
 	}
-	hf, err := hftokenizer.NewFromContent(cfg, content)
+	h, err := parseHF(content, tjPath, cfg, raw)
 	if err != nil {
-		return nil, errors.WithMessagef(err, "tokenizer: parsing %s", tjPath)
+		return nil, err
 	}
-	return newHF(hf, cfg, content, raw), nil
+	h.chatTemplate, h.chatTemplateFile, err = readChatTemplate(dir, raw)
+	return h, err
 }
 
 // readConfig parses tokenizer_config.json leniently: special tokens may be strings or
@@ -95,4 +98,32 @@ func readConfig(path string) (*api.Config, map[string]any, error) {
 	cfg.ChatTemplate, _ = raw["chat_template"].(string)
 	cfg.TokenizerClass, _ = raw["tokenizer_class"].(string)
 	return cfg, raw, nil
+}
+
+// readChatTemplate finds a checkpoint's chat template: chat_template.jinja (transformers ≥ 4.43
+// writes it there), else tokenizer_config.json's "chat_template", a string or a list of
+// {"name", "template"} entries of which "default" is used.
+func readChatTemplate(dir string, raw map[string]any) (string, string, error) {
+	jinjaPath := filepath.Join(dir, "chat_template.jinja")
+	if data, err := os.ReadFile(jinjaPath); err == nil {
+		return string(data), jinjaPath, nil
+	}
+	cfgPath := filepath.Join(dir, "tokenizer_config.json")
+	switch v := raw["chat_template"].(type) {
+	case nil:
+		return "", "", nil
+	case string:
+		return v, cfgPath, nil
+	case []any:
+		for _, e := range v {
+			if m, ok := e.(map[string]any); ok && m["name"] == "default" {
+				if t, ok := m["template"].(string); ok {
+					return t, cfgPath, nil
+				}
+			}
+		}
+		return "", "", errors.Errorf("tokenizer: %s: \"chat_template\" is a list without a \"default\" template", cfgPath)
+	default:
+		return "", "", errors.Errorf("tokenizer: %s: \"chat_template\" must be a string or a list of {name, template}", cfgPath)
+	}
 }
