@@ -118,6 +118,10 @@ type SaveOptions struct {
 	// MaxShardBytes > 0 splits the weights into model-0000i-of-0000n.safetensors shards of at most
 	// this size (a single tensor larger than that gets a shard of its own) plus the index file.
 	MaxShardBytes int64
+	// Transformers5 writes config.json in the transformers-5 form (rope_parameters, dtype) instead
+	// of the transformers-4 one (rope_theta, rope_scaling, torch_dtype); both load here and in
+	// transformers.
+	Transformers5 bool
 }
 
 // Save writes config.json and the weights (HF names, safetensors) to dir. Every file is written
@@ -126,7 +130,11 @@ type SaveOptions struct {
 func (lm *LM) Save(dir string, opts SaveOptions) error {
 	cfg := *lm.Config
 	cfg.DType = DTypeName(lm.DType)
-	cfgJSON, err := cfg.MarshalHF()
+	marshal := cfg.MarshalHF
+	if opts.Transformers5 {
+		marshal = cfg.MarshalHF5
+	}
+	cfgJSON, err := marshal()
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,9 @@
 package model
 
 import (
+	"encoding/json"
 	"math"
+	"reflect"
 	"os"
 	"path/filepath"
 	"slices"
@@ -179,21 +181,50 @@ func TestDynamicRoPE(t *testing.T) {
 	}
 }
 
-// TestMarshalHFRoundTrip: configs written here read back identically (transformers-4 form).
+// TestMarshalHFRoundTrip: configs written here read back identically, in both forms; the
+// transformers-5 form written from a transformers-4 file has the rope_parameters and dtype
+// transformers 5 itself wrote for the same model (Llama 3.2: flat; Gemma 3: one set per kind).
 func TestMarshalHFRoundTrip(t *testing.T) {
-	for _, name := range []string{"llama-3.2-1b.t5.json", "qwen3-0.6b.t5.json", "qwen2.5-0.5b.t4.json"} {
+	for _, name := range []string{"llama-3.2-1b.t5.json", "qwen3-0.6b.t5.json", "qwen2.5-0.5b.t4.json",
+		"gemma-3-4b-text.t4.json", "gemma-3-4b-text.t5.json", "gemma-3-1b.t4.json"} {
 		c, err := ParseConfig(readFixture(t, name))
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.LayerTypes = nil
-		data, err := c.MarshalHF()
+		if c.Arch != Gemma3 {
+			c.LayerTypes = nil
+		}
+		for form, marshal := range map[string]func() ([]byte, error){"t4": c.MarshalHF, "t5": c.MarshalHF5} {
+			data, err := marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, err := ParseConfig(data)
+			if err != nil || !back.Equal(c) || back.DType != c.DType {
+				t.Errorf("%s as %s: %v\n%+v\n%+v", name, form, err, back, c)
+			}
+		}
+	}
+	for _, model := range []string{"llama-3.2-1b", "gemma-3-4b-text"} {
+		c, err := ParseConfig(readFixture(t, model+".t4.json"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		back, err := ParseConfig(data)
-		if err != nil || !back.Equal(c) {
-			t.Errorf("%s: %v\n%+v\n%+v", name, err, back, c)
+		data, err := c.MarshalHF5()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ours, theirs map[string]any
+		if err := json.Unmarshal(data, &ours); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(readFixture(t, model+".t5.json"), &theirs); err != nil {
+			t.Fatal(err)
+		}
+		for _, key := range []string{"rope_parameters", "dtype", "layer_types", "rope_theta", "rope_scaling", "torch_dtype", "rope_local_base_freq"} {
+			if !reflect.DeepEqual(ours[key], theirs[key]) {
+				t.Errorf("%s: transformers-5 %q written here %v, by transformers %v", model, key, ours[key], theirs[key])
+			}
 		}
 	}
 }
