@@ -3,9 +3,9 @@ package model
 import (
 	"encoding/json"
 	"math"
-	"reflect"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
