@@ -82,6 +82,12 @@ type Config struct {
 	// QueryPreAttnScalar is Gemma's query_pre_attn_scalar: attention scores are scaled by its
 	// inverse square root instead of head_dim's (0: not set).
 	QueryPreAttnScalar float64
+
+	// textOf names the multimodal architecture whose text stack this is, when config.json was a
+	// Gemma3ForConditionalGeneration's (its weights are then read under their language-model
+	// prefix, see gemma3TextTensor); "" for a causal LM's own config. Saving writes a text-only
+	// Gemma3ForCausalLM checkpoint.
+	textOf string
 }
 
 // Validate checks the internal consistency of the configuration.

@@ -1,7 +1,10 @@
 package model
 
 import (
+	"encoding/json"
 	"math"
+	"slices"
+	"strings"
 
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
@@ -116,4 +119,79 @@ func (c *Config) validateGemma3() error {
 		return errors.Errorf("model: rope_local_base_freq must be positive, got %g", c.RoPELocalTheta)
 	}
 	return errors.WithMessage(c.RoPELocalScaling.validate(), "sliding_attention RoPE")
+}
+
+// The multimodal Gemma 3 checkpoints (google/gemma-3-4b-it and the other 4B/12B/27B ones) are
+// Gemma3ForConditionalGeneration: config.json has model_type "gemma3" with the text stack's
+// config under text_config (only the keys that differ from Gemma3TextConfig's defaults), and the
+// text weights sit under a prefix next to the vision tower's and the projector's. Load reads the
+// text stack and leaves the rest: the model here is the causal LM of text.
+const gemma3Multimodal = "Gemma3ForConditionalGeneration"
+
+// gemma3TextDefaults are Gemma3TextConfig's defaults (transformers' configuration_gemma3.py) for
+// the keys a config.json may leave out, as JSON.
+var gemma3TextDefaults = map[string]string{
+	"vocab_size": "262208", "hidden_size": "2304", "intermediate_size": "9216", "num_hidden_layers": "26",
+	"num_attention_heads": "8", "num_key_value_heads": "4", "head_dim": "256",
+	"hidden_activation": `"gelu_pytorch_tanh"`, "max_position_embeddings": "131072", "rms_norm_eps": "1e-6",
+	"pad_token_id": "0", "eos_token_id": "1", "bos_token_id": "2", "tie_word_embeddings": "true",
+	"attention_bias": "false", "query_pre_attn_scalar": "256", "sliding_window": "4096", "sliding_window_pattern": "6",
+	// transformers 4 only; transformers 5 spells them rope_parameters
+	"rope_theta": "1000000", "rope_local_base_freq": "10000",
+}
+
+// withGemma3Defaults fills in the Gemma3TextConfig defaults of keys h does not have.
+func withGemma3Defaults(h hfConfig) {
+	for k, v := range gemma3TextDefaults {
+		if (k == "rope_theta" || k == "rope_local_base_freq") && h.present("rope_parameters") {
+			continue
+		}
+		if _, ok := h[k]; !ok {
+			h[k] = json.RawMessage(v)
+		}
+	}
+}
+
+// gemma3TextConfig returns the text_config of a Gemma3ForConditionalGeneration config.json, with
+// the outer dtype and special token ids where text_config has none of its own.
+func gemma3TextConfig(outer hfConfig) (hfConfig, error) {
+	if outer.present("architectures") {
+		var archs []string
+		if err := outer.decode("architectures", &archs); err != nil {
+			return nil, err
+		}
+		if len(archs) > 0 && !slices.Contains(archs, gemma3Multimodal) {
+			return nil, errors.Errorf("model: config key \"architectures\": %v: only %s is supported for model_type gemma3", archs, gemma3Multimodal)
+		}
+	}
+	var text hfConfig
+	if err := json.Unmarshal(outer["text_config"], &text); err != nil || text == nil {
+		return nil, errors.Errorf("model: config key \"text_config\": model_type gemma3 (%s) needs its text model's config as an object, got %s",
+			gemma3Multimodal, truncate(string(outer["text_config"]), 40))
+	}
+	if mt, err := text.string("model_type", string(Gemma3)); err != nil || mt != string(Gemma3) {
+		return nil, errors.Errorf("model: config key \"text_config.model_type\": want %q, got %s", Gemma3, truncate(string(text["model_type"]), 40))
+	}
+	for _, k := range []string{"dtype", "torch_dtype", "bos_token_id", "eos_token_id", "pad_token_id"} {
+		if _, ok := text[k]; !ok && outer.present(k) {
+			text[k] = outer[k]
+		}
+	}
+	delete(text, "architectures")
+	text["model_type"] = json.RawMessage(`"` + string(Gemma3) + `"`)
+	return text, nil
+}
+
+// gemma3TextTensor maps a tensor name of a Gemma3ForConditionalGeneration checkpoint to the
+// Gemma3ForCausalLM name of the text stack: "language_model.model.X" (transformers < 4.52) and
+// "model.language_model.X" (4.52 and later) become "model.X", "language_model.lm_head.weight"
+// becomes "lm_head.weight". ok is false for the vision tower's and the projector's tensors.
+func gemma3TextTensor(name string) (string, bool) {
+	for _, p := range [][2]string{{"language_model.model.", "model."}, {"model.language_model.", "model."},
+		{"language_model.lm_head.", "lm_head."}, {"lm_head.", "lm_head."}} {
+		if rest, ok := strings.CutPrefix(name, p[0]); ok {
+			return p[1] + rest, true
+		}
+	}
+	return "", false
 }

@@ -165,10 +165,16 @@ func decodeConfig(data []byte) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	textOf := ""
+	if mt == "gemma3" { // Gemma3ForConditionalGeneration: its text stack (gemma3.go)
+		if h, err = gemma3TextConfig(h); err != nil {
+			return nil, err
+		}
+		mt, textOf = string(Gemma3), gemma3Multimodal
+	}
 	arch := Arch(mt)
-	if mt == "gemma3" {
-		return nil, errors.New(`model: config key "model_type": "gemma3" is the multimodal Gemma3ForConditionalGeneration; ` +
-			"only text stacks (model_type gemma3_text, Gemma3ForCausalLM) are read")
+	if arch == Gemma3 {
+		withGemma3Defaults(h)
 	}
 	fam, ok := families[arch]
 	if !ok {
@@ -184,7 +190,7 @@ func decodeConfig(data []byte) (*Config, error) {
 				archs, fam.class, mt)
 		}
 	}
-	c := &Config{Arch: arch, BOSTokenID: -1, PadTokenID: -1}
+	c := &Config{Arch: arch, BOSTokenID: -1, PadTokenID: -1, textOf: textOf}
 	ints := []struct {
 		dst *int
 		key string

@@ -118,7 +118,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{edit(`"max_window_layers": 28`, `"layer_types": ["full_attention"]`), `"layer_types" has 1 entries, num_hidden_layers is 28`},
 		{edit(`"eos_token_id": 151645`, `"eos_token_id": "x"`), `"eos_token_id": expected an integer or a list`},
 		{edit(`"model_type": "qwen3"`, `"model_type": "mistral"`), `"model_type": "mistral" is unsupported`},
-		{edit(`"model_type": "qwen3"`, `"model_type": "gemma3"`), `multimodal`},
+		{edit(`"model_type": "qwen3"`, `"model_type": "gemma3"`), `only Gemma3ForConditionalGeneration is supported for model_type gemma3`},
 		{edit(`"Qwen3ForCausalLM"`, `"Qwen3ForSequenceClassification"`), `"architectures"`},
 		{edit(`"attention_bias": false`, `"attention_bias": false, "mlp_bias": true`), `"mlp_bias": true is not implemented`},
 		{edit(`"attention_bias": false`, `"attention_bias": false, "partial_rotary_factor": 0.5`), `"partial_rotary_factor"`},
