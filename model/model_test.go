@@ -317,12 +317,18 @@ func TestLoadRejectsMismatch(t *testing.T) {
 // TestBFloat16: the go backend runs the model in bfloat16 (norms, softmax and the loss in float32):
 // logits stay close to the float32 model's, and gradients are finite.
 func TestBFloat16(t *testing.T) {
+	for _, name := range []string{"qwen2", "gemma3"} {
+		t.Run(name, func(t *testing.T) { testBFloat16(t, tinyConfigs()[name]) })
+	}
+}
+
+func testBFloat16(t *testing.T, cfg *Config) {
 	backend := testBackend(t)
-	cfg := tinyConfigs()["qwen2"]
 	f32, err := New(backend, cfg, dtypes.Float32, 12)
 	if err != nil {
 		t.Fatal(err)
 	}
+	randomizeNorms(t, f32)
 	dir := t.TempDir()
 	if err := f32.Save(dir, SaveOptions{}); err != nil {
 		t.Fatal(err)
