@@ -128,6 +128,10 @@ func (c *Config) validateGemma3() error {
 // text stack and leaves the rest: the model here is the causal LM of text.
 const gemma3Multimodal = "Gemma3ForConditionalGeneration"
 
+// TextStackOf names the multimodal architecture whose text stack the model is, when config.json
+// was that architecture's (Gemma3ForConditionalGeneration); "" for a causal LM's own config.
+func (c *Config) TextStackOf() string { return c.textOf }
+
 // gemma3TextDefaults are Gemma3TextConfig's defaults (transformers' configuration_gemma3.py) for
 // the keys a config.json may leave out, as JSON.
 var gemma3TextDefaults = map[string]string{

@@ -60,7 +60,8 @@ func copyFile(t *testing.T, from, to string) {
 // real Gemma 3 tokenizer.json and tokenizer_config.json with its chat template) fine-tunes with
 // train-sft on conversational data under --template auto, which renders the checkpoint's own
 // Jinja template (<bos><start_of_turn>user … <end_of_turn>, the reply ending in <end_of_turn>);
-// the result loads as Gemma 3, eval prints its loss, and generate samples from it.
+// the result loads as Gemma 3, eval prints its loss, and generate samples from it; inspect shows
+// the layer kinds.
 func TestGemma3EndToEnd(t *testing.T) {
 	tokDir := realTokenizerDir(t, "gemma3")
 	dir := t.TempDir()
@@ -93,6 +94,11 @@ func TestGemma3EndToEnd(t *testing.T) {
 	}
 	if err := lm.Save(ckpt, model.SaveOptions{Transformers5: true}); err != nil {
 		t.Fatal(err)
+	}
+
+	info, err := captureStdout(t, func() error { return runInspect([]string{ckpt}) })
+	if err != nil || !strings.Contains(info, "architecture gemma3_text") || !strings.Contains(info, "2 of 3 layers sliding (window 8") {
+		t.Fatalf("inspect: %v\n%s", err, info)
 	}
 
 	var lines []any
