@@ -76,6 +76,12 @@ type Trainer struct {
 	exec  *gm.Exec
 	lrVar *gm.Variable
 	step  int
+	// planned is the example set the method's Plan last saw (a Planner plans once per set).
+	planned []data.Example
+}
+
+func (tr *Trainer) plannedOn(examples []data.Example) bool {
+	return len(tr.planned) == len(examples) && len(examples) > 0 && &tr.planned[0] == &examples[0]
 }
 
 // New prepares a trainer; the step graph is compiled on the first step of each batch shape.
@@ -175,7 +181,7 @@ func (tr *Trainer) RunUntil(examples []data.Example, stop int) error {
 	}
 	sampler := data.Sampler{Lengths: lengths, BatchSize: cfg.BatchSize, Seed: cfg.Seed}
 	perEpoch := sampler.BatchesPerEpoch()
-	if p, ok := tr.Method.(Planner); ok {
+	if p, ok := tr.Method.(Planner); ok && !tr.plannedOn(examples) {
 		var planned [][]int
 		plannedEpoch := -1
 		batchAt := func(step int) []int {
@@ -187,6 +193,7 @@ func (tr *Trainer) RunUntil(examples []data.Example, stop int) error {
 		if err := p.Plan(examples, batchAt, cfg.Steps); err != nil {
 			return errors.WithMessagef(err, "train: %s", tr.Method.Name())
 		}
+		tr.planned = examples
 	}
 	pad := 0
 	if tr.Tokenizer != nil && tr.Tokenizer.PAD() >= 0 {
