@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/alphatoken/alphatoken/alphatoken"
 	"github.com/alphatoken/alphatoken/alphatoken/diag"
 	"github.com/alphatoken/alphatoken/internal/atomicfile"
 )
@@ -61,7 +62,11 @@ type Table struct {
 
 // RunSuite runs every row of s for every seed (cached runs are reused) and aggregates them.
 func (r *Runner) RunSuite(s *Suite, seeds []int) (*Table, error) {
-	t := &Table{Suite: s, Preset: r.Preset, Seeds: seeds, Commit: Commit(), Date: time.Now().UTC().Format("2006-01-02"),
+	preset := r.Preset
+	if r.Steps > 0 {
+		preset.SFT.Steps = r.Steps // the table says what ran
+	}
+	t := &Table{Suite: s, Preset: preset, Seeds: seeds, Commit: Commit(), Date: time.Now().UTC().Format("2006-01-02"),
 		Chance: r.Bench.Chance()}
 	total := len(s.Rows) * len(seeds)
 	done := 0
@@ -158,14 +163,23 @@ func (t *Table) Markdown() string {
 	p := t.Preset
 	fmt.Fprintf(&sb, "\nScores in %%, mean ± std over seeds %v (n = %d per trained row; the reference row is one evaluation). "+
 		"Chance: ARC/HellaSwag/MMLU %.0f%%, GSM and target 0%%. Preset %q: %s model pre-trained %d steps; SFT %d steps × %d sequences, lr %.0e; "+
-		"ρ %.2g, λ %.2g, W %d, K %d, B_val %d, ValRefresh %d, %s Fisher from %d prompts; evaluation on %s items. s/step is each run's mean training-step time (valuation included), taken run by run on whatever else the machine was doing: compare costs with the benchmarks' within-run ratios. Commit %s, %s.\n",
+		"ρ %.2g, λ %.2g, W %d, K %d, B_val %d, ValRefresh %d, %s Fisher from %d prompts, combination %s; evaluation on %s items. s/step is each run's mean training-step time (valuation included), taken run by run on whatever else the machine was doing: compare costs with the benchmarks' within-run ratios. Commit %s, %s.\n",
 		t.Seeds, len(t.Seeds), 100*t.Chance["arc"], p.Name, p.Model, p.Pretrain.Steps, p.SFT.Steps, p.SFT.Batch, p.SFT.LR,
-		p.Valuation.Rho, p.Valuation.Lambda, p.Valuation.Window, p.Valuation.Blocks, p.Valuation.ValExamples, p.Valuation.ValRefresh,
-		p.Valuation.Fisher, p.Valuation.FisherPrompts, evalSize(p.Eval), t.Commit, t.Date)
+		p.Rho, p.Valuation.Lambda, p.Valuation.Window, p.Valuation.Blocks, p.Valuation.ValExamples, p.Valuation.ValRefresh,
+		p.Valuation.Fisher, p.Valuation.FisherPrompts, normalization(p.Valuation.Normalize), evalSize(p.Eval), t.Commit, t.Date)
 	if t.Command != "" {
 		fmt.Fprintf(&sb, "Regenerate: `%s`\n", t.Command)
 	}
 	return sb.String()
+}
+
+// normalization names the combination of AlphaToken's objectives; tables from before the
+// setting existed ("" in their JSON) used the z-score.
+func normalization(n alphatoken.Normalization) string {
+	if n == "" {
+		return string(alphatoken.NormZScore)
+	}
+	return string(n)
 }
 
 func evalSize(e EvalOptions) string {

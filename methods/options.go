@@ -69,12 +69,28 @@ type Env struct {
 	info *Info
 }
 
+// CheckOptions validates a run's options for method name (ρ, schedule, budget matching, the
+// parameters' names), before any model is at hand: the ablation runner checks suites with it.
+func CheckOptions(name string, o Options) error {
+	in, err := Lookup(name)
+	if err != nil {
+		return err
+	}
+	return checkOptions(in, o)
+}
+
 // check validates the options and that every need of the method is met.
 func (e *Env) check(in *Info) error {
 	if e.LM == nil {
 		return errors.New("methods: no model to train")
 	}
-	o := e.Options
+	if err := checkOptions(in, e.Options); err != nil {
+		return err
+	}
+	return e.checkInputs(in)
+}
+
+func checkOptions(in *Info, o Options) error {
 	if !(o.Rho > 0 && o.Rho <= 1) {
 		return errors.Errorf("methods: ρ (--rho) must be in (0, 1], got %g", o.Rho)
 	}
@@ -114,6 +130,10 @@ func (e *Env) check(in *Info) error {
 		return errors.Errorf("methods: method %q has no parameter %s (its parameters: %s)", in.Name,
 			"--"+strings.Join(unknown, ", --"), strings.Join(have, ", "))
 	}
+	return nil
+}
+
+func (e *Env) checkInputs(in *Info) error {
 	for _, n := range in.Needs {
 		switch n {
 		case NeedVal:

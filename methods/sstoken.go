@@ -27,7 +27,7 @@ import (
 //
 // Warm-up: the released code uses γ = 0 (attention only) for the first 10,000 training samples,
 // because early in training θ ≈ θ_his makes the excess loss uninformative. That count is absolute;
-// here it is the share --warmup of the training steps, default 0.2 = 10,000 of a 50,000-example
+// here it is the share --gamma-warmup of the training steps, default 0.2 = 10,000 of a 50,000-example
 // pool (the data scale of Token Cleaning's setting, which ssToken's experiments are assumed to
 // share; the paper's pool size was not read).
 
@@ -36,15 +36,15 @@ func init() {
 		Summary: "ssToken: per sequence top-60% by γ·minmax(ℓ_π0 − ℓ_θ) + (1−γ)·attention to the prompt (last block)",
 		Params: []Param{
 			{Name: "gamma", Default: 0.5, Usage: "γ of sstoken: weight of the excess loss against the attention score"},
-			{Name: "warmup", Default: 0.2, Usage: "share of the training steps sstoken runs with γ = 0 (attention only)"},
+			{Name: "gamma-warmup", Default: 0.2, Usage: "share of the training steps sstoken runs with γ = 0 (attention only)"},
 		},
 		Build: newSSToken})
 }
 
 func newSSToken(env *Env) (train.Method, error) {
-	gamma, warm := env.Param("gamma"), env.Param("warmup")
+	gamma, warm := env.Param("gamma"), env.Param("gamma-warmup")
 	if gamma < 0 || gamma > 1 || warm < 0 || warm > 1 {
-		return nil, errors.Errorf("methods: sstoken: --gamma and --warmup must be in [0, 1], got %g and %g", gamma, warm)
+		return nil, errors.Errorf("methods: sstoken: --gamma and --gamma-warmup must be in [0, 1], got %g and %g", gamma, warm)
 	}
 	base, err := frozenCopy(env)
 	if err != nil {
