@@ -23,9 +23,14 @@ func init() {
 				if err != nil {
 					return nil, err
 				}
-				return mapTable("−ℓ_π0", examples, func(i, p int) float32 { return -nll.Values[i][p] }), nil
+				return lowPPLScores(nll, examples), nil
 			}), nil
 		}})
+}
+
+// lowPPLScores is low-ppl's (and budget-matched STM's) score −ℓ_π0: higher is kept.
+func lowPPLScores(nll *TokenTable, examples []data.Example) *TokenTable {
+	return mapTable("−ℓ_π0", examples, func(i, p int) float32 { return -nll.Values[i][p] })
 }
 
 // mapTable is a new table with f(i, p) at every label position.

@@ -165,18 +165,27 @@ func offlineSelective(env *Env, name string, sc scope, compute func(examples []d
 		if err != nil {
 			return err
 		}
-		if sc == global {
-			rt, n, err := rankTable(name+" rank", tt, examples, nil)
-			if err != nil {
-				return err
-			}
-			tt, m.total = rt, func(int) int { return n }
+		if err := m.useTable(tt, examples); err != nil {
+			return err
 		}
-		lt.tt = tt
 		env.logf("%s: offline scores of %d training examples ready in %s", name, len(examples), time.Since(start).Round(time.Millisecond))
 		return nil
 	}
 	return m
+}
+
+// useTable makes tt the offline score table of an offlineSelective method (ranked over the
+// examples for the global scope).
+func (m *selective) useTable(tt *TokenTable, examples []data.Example) error {
+	if m.scope == global {
+		rt, n, err := rankTable(m.name+" rank", tt, examples, nil)
+		if err != nil {
+			return err
+		}
+		tt, m.total = rt, func(int) int { return n }
+	}
+	m.inputs[0].(*lazyTable).tt = tt
+	return nil
 }
 
 // frozenCopy is a copy of the model being trained as it is now (at Build: π_0), for offline

@@ -43,7 +43,7 @@ func newSTM(env *Env) (train.Method, error) {
 			return nil, err
 		}
 		if sc == perBatch {
-			return mapTable("−ℓ_π0", examples, func(i, p int) float32 { return -nll.Values[i][p] }), nil
+			return lowPPLScores(nll, examples), nil
 		}
 		return stmKeep(nll, examples, tau), nil
 	}), nil

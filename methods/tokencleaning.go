@@ -42,6 +42,11 @@ func newTokenCleaning(env *Env) (train.Method, error) {
 		if err != nil {
 			return nil, err
 		}
-		return mapTable("ℓ_π0 − ℓ_helper", examples, func(i, p int) float32 { return l0.Values[i][p] - lRef.Values[i][p] }), nil
+		return tokenCleaningScores(l0, lRef, examples), nil
 	}), nil
+}
+
+// tokenCleaningScores is s = ℓ_π0 − ℓ_ref at every label position.
+func tokenCleaningScores(l0, lRef *TokenTable, examples []data.Example) *TokenTable {
+	return mapTable("ℓ_π0 − ℓ_ref", examples, func(i, p int) float32 { return l0.Values[i][p] - lRef.Values[i][p] })
 }
