@@ -38,11 +38,11 @@ func SelectPerRow(score, valid, k *Node) *Node {
 	sorted := Sort(masked, 1, false) // each row descending
 	col := MinScalar(MaxScalar(SubScalar(k, 1), 0), int32(t-1))
 	idx := Concatenate([]*Node{Iota(g, shapes.Make(dtypes.Int32, b, 1), 0), Reshape(col, b, 1)}, 1) // [b, 2]
-	thr := InsertAxes(Gather(sorted, idx), 1)                                                    // [b, 1]: each row's k-th largest
+	thr := InsertAxes(Gather(sorted, idx), 1)                                                       // [b, 1]: each row's k-th largest
 	greater := And(valid, GreaterThan(masked, thr))
 	equal := And(valid, Equal(masked, thr))
 	need := InsertAxes(Sub(k, ReduceSum(ConvertDType(greater, dtypes.Int32), 1)), 1) // [b, 1]
-	rank := CumSum(ConvertDType(equal, dtypes.Int32), 1)                              // 1-based rank among ties, by position
+	rank := CumSum(ConvertDType(equal, dtypes.Int32), 1)                             // 1-based rank among ties, by position
 	keep := Or(greater, And(equal, LessOrEqual(rank, need)))
 	return And(keep, InsertAxes(GreaterThan(k, ScalarZero(g, dtypes.Int32)), 1))
 }

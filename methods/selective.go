@@ -38,15 +38,15 @@ type scoreFn func(lm *model.LM, b train.BatchNodes, ins []*Node) (nll, valid, sc
 // keep count), full_loss (the unmasked response loss), nonfinite (scores that are NaN or ±Inf:
 // training stops), rho (the step's scheduled ratio), then the score's own.
 type selective struct {
-	name    string
-	scope   scope
-	sel     alphatoken.Selection // perBatch: top, bottom or random (noise)
-	sched   rhoSchedule
-	inputs  []input
+	name   string
+	scope  scope
+	sel    alphatoken.Selection // perBatch: top, bottom or random (noise)
+	sched  rhoSchedule
+	inputs []input
 	// stepInputs are scalar inputs of a step (after the inputs' rows), e.g. a warm-up switch.
 	stepInputs func(step int) []any
 	score      scoreFn
-	metrics []string // the score's own metric names
+	metrics    []string // the score's own metric names
 	// total is the number of tokens a global rank runs over at a step (global scope).
 	total func(step int) int
 	// keepAll, when it reports true for a step, keeps every token (ρ = 1) at that step.

@@ -55,8 +55,8 @@ func (m *soft) MetricNames() []string {
 	return []string{"tokens", "full_loss", "nonfinite", "weight_max", "ess"}
 }
 func (m *soft) Prepare(step int, _ *data.Batch) ([]any, error) { return nil, m.h.before(step) }
-func (m *soft) Resumed(step int)                                { m.h.resumed(step) }
-func (m *soft) LastValLoss() (float64, bool)                    { return m.h.lastValLoss, true }
+func (m *soft) Resumed(step int)                               { m.h.resumed(step) }
+func (m *soft) LastValLoss() (float64, bool)                   { return m.h.lastValLoss, true }
 
 // SoftWeights returns w = N·softmax(z(values)/τ) over the valid positions (0 elsewhere).
 func SoftWeights(values, valid *Node, tau float64) *Node {

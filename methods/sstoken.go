@@ -108,8 +108,8 @@ func (promptKeys) Rows(b *data.Batch) [][]float32 {
 // The result is indexed by label position (row p+1 lands at p; the last position gets 0).
 func PromptAttention(probs, prompt *Node) *Node {
 	b := probs.Shape().Dimensions[0]
-	mean := ReduceMean(probs, 1)                                                      // [b, t, s]
+	mean := ReduceMean(probs, 1)                                                        // [b, t, s]
 	mass := ReduceSum(Mul(mean, InsertAxes(ConvertDType(prompt, mean.DType()), 1)), -1) // [b, t]: per query row
-	shifted := Slice(mass, AxisRange(), AxisRange(1))                                    // rows 1 … t−1 → label positions 0 … t−2
+	shifted := Slice(mass, AxisRange(), AxisRange(1))                                   // rows 1 … t−1 → label positions 0 … t−2
 	return Concatenate([]*Node{shifted, Zeros(mass.Graph(), shapes.Make(mass.DType(), b, 1))}, 1)
 }
