@@ -111,7 +111,7 @@ func newAlphaToken(env *Env, name string) (train.Method, error) {
 		sel = alphatoken.SelectBottom
 	}
 	h := &valuerHooks{v: v}
-	return &selective{name: name, scope: perBatch, sel: sel, sched: env.schedule(),
+	return &selective{name: name, scope: perBatch, sel: sel, sched: env.schedule(), valuer: v,
 		before: h.before, resumed: h.resumed, valLoss: func() float64 { return h.lastValLoss },
 		score: func(lm *model.LM, b train.BatchNodes, _ []*Node) (*Node, *Node, *Node, []*Node) {
 			ev := v.Build(lm.Weights(b.Tokens.Graph()), b.Tokens, b.Targets, b.Weights)

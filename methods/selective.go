@@ -58,6 +58,8 @@ type selective struct {
 	resumed func(step int)
 	// valLoss, when set, reports J_tgt at the last validation-gradient refresh.
 	valLoss func() float64
+	// valuer is the AlphaToken valuer of a valuation method (nil otherwise).
+	valuer *alphatoken.Valuer
 }
 
 func (m *selective) Name() string { return m.name }

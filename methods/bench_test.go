@@ -1,0 +1,358 @@
+package methods
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/alphatoken/alphatoken/alphatoken"
+	"github.com/alphatoken/alphatoken/alphatoken/data"
+	"github.com/alphatoken/alphatoken/alphatoken/train"
+	"github.com/alphatoken/alphatoken/model"
+	"github.com/alphatoken/alphatoken/model/tokenizer"
+)
+
+// Benchmark settings (environment overrides make quicker runs possible):
+//
+//	ALPHATOKEN_BENCH_PRESET (deep12), ALPHATOKEN_BENCH_BATCH (32 = B_val), ALPHATOKEN_BENCH_T (128),
+//	ALPHATOKEN_BENCH_STEPS (4, timed steps per configuration).
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+func envStr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// benchSetup builds the benchmark model, synthetic SFT data (prompt T/4, response 3T/4) and, for
+// the valuation, θ_ref (= the model) and a positive random diagonal Fisher.
+type benchSetup struct {
+	lm       *model.LM
+	examples []data.Example
+	fisher   *alphatoken.Fisher
+	batch, t int
+}
+
+func newBenchSetup(b testing.TB) *benchSetup { return newBenchSetupWith(b, "deep12", 32, 128) }
+
+// newBenchSetupWith is newBenchSetup with other defaults (the environment still overrides them).
+func newBenchSetupWith(b testing.TB, defPreset string, defBatch, defT int) *benchSetup {
+	preset := envStr("ALPHATOKEN_BENCH_PRESET", defPreset)
+	batch, t := envInt("ALPHATOKEN_BENCH_BATCH", defBatch), envInt("ALPHATOKEN_BENCH_T", defT)
+	tok := tokenizer.NewByteLevel()
+	cfg, err := model.Preset(preset, tok.VocabSize(), tok.BOS(), tok.EOS(), tok.PAD())
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.MaxPositions = max(cfg.MaxPositions, t)
+	lm, err := model.New(testBackend(b), cfg, dtypes.Float32, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 1))
+	exs := make([]data.Example, 4*batch)
+	for i := range exs {
+		ids := make([]int, t)
+		for j := range ids {
+			ids[j] = 'a' + rng.IntN(26)
+		}
+		exs[i] = data.Example{IDs: ids, PromptLen: t / 4}
+	}
+	f := &alphatoken.Fisher{Kind: alphatoken.FisherDiag, Blocks: 3, Diag: map[string]*tensors.Tensor{}}
+	for _, l := range alphatoken.ScoredLayers(cfg, 3) {
+		vals := make([]float64, l.Out*l.In)
+		for i := range vals {
+			vals[i] = rng.Float64()
+		}
+		f.Diag[l.Name], _ = model.TensorFromFloat64(vals, dtypes.Float32, l.Out, l.In)
+	}
+	return &benchSetup{lm: lm, examples: exs, fisher: f, batch: batch, t: t}
+}
+
+// trainer makes a trainer for a method: "plain" (full fine-tuning), or a registered method with
+// the AlphaToken valuation's ValRefresh.
+func (s *benchSetup) trainer(b testing.TB, name string, refresh int) (*train.Trainer, train.Method) {
+	return s.trainerWith(b, name, s.fisher, func(vc *alphatoken.Config) { vc.ValRefresh = refresh }, nil)
+}
+
+// trainerWith is trainer with a Fisher (nil: --fisher none), the valuation config adjusted by set
+// (after the defaults, B_val = the batch) and the options by opts.
+func (s *benchSetup) trainerWith(b testing.TB, name string, fisher *alphatoken.Fisher, set func(*alphatoken.Config), opts func(*Options)) (*train.Trainer, train.Method) {
+	cfg := train.DefaultConfig(1000)
+	cfg.BatchSize, cfg.MaxLen, cfg.BucketQuantum, cfg.Quiet, cfg.LogEvery = s.batch, s.t, s.t, true, 1000
+	if name == "plain" {
+		name = "full"
+	}
+	ref, err := s.lm.Clone()
+	if err != nil {
+		b.Fatal(err)
+	}
+	vc := alphatoken.DefaultConfig()
+	vc.ValExamples = s.batch
+	set(&vc)
+	env := &Env{LM: s.lm, Ref: ref, Helper: ref, Fisher: fisher, FisherNone: fisher == nil, Val: s.examples[:s.batch],
+		Valuation: vc, Options: DefaultOptions(), Steps: 1000, BatchSize: s.batch, MaxLen: s.t, Log: io.Discard}
+	if opts != nil {
+		opts(&env.Options)
+	}
+	m, err := Build(name, env)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tr, err := train.New(s.lm, nil, cfg, m)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return tr, m
+}
+
+// timeSteps runs one warm-up step, then n timed steps (Prepare included: the validation gradient
+// is part of the step's cost), and returns seconds per step.
+func timeSteps(b testing.TB, tr *train.Trainer, exs []data.Example, n int) float64 {
+	if err := tr.RunUntil(exs, tr.Step()+1); err != nil {
+		b.Fatal(err)
+	}
+	t0 := time.Now()
+	if err := tr.RunUntil(exs, tr.Step()+n); err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(t0).Seconds() / float64(n)
+}
+
+// BenchmarkAlphaTokenStep measures, in one run, one AlphaToken SFT step against one plain SFT step
+// on a 12-block model (deep12: d 256, 12 blocks) with K = 3, batch = B_val = 32 sequences of 128
+// tokens, at ValRefresh 1 and 4; and the parts of the step: the validation gradient (timed on its
+// own), the diagonal pass (full − causal-only, less the direct contractions) and the causal path
+// (full − direct-only). Ratios are taken within the run.
+//
+//	GOEXPERIMENT=simd go test ./methods -run '^$' -bench AlphaTokenStep -benchtime 1x -timeout 60m
+func BenchmarkAlphaTokenStep(b *testing.B) {
+	s := newBenchSetup(b)
+	n := envInt("ALPHATOKEN_BENCH_STEPS", 4)
+	plain, _ := s.trainer(b, "plain", 1)
+	at1, _ := s.trainer(b, "alphatoken", 1)
+	at4, m4 := s.trainer(b, "alphatoken", 4)
+	v4 := m4.(*selective).valuer
+	directOnly, _ := s.trainer(b, "direct-only", 1000)
+	causalOnly, _ := s.trainer(b, "causal-only", 1000)
+	full0, _ := s.trainer(b, "alphatoken", 1000)
+	b.ResetTimer()
+	tPlainA := timeSteps(b, plain, s.examples, n)
+	t1 := timeSteps(b, at1, s.examples, n)
+	t4 := timeSteps(b, at4, s.examples, (n+3)/4*4) // a multiple of 4: one refresh per 4 timed steps
+	tFull0 := timeSteps(b, full0, s.examples, n)   // step graph only (no refresh in the timed steps)
+	tDirect := timeSteps(b, directOnly, s.examples, n)
+	tCausal := timeSteps(b, causalOnly, s.examples, n)
+	tPlainB := timeSteps(b, plain, s.examples, n)
+	var tVal float64
+	for range n {
+		t0 := time.Now()
+		if _, err := v4.RefreshValidationGradient(); err != nil {
+			b.Fatal(err)
+		}
+		tVal += time.Since(t0).Seconds() / float64(n)
+	}
+	b.StopTimer()
+	tPlain := (tPlainA + tPlainB) / 2
+	b.ReportMetric(t1/tPlain, "ratio-refresh1")
+	b.ReportMetric(t4/tPlain, "ratio-refresh4")
+	b.ReportMetric(tPlain, "plain-s/step")
+	b.ReportMetric(t1, "alphatoken1-s/step")
+	b.ReportMetric(t4, "alphatoken4-s/step")
+	over := t1 - tPlain
+	causal := tFull0 - tDirect
+	diag := tFull0 - tCausal
+	rest := tFull0 - tPlain - causal - diag
+	b.Logf("config: %s, K=3, batch %d × %d tokens, %d timed steps each, simd=%v", envStr("ALPHATOKEN_BENCH_PRESET", "deep12"),
+		s.batch, s.t, n, model.SIMD())
+	b.Logf("plain step %.2fs (%.2f before, %.2f after); AlphaToken step %.2fs at ValRefresh 1 (%.2fx), %.2fs at ValRefresh 4 (%.2fx)",
+		tPlain, tPlainA, tPlainB, t1, t1/tPlain, t4, t4/tPlain)
+	b.Logf("overhead at ValRefresh 1: %.2fs = validation gradient %.2fs (%.0f%%) + in-step valuation %.2fs", over, tVal, 100*tVal/over, tFull0-tPlain)
+	b.Logf("in-step valuation %.2fs: diagonal pass + direct contractions %.2fs, causal path + its contractions %.2fs, shared (taps, masks, combination) %.2fs",
+		tFull0-tPlain, diag, causal, rest)
+}
+
+// TestPeakMemoryProbe runs when ALPHATOKEN_MEMPROBE is "plain" or "alphatoken": two steps of that
+// kind, then it prints the process's peak resident memory (VmHWM). BenchmarkPeakMemory runs it in
+// fresh processes, so each figure is that step's own high-water mark.
+func TestPeakMemoryProbe(t *testing.T) {
+	kind := os.Getenv("ALPHATOKEN_MEMPROBE")
+	if kind == "" {
+		t.Skip("run by BenchmarkPeakMemory")
+	}
+	s := newBenchSetup(t)
+	tr, _ := s.trainer(t, kind, 1)
+	if err := tr.RunUntil(s.examples, 2); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("VmHWM_KB=%d\n", vmHWM())
+}
+
+func vmHWM() int {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "VmHWM:") {
+			n, _ := strconv.Atoi(strings.Fields(sc.Text())[1])
+			return n
+		}
+	}
+	return -1
+}
+
+// BenchmarkPeakMemory reports the peak resident memory of a plain and of an AlphaToken SFT step
+// (same model and batch as BenchmarkAlphaTokenStep), each measured in a fresh process.
+//
+//	GOEXPERIMENT=simd go test ./methods -run '^$' -bench PeakMemory -benchtime 1x -timeout 30m
+func BenchmarkPeakMemory(b *testing.B) {
+	res := map[string]float64{}
+	for _, kind := range []string{"plain", "alphatoken"} {
+		cmd := exec.Command(os.Args[0], "-test.run", "^TestPeakMemoryProbe$", "-test.count", "1")
+		cmd.Env = append(os.Environ(), "ALPHATOKEN_MEMPROBE="+kind)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			b.Fatalf("%s probe: %v\n%s", kind, err, out)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmHWM_KB="); ok {
+				kb, _ := strconv.Atoi(v)
+				res[kind] = float64(kb) / 1024
+			}
+		}
+	}
+	b.ReportMetric(res["plain"], "plain-MiB")
+	b.ReportMetric(res["alphatoken"], "alphatoken-MiB")
+	b.ReportMetric(res["alphatoken"]/res["plain"], "ratio")
+}
+
+// BenchmarkFisherKinds times, in one run, an AlphaToken SFT step with no Fisher proxy, the
+// diagonal Fisher and the Kronecker (K-FAC) Fisher, interleaved (none, diag, kfac, then again) so
+// that machine load affects all three alike, and the estimation of each Fisher from the batch's
+// sequences. The Fisher suite's s/step column comes from separate runs and is only as steady as
+// the machine was; this is the ratio to quote. Defaults: the MiniBench mini model and SFT batch.
+//
+//	ALPHATOKEN_BENCH_PRESET=mini ALPHATOKEN_BENCH_BATCH=8 ALPHATOKEN_BENCH_T=128 ALPHATOKEN_BENCH_STEPS=8 \
+//	GOEXPERIMENT=simd go test ./methods -run '^$' -bench FisherKinds -benchtime 1x
+func BenchmarkFisherKinds(b *testing.B) {
+	s := newBenchSetup(b)
+	n := envInt("ALPHATOKEN_BENCH_STEPS", 4)
+	k := 3
+	if cfg := s.lm.Config; cfg.Layers < 2*k {
+		k = max(1, cfg.Layers/2)
+	}
+	kinds := []alphatoken.FisherKind{alphatoken.FisherNone, alphatoken.FisherDiag, alphatoken.FisherKFAC}
+	fishers := map[alphatoken.FisherKind]*alphatoken.Fisher{}
+	estimate := map[alphatoken.FisherKind]float64{}
+	for _, kind := range kinds[1:] {
+		t0 := time.Now()
+		f, err := alphatoken.FisherFromSequences(s.lm, s.examples[:s.batch], alphatoken.FisherOptions{Kind: kind, Blocks: k})
+		if err != nil {
+			b.Fatal(err)
+		}
+		estimate[kind] = time.Since(t0).Seconds()
+		fishers[kind] = f
+	}
+	trainers := map[alphatoken.FisherKind]*train.Trainer{}
+	for _, kind := range kinds {
+		trainers[kind], _ = s.trainerWith(b, "alphatoken", fishers[kind], func(vc *alphatoken.Config) {
+			vc.Blocks, vc.Fisher, vc.ValRefresh = k, kind, 4
+		}, nil)
+	}
+	b.ResetTimer()
+	secs := map[alphatoken.FisherKind]float64{}
+	for range 2 {
+		for _, kind := range kinds {
+			secs[kind] += timeSteps(b, trainers[kind], s.examples, n) / 2
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(secs[alphatoken.FisherNone]/secs[alphatoken.FisherDiag], "none/diag")
+	b.ReportMetric(secs[alphatoken.FisherKFAC]/secs[alphatoken.FisherDiag], "kfac/diag")
+	b.Logf("config: %s, K=%d, batch %d × %d tokens, ValRefresh 4, %d timed steps × 2 rounds each, simd=%v",
+		envStr("ALPHATOKEN_BENCH_PRESET", "deep12"), k, s.batch, s.t, n, model.SIMD())
+	for _, kind := range kinds {
+		b.Logf("%-4s: %.3f s/step (%.2fx diag); Fisher from %d sequences in %.2fs", kind, secs[kind],
+			secs[kind]/secs[alphatoken.FisherDiag], s.batch, estimate[kind])
+	}
+}
+
+// BenchmarkMethods times one SFT step of every registered method (and the baselines
+// budget-matched) against full fine-tuning, in one run: two interleaved rounds over the methods,
+// n timed steps each (after a warm-up step), on the MiniBench mini model with its SFT batch
+// (8 × 128 tokens) and its valuation settings (K = 2, ValRefresh 4). The helper model is a copy of
+// the model (cost does not depend on its weights). It also times each method's offline pass
+// (Plan: the per-token scores of the training examples, before step 0) over the setup's examples.
+//
+//	ALPHATOKEN_BENCH_STEPS=4 GOEXPERIMENT=simd go test ./methods -run '^$' -bench Methods -benchtime 1x -timeout 60m
+func BenchmarkMethods(b *testing.B) {
+	s := newBenchSetupWith(b, "mini", 8, 128)
+	n := envInt("ALPHATOKEN_BENCH_STEPS", 4)
+	type run struct {
+		label   string
+		tr      *train.Trainer
+		secs    float64
+		offline float64
+	}
+	var runs []*run
+	for _, name := range Names() {
+		in, _ := Lookup(name)
+		variants := []bool{false}
+		if in.Native > 0 || in.Threshold {
+			variants = append(variants, true)
+		}
+		for _, budget := range variants {
+			label := name
+			if budget {
+				label += " (budget-matched)"
+			}
+			tr, m := s.trainerWith(b, name, s.fisher, func(vc *alphatoken.Config) { vc.Blocks, vc.ValRefresh = 2, 4 },
+				func(o *Options) { o.BudgetMatched = budget })
+			r := &run{label: label, tr: tr}
+			if p, ok := m.(train.Planner); ok {
+				sampler := data.Sampler{Lengths: make([]int, len(s.examples)), BatchSize: s.batch, Seed: 1}
+				t0 := time.Now()
+				if err := p.Plan(s.examples, func(step int) []int { return sampler.Epoch(0)[step%sampler.BatchesPerEpoch()] }, 1000); err != nil {
+					b.Fatal(err)
+				}
+				r.offline = time.Since(t0).Seconds()
+			}
+			runs = append(runs, r)
+		}
+	}
+	b.ResetTimer()
+	for range 2 {
+		for _, r := range runs {
+			r.secs += timeSteps(b, r.tr, s.examples, (n+3)/4*4) / 2 // a multiple of 4: one refresh per 4 steps
+		}
+	}
+	b.StopTimer()
+	full := runs[slices.IndexFunc(runs, func(r *run) bool { return r.label == "full" })].secs
+	b.Logf("config: %s, batch %d × %d tokens, K=2, ValRefresh 4, %d timed steps × 2 rounds each, simd=%v; offline over %d examples",
+		envStr("ALPHATOKEN_BENCH_PRESET", "mini"), s.batch, s.t, (n+3)/4*4, model.SIMD(), len(s.examples))
+	b.Logf("%-34s %10s %8s %12s", "method", "s/step", "× full", "offline s")
+	for _, r := range runs {
+		b.Logf("%-34s %10.3f %8.2f %12.2f", r.label, r.secs, r.secs/full, r.offline)
+		b.ReportMetric(r.secs/full, strings.ReplaceAll(strings.ReplaceAll(r.label, " (budget-matched)", "-bm"), " ", "")+"/full")
+	}
+}
