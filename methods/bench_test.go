@@ -298,20 +298,22 @@ func BenchmarkFisherKinds(b *testing.B) {
 }
 
 // BenchmarkMethods times one SFT step of every registered method (and the baselines
-// budget-matched) against full fine-tuning, in one run: two interleaved rounds over the methods,
-// n timed steps each (after a warm-up step), on the MiniBench mini model with its SFT batch
-// (8 × 128 tokens) and its valuation settings (K = 2, ValRefresh 4). The helper model is a copy of
-// the model (cost does not depend on its weights). It also times each method's offline pass
-// (Plan: the per-token scores of the training examples, before step 0) over the setup's examples.
+// budget-matched) against full fine-tuning, in one run: R rounds (default 4) over the methods, each
+// round 4 timed steps per method (one validation-gradient refresh), the figure is the median over
+// rounds of a method's mean step time, so a burst of load on a shared machine moves one round, not
+// the result. The MiniBench mini model with its SFT batch (8 × 128 tokens) and valuation settings
+// (K = 2, ValRefresh 4); the helper model is a copy of the model (cost does not depend on its
+// weights). It also times each method's offline pass (Plan: the per-token scores of the training
+// examples, before step 0) over the setup's examples. The table goes to stdout.
 //
-//	ALPHATOKEN_BENCH_STEPS=4 GOEXPERIMENT=simd go test ./methods -run '^$' -bench Methods -benchtime 1x -timeout 60m
+//	ALPHATOKEN_BENCH_ROUNDS=4 GOEXPERIMENT=simd go test ./methods -run '^$' -bench 'Methods$' -benchtime 1x -timeout 60m
 func BenchmarkMethods(b *testing.B) {
 	s := newBenchSetupWith(b, "mini", 8, 128)
-	n := envInt("ALPHATOKEN_BENCH_STEPS", 4)
+	rounds := envInt("ALPHATOKEN_BENCH_ROUNDS", 4)
 	type run struct {
 		label   string
 		tr      *train.Trainer
-		secs    float64
+		secs    []float64
 		offline float64
 	}
 	var runs []*run
@@ -337,22 +339,38 @@ func BenchmarkMethods(b *testing.B) {
 				}
 				r.offline = time.Since(t0).Seconds()
 			}
+			if err := tr.RunUntil(s.examples, 1); err != nil { // warm-up (graph compilation, buffers)
+				b.Fatal(err)
+			}
 			runs = append(runs, r)
 		}
 	}
 	b.ResetTimer()
-	for range 2 {
+	for range rounds {
 		for _, r := range runs {
-			r.secs += timeSteps(b, r.tr, s.examples, (n+3)/4*4) / 2 // a multiple of 4: one refresh per 4 steps
+			t0 := time.Now()
+			if err := r.tr.RunUntil(s.examples, r.tr.Step()+4); err != nil {
+				b.Fatal(err)
+			}
+			r.secs = append(r.secs, time.Since(t0).Seconds()/4)
 		}
 	}
 	b.StopTimer()
-	full := runs[slices.IndexFunc(runs, func(r *run) bool { return r.label == "full" })].secs
-	b.Logf("config: %s, batch %d × %d tokens, K=2, ValRefresh 4, %d timed steps × 2 rounds each, simd=%v; offline over %d examples",
-		envStr("ALPHATOKEN_BENCH_PRESET", "mini"), s.batch, s.t, (n+3)/4*4, model.SIMD(), len(s.examples))
-	b.Logf("%-34s %10s %8s %12s", "method", "s/step", "× full", "offline s")
+	median := func(x []float64) float64 {
+		y := slices.Clone(x)
+		slices.Sort(y)
+		if len(y)%2 == 1 {
+			return y[len(y)/2]
+		}
+		return (y[len(y)/2-1] + y[len(y)/2]) / 2
+	}
+	full := median(runs[slices.IndexFunc(runs, func(r *run) bool { return r.label == "full" })].secs)
+	fmt.Printf("config: %s, batch %d × %d tokens, K=2, ValRefresh 4, %d rounds × 4 steps each (median of the round means), simd=%v; offline pass over %d examples\n",
+		envStr("ALPHATOKEN_BENCH_PRESET", "mini"), s.batch, s.t, rounds, model.SIMD(), len(s.examples))
+	fmt.Printf("%-34s %10s %8s %10s   %s\n", "method", "s/step", "× full", "offline s", "round means (s/step)")
 	for _, r := range runs {
-		b.Logf("%-34s %10.3f %8.2f %12.2f", r.label, r.secs, r.secs/full, r.offline)
-		b.ReportMetric(r.secs/full, strings.ReplaceAll(strings.ReplaceAll(r.label, " (budget-matched)", "-bm"), " ", "")+"/full")
+		m := median(r.secs)
+		fmt.Printf("%-34s %10.3f %8.2f %10.2f   %.3f\n", r.label, m, m/full, r.offline, r.secs)
+		b.ReportMetric(m/full, strings.ReplaceAll(strings.ReplaceAll(r.label, " (budget-matched)", "-bm"), " ", "")+"/full")
 	}
 }
