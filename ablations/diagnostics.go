@@ -189,7 +189,7 @@ func (r *Runner) Coverage(lm *model.LM, nExamples, clusters int, seed uint64) (*
 	sels := []alphatoken.Selection{alphatoken.SelectTop, alphatoken.SelectRandom, alphatoken.SelectBottom}
 	var scores []alphatoken.TokenScore
 	for i, sel := range sels {
-		s, err := alphatoken.Score(val, exs, alphatoken.ScoreOptions{Selection: sel, Seed: seed})
+		s, err := alphatoken.Score(val, exs, alphatoken.ScoreOptions{Rho: r.Preset.Rho, Selection: sel, Seed: seed})
 		if err != nil {
 			return nil, err
 		}
