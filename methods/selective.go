@@ -36,7 +36,8 @@ type scoreFn func(lm *model.LM, b train.BatchNodes, ins []*Node) (nll, valid, sc
 // selective is every hard-mask method: a score per response token, a keep rule (scope, k from the
 // ρ schedule), and the masked mean loss Σ m·l / Σ m. Its metrics are tokens, kept (the realised
 // keep count), full_loss (the unmasked response loss), nonfinite (scores that are NaN or ±Inf:
-// training stops), rho (the step's scheduled ratio), then the score's own.
+// training stops), rho (the step's scheduled ratio; 0 for a threshold mask, which has none), then
+// the score's own.
 type selective struct {
 	name   string
 	scope  scope
@@ -111,7 +112,7 @@ func (m *selective) Prepare(step int, b *data.Batch) ([]any, error) {
 	case global:
 		k = int32(alphatoken.KeepCount(rho, m.total(step)))
 	case fixedMask:
-		k = int32(0)
+		k, rho = int32(0), 0
 	}
 	extra := []any{k, float32(rho)}
 	for _, in := range m.inputs {
