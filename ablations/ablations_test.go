@@ -36,12 +36,12 @@ func TestSuiteErrors(t *testing.T) {
 		"{\n  \"name\": \"x\",\n  \"rows\": [\n    {\"method\": \"full\", \"lamda\": 2}\n  ]\n}": `:4: unknown field "lamda"`,
 		`{"name": "x", "rows": [{"method": "fancy"}]}`:                                           `unknown method "fancy"`,
 		`{"name": "x"}`: "has no rows",
-		`{"name": "x", "rows": [{"method": "alphatoken", "fisher": "full"}]}`: `unknown fisher "full"`,
+		`{"name": "x", "rows": [{"method": "alphatoken", "fisher": "full"}]}`:      `unknown fisher "full"`,
 		`{"name": "x", "rows": [{"method": "alphatoken", "normalize": "minmax"}]}`: `unknown normalize "minmax"`,
-		`{"name": "x", "rows": [{"method": "full", "rho_schedule": "linear"}]}`: `keeps no ρ share`,
-		`{"name": "x", "rows": [{"method": "stm", "params": {"gamma": 1}}]}`: `has no parameter --gamma`,
-		`{"name": "x", "rows": [{"method": "xtf", "rho_schedule": "cosine"}]}`: `needs --budget-matched`,
-		"{\n\"name\": \"x\",\n\"rows\": [}":                                   ".json:3:",
+		`{"name": "x", "rows": [{"method": "full", "rho_schedule": "linear"}]}`:    `keeps no ρ share`,
+		`{"name": "x", "rows": [{"method": "stm", "params": {"gamma": 1}}]}`:       `has no parameter --gamma`,
+		`{"name": "x", "rows": [{"method": "xtf", "rho_schedule": "cosine"}]}`:     `needs --budget-matched`,
+		"{\n\"name\": \"x\",\n\"rows\": [}":                                        ".json:3:",
 	}
 	for content, want := range cases {
 		p := filepath.Join(dir, "s.json")
@@ -64,9 +64,9 @@ func testPreset() Preset {
 	v := alphatoken.DefaultConfig()
 	v.Blocks, v.ValExamples, v.FisherPrompts, v.FisherMaxNewTokens, v.Window = 2, 8, 8, 16, 8
 	return Preset{Name: "test", Model: "tiny", Bench: b,
-		Pretrain:  PretrainSettings{Steps: 6, Batch: 4, Seq: 64, LR: 2e-3},
-		SFT:       SFTSettings{Steps: 4, Batch: 4, MaxLen: 160, LR: 1e-3, CheckpointEvery: 2},
-		Rho:       0.5, Valuation: v,
+		Pretrain: PretrainSettings{Steps: 6, Batch: 4, Seq: 64, LR: 2e-3},
+		SFT:      SFTSettings{Steps: 4, Batch: 4, MaxLen: 160, LR: 1e-3, CheckpointEvery: 2},
+		Rho:      0.5, Valuation: v,
 		Helper: HelperSettings{CleanSize: 12, SFT: SFTSettings{Steps: 3, Batch: 4, MaxLen: 160, LR: 1e-3, CheckpointEvery: 2}},
 		Eval:   EvalOptions{MaxProbeItems: 6, MaxTargetItems: 6, BatchSize: 8}, Target: minibench.TargetCode}
 }

@@ -40,9 +40,9 @@ func RankNormalize(x, valid *Node) *Node {
 	ok := ConvertDType(Reshape(valid, n), x.DType())
 	xi, xj := InsertAxes(flat, 1), InsertAxes(flat, 0) // [n,1], [1,n]
 	okj := InsertAxes(ok, 0)
-	less := ReduceSum(Mul(ConvertDType(LessThan(xj, xi), x.DType()), okj), 1)  // Σ_j [x_j < x_i]
-	equal := ReduceSum(Mul(ConvertDType(Equal(xj, xi), x.DType()), okj), 1)    // Σ_j [x_j = x_i], i itself included
-	rank := Add(less, DivScalar(AddScalar(equal, 1), 2))                       // average 1-based rank among ties
+	less := ReduceSum(Mul(ConvertDType(LessThan(xj, xi), x.DType()), okj), 1) // Σ_j [x_j < x_i]
+	equal := ReduceSum(Mul(ConvertDType(Equal(xj, xi), x.DType()), okj), 1)   // Σ_j [x_j = x_i], i itself included
+	rank := Add(less, DivScalar(AddScalar(equal, 1), 2))                      // average 1-based rank among ties
 	cnt := MaxScalar(ReduceAllSum(ok), 1)
 	centred := Div(Sub(rank, DivScalar(AddScalar(cnt, 1), 2)), cnt)
 	return Reshape(Mul(centred, ok), dims...)
@@ -103,7 +103,7 @@ func SelectK(values, valid, noise, k *Node, sel Selection) *Node {
 	k = ConvertDType(k, dtypes.Int32)
 	lowest := BroadcastToShape(Infinity(g, key.DType(), -1), key.Shape())
 	masked := Where(ok, key, lowest)
-	sorted := Sort(masked, 0, false)                                                        // descending
+	sorted := Sort(masked, 0, false)                                                           // descending
 	thr := Gather(sorted, Reshape(MinScalar(MaxScalar(SubScalar(k, 1), 0), int32(n-1)), 1, 1)) // [1]: the k-th largest
 	thr = Reshape(thr)
 	greater := And(ok, GreaterThan(masked, thr))
