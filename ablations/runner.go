@@ -138,16 +138,19 @@ type CurvePoint struct {
 
 // RunResult is result.json of one run.
 type RunResult struct {
-	Config        RunConfig    `json:"config"`
-	Scores        *Scores      `json:"scores"`
-	StepSeconds   float64      `json:"step_seconds"` // training wall time / steps (validation-gradient refreshes included)
-	TrainSeconds  float64      `json:"train_seconds"`
-	EvalSeconds   float64      `json:"eval_seconds"`
-	FisherSeconds float64      `json:"fisher_seconds,omitempty"`
-	Curve         []CurvePoint `json:"curve,omitempty"`
-	Commit        string       `json:"commit"`
-	Date          string       `json:"date"`
-	Dir           string       `json:"dir"`
+	Config       RunConfig `json:"config"`
+	Scores       *Scores   `json:"scores"`
+	StepSeconds  float64   `json:"step_seconds"` // training wall time / steps (validation-gradient refreshes included, offline scoring not)
+	TrainSeconds float64   `json:"train_seconds"`
+	// OfflineSeconds is the method's scoring outside the step graph (offline passes over the
+	// training examples before step 0, per-chunk scoring), included in TrainSeconds.
+	OfflineSeconds float64      `json:"offline_seconds,omitempty"`
+	EvalSeconds    float64      `json:"eval_seconds"`
+	FisherSeconds  float64      `json:"fisher_seconds,omitempty"`
+	Curve          []CurvePoint `json:"curve,omitempty"`
+	Commit         string       `json:"commit"`
+	Date           string       `json:"date"`
+	Dir            string       `json:"dir"`
 }
 
 // resolve builds the configuration of a row at a seed.
@@ -305,7 +308,10 @@ func (r *Runner) execute(cfg RunConfig, dir string) (*RunResult, error) {
 		return nil, err
 	}
 	res.TrainSeconds = time.Since(start).Seconds()
-	res.StepSeconds = res.TrainSeconds / float64(max(cfg.SFT.Steps-startStep, 1))
+	if o, ok := method.(interface{ OfflineSeconds() float64 }); ok {
+		res.OfflineSeconds = o.OfflineSeconds()
+	}
+	res.StepSeconds = (res.TrainSeconds - res.OfflineSeconds) / float64(max(cfg.SFT.Steps-startStep, 1))
 	for _, h := range tr.History {
 		cp := CurvePoint{Step: h.Step, Loss: h.Loss, FullLoss: h.Metrics["full_loss"], ValLoss: h.Metrics["val_loss"]}
 		if _, ok := h.Metrics["full_loss"]; !ok {

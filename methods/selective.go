@@ -61,6 +61,9 @@ type selective struct {
 	valLoss func() float64
 	// valuer is the AlphaToken valuer of a valuation method (nil otherwise).
 	valuer *alphatoken.Valuer
+	// offline is the time spent scoring training examples outside the step graph (Plan, and any
+	// scoring a hook does between steps).
+	offline time.Duration
 }
 
 func (m *selective) Name() string { return m.name }
@@ -74,8 +77,15 @@ func (m *selective) Plan(examples []data.Example, batchAt func(int) []int, steps
 	if m.plan == nil {
 		return nil
 	}
+	start := time.Now()
+	defer func() { m.offline += time.Since(start) }()
 	return m.plan(examples, batchAt, steps)
 }
+
+// OfflineSeconds is the time spent so far scoring training examples outside the step graph
+// (offline passes before step 0, token-cleaning-self's chunk scoring): the ablation runner reports
+// it apart from the step time.
+func (m *selective) OfflineSeconds() float64 { return m.offline.Seconds() }
 
 // Resumed is called by the trainer after it restored a checkpoint at step.
 func (m *selective) Resumed(step int) {

@@ -206,6 +206,7 @@ func (s *tcSelf) before(step int) error {
 		s.table.tt = scores
 	}
 	s.loaded = c
+	s.m.offline += time.Since(start)
 	s.env.logf("token-cleaning-self: chunk %d (steps %d–%d): %d examples scored in %s", c, s.chunkStart(c),
 		s.chunkStart(c+1)-1, len(sub), time.Since(start).Round(time.Millisecond))
 	return nil
