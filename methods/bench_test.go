@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -297,24 +299,25 @@ func BenchmarkFisherKinds(b *testing.B) {
 	}
 }
 
-// BenchmarkMethods times one SFT step of every registered method (and the baselines
+// BenchmarkMethods measures one SFT step of every registered method (and the baselines
 // budget-matched) against full fine-tuning, in one run: R rounds (default 4) over the methods, each
-// round 4 timed steps per method (one validation-gradient refresh), the figure is the median over
-// rounds of a method's mean step time, so a burst of load on a shared machine moves one round, not
-// the result. The MiniBench mini model with its SFT batch (8 × 128 tokens) and valuation settings
-// (K = 2, ValRefresh 4); the helper model is a copy of the model (cost does not depend on its
-// weights). It also times each method's offline pass (Plan: the per-token scores of the training
-// examples, before step 0) over the setup's examples. The table goes to stdout.
+// round 4 steps per method (one validation-gradient refresh). The cost is the process's CPU time
+// (user + system, getrusage) per step — the work the step does, which other jobs on a shared
+// machine do not inflate as they do wall time — as the median over rounds; wall time is shown
+// too. The MiniBench mini model with its SFT batch (8 × 128 tokens) and valuation settings (K = 2,
+// ValRefresh 4); the helper model is a copy of the model (cost does not depend on its weights). It
+// also times each method's offline pass (Plan: the per-token scores of the training examples,
+// before step 0; CPU time) over the setup's examples. The table goes to stdout.
 //
 //	ALPHATOKEN_BENCH_ROUNDS=4 GOEXPERIMENT=simd go test ./methods -run '^$' -bench 'Methods$' -benchtime 1x -timeout 60m
 func BenchmarkMethods(b *testing.B) {
 	s := newBenchSetupWith(b, "mini", 8, 128)
 	rounds := envInt("ALPHATOKEN_BENCH_ROUNDS", 4)
 	type run struct {
-		label   string
-		tr      *train.Trainer
-		secs    []float64
-		offline float64
+		label      string
+		tr         *train.Trainer
+		cpu, wall  []float64
+		offlineCPU float64
 	}
 	var runs []*run
 	for _, name := range Names() {
@@ -333,11 +336,11 @@ func BenchmarkMethods(b *testing.B) {
 			r := &run{label: label, tr: tr}
 			if p, ok := m.(train.Planner); ok {
 				sampler := data.Sampler{Lengths: make([]int, len(s.examples)), BatchSize: s.batch, Seed: 1}
-				t0 := time.Now()
+				c0 := cpuSeconds()
 				if err := p.Plan(s.examples, func(step int) []int { return sampler.Epoch(0)[step%sampler.BatchesPerEpoch()] }, 1000); err != nil {
 					b.Fatal(err)
 				}
-				r.offline = time.Since(t0).Seconds()
+				r.offlineCPU = cpuSeconds() - c0
 			}
 			if err := tr.RunUntil(s.examples, 1); err != nil { // warm-up (graph compilation, buffers)
 				b.Fatal(err)
@@ -348,11 +351,12 @@ func BenchmarkMethods(b *testing.B) {
 	b.ResetTimer()
 	for range rounds {
 		for _, r := range runs {
-			t0 := time.Now()
+			c0, t0 := cpuSeconds(), time.Now()
 			if err := r.tr.RunUntil(s.examples, r.tr.Step()+4); err != nil {
 				b.Fatal(err)
 			}
-			r.secs = append(r.secs, time.Since(t0).Seconds()/4)
+			r.cpu = append(r.cpu, (cpuSeconds()-c0)/4)
+			r.wall = append(r.wall, time.Since(t0).Seconds()/4)
 		}
 	}
 	b.StopTimer()
@@ -364,13 +368,22 @@ func BenchmarkMethods(b *testing.B) {
 		}
 		return (y[len(y)/2-1] + y[len(y)/2]) / 2
 	}
-	full := median(runs[slices.IndexFunc(runs, func(r *run) bool { return r.label == "full" })].secs)
-	fmt.Printf("config: %s, batch %d × %d tokens, K=2, ValRefresh 4, %d rounds × 4 steps each (median of the round means), simd=%v; offline pass over %d examples\n",
+	full := median(runs[slices.IndexFunc(runs, func(r *run) bool { return r.label == "full" })].cpu)
+	fmt.Printf("config: %s, batch %d × %d tokens, K=2, ValRefresh 4, %d rounds × 4 steps each (medians over rounds), simd=%v; offline pass over %d examples\n",
 		envStr("ALPHATOKEN_BENCH_PRESET", "mini"), s.batch, s.t, rounds, model.SIMD(), len(s.examples))
-	fmt.Printf("%-34s %10s %8s %10s   %s\n", "method", "s/step", "× full", "offline s", "round means (s/step)")
+	fmt.Printf("%-36s %12s %8s %12s %14s   %s\n", "method", "CPU s/step", "× full", "wall s/step", "offline CPU s", "round CPU means (s/step)")
 	for _, r := range runs {
-		m := median(r.secs)
-		fmt.Printf("%-34s %10.3f %8.2f %10.2f   %.3f\n", r.label, m, m/full, r.offline, r.secs)
+		m := median(r.cpu)
+		fmt.Printf("%-36s %12.3f %8.2f %12.3f %14.2f   %.3f\n", r.label, m, m/full, median(r.wall), r.offlineCPU, r.cpu)
 		b.ReportMetric(m/full, strings.ReplaceAll(strings.ReplaceAll(r.label, " (budget-matched)", "-bm"), " ", "")+"/full")
 	}
+}
+
+// cpuSeconds is the process's user + system CPU time.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return math.NaN()
+	}
+	return float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
 }
