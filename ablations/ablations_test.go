@@ -36,8 +36,12 @@ func TestSuiteErrors(t *testing.T) {
 		"{\n  \"name\": \"x\",\n  \"rows\": [\n    {\"method\": \"full\", \"lamda\": 2}\n  ]\n}": `:4: unknown field "lamda"`,
 		`{"name": "x", "rows": [{"method": "fancy"}]}`:                                           `unknown method "fancy"`,
 		`{"name": "x"}`: "has no rows",
-		`{"name": "x", "rows": [{"method": "alphatoken", "fisher": "full"}]}`: `unknown fisher "full"`,
-		"{\n\"name\": \"x\",\n\"rows\": [}":                                   ".json:3:",
+		`{"name": "x", "rows": [{"method": "alphatoken", "fisher": "full"}]}`:      `unknown fisher "full"`,
+		`{"name": "x", "rows": [{"method": "alphatoken", "normalize": "minmax"}]}`: `unknown normalize "minmax"`,
+		`{"name": "x", "rows": [{"method": "full", "rho_schedule": "linear"}]}`:    `keeps no ρ share`,
+		`{"name": "x", "rows": [{"method": "stm", "params": {"gamma": 1}}]}`:       `has no parameter --gamma`,
+		`{"name": "x", "rows": [{"method": "xtf", "rho_schedule": "cosine"}]}`:     `needs --budget-matched`,
+		"{\n\"name\": \"x\",\n\"rows\": [}":                                        ".json:3:",
 	}
 	for content, want := range cases {
 		p := filepath.Join(dir, "s.json")
@@ -60,9 +64,11 @@ func testPreset() Preset {
 	v := alphatoken.DefaultConfig()
 	v.Blocks, v.ValExamples, v.FisherPrompts, v.FisherMaxNewTokens, v.Window = 2, 8, 8, 16, 8
 	return Preset{Name: "test", Model: "tiny", Bench: b,
-		Pretrain:  PretrainSettings{Steps: 6, Batch: 4, Seq: 64, LR: 2e-3},
-		SFT:       SFTSettings{Steps: 4, Batch: 4, MaxLen: 160, LR: 1e-3, CheckpointEvery: 2},
-		Valuation: v, Eval: EvalOptions{MaxProbeItems: 6, MaxTargetItems: 6, BatchSize: 8}, Target: minibench.TargetCode}
+		Pretrain: PretrainSettings{Steps: 6, Batch: 4, Seq: 64, LR: 2e-3},
+		SFT:      SFTSettings{Steps: 4, Batch: 4, MaxLen: 160, LR: 1e-3, CheckpointEvery: 2},
+		Rho:      0.5, Valuation: v,
+		Helper: HelperSettings{CleanSize: 12, SFT: SFTSettings{Steps: 3, Batch: 4, MaxLen: 160, LR: 1e-3, CheckpointEvery: 2}},
+		Eval:   EvalOptions{MaxProbeItems: 6, MaxTargetItems: 6, BatchSize: 8}, Target: minibench.TargetCode}
 }
 
 // TestRunnerCachesAndTables: a suite runs, tables are written, a second run comes from the cache
@@ -129,6 +135,95 @@ func TestRunnerCachesAndTables(t *testing.T) {
 	if _, err := r.RunRow(s.Rows[1], 1); err == nil || !strings.Contains(err.Error(), "different configuration") {
 		t.Fatalf("want a configuration-mismatch error, got %v", err)
 	}
+}
+
+// TestRunnerBaselines: baselines that need the helper model get it (trained once on the clean
+// slice, then reused from the cache), every row trains and is evaluated, and the realised keep
+// share is in the curve (a schedule's last step keeps ρ).
+func TestRunnerBaselines(t *testing.T) {
+	Presets["test"] = testPreset()
+	defer delete(Presets, "test")
+	backend, err := model.NewBackend("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := t.TempDir()
+	r, err := NewRunner(backend, "test", cache, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(r.CleanExamples()); n != 12 {
+		t.Fatalf("clean slice of %d examples", n)
+	}
+	train := map[string]bool{}
+	for _, ex := range r.TrainExamples() {
+		train[string(fmtIDs(ex.IDs))] = true
+	}
+	for _, ex := range r.CleanExamples() {
+		if train[string(fmtIDs(ex.IDs))] {
+			t.Fatal("a clean-slice example is in the training set")
+		}
+	}
+	linear, start := "linear", 1.0
+	s := &Suite{Name: "b", Title: "baselines", Rows: []Row{
+		{Label: "Token Cleaning", Method: "token-cleaning"},
+		{Label: "Rho-1", Method: "rho1", Overrides: Overrides{BudgetMatched: true}},
+		{Label: "STM", Method: "stm"},
+		{Label: "ssToken", Method: "sstoken", Overrides: Overrides{Params: map[string]float64{"gamma-warmup": 0.5}}},
+		{Label: "Random 1→ρ", Method: "random", Overrides: Overrides{RhoSchedule: &linear, RhoStart: &start}},
+	}}
+	tab, err := r.RunSuite(s, []int{1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(tab.Markdown(), "| Kept % |") || tab.Rows[0].Kept.N != 1 {
+		t.Fatalf("the table lacks the kept share: %+v\n%s", tab.Rows[0].Kept, tab.Markdown())
+	}
+	helpers, _ := filepath.Glob(filepath.Join(cache, "helper", "*", "helper.json"))
+	if len(helpers) != 1 {
+		t.Fatalf("%d helper models cached", len(helpers))
+	}
+	for _, row := range tab.Rows {
+		run := row.Runs[0]
+		if run.Scores == nil || len(run.Curve) != 1 { // logged every 10 steps and at the last
+			t.Fatalf("%s: scores %v, %d curve points", row.Label, run.Scores, len(run.Curve))
+		}
+		if (run.Config.Helper != "") != (row.Method == "token-cleaning" || row.Method == "rho1") {
+			t.Fatalf("%s: helper %q", row.Label, run.Config.Helper)
+		}
+	}
+	for i, want := range []struct{ lo, hi float64 }{{0.4, 0.8}, {0.4, 0.6}, {0, 1}, {0.5, 0.8}, {0.4, 0.6}} {
+		if k := tab.Rows[i].Runs[0].Curve[0].Kept; !(k >= want.lo && k <= want.hi) {
+			t.Errorf("%s: kept share %v at the last step, want it in [%v, %v]", tab.Rows[i].Label, k, want.lo, want.hi)
+		}
+	}
+	// A second runner reuses the cached helper.
+	r2, err := NewRunner(backend, "test", cache, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h1, err := r.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2, err := r2.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := h1.ParamTensors()
+	b, _ := h2.ParamTensors()
+	x, _ := model.TensorFloat64(a[3].Tensor)
+	y, _ := model.TensorFloat64(b[3].Tensor)
+	for i := range x {
+		if x[i] != y[i] {
+			t.Fatal("the cached helper differs from the trained one")
+		}
+	}
+}
+
+func fmtIDs(ids []int) []byte {
+	out, _ := json.Marshal(ids)
+	return out
 }
 
 // TestDiagnostics runs every MiniBench diagnostic on the tiny test preset and checks what must

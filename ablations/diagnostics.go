@@ -110,7 +110,7 @@ func (r *Runner) FisherFidelity(lm *model.LM, kind alphatoken.FisherKind, nExamp
 	if err != nil {
 		return nil, err
 	}
-	res := &FidelityResult{Kind: kind, Rho: base.Rho}
+	res := &FidelityResult{Kind: kind, Rho: r.Preset.Rho}
 	for _, s := range os {
 		res.Oracle = append(res.Oracle, s.DirTgt+s.CauTgt)
 	}
@@ -152,7 +152,7 @@ func (r *Runner) FisherFidelity(lm *model.LM, kind alphatoken.FisherKind, nExamp
 	for _, k := range ks {
 		res.KFracs = append(res.KFracs, float64(k)/float64(n))
 	}
-	res.AtRho, _ = diag.TopKOverlap(res.Proxy, res.Oracle, alphatoken.KeepCount(base.Rho, n))
+	res.AtRho, _ = diag.TopKOverlap(res.Proxy, res.Oracle, alphatoken.KeepCount(r.Preset.Rho, n))
 	return res, nil
 }
 
@@ -189,7 +189,7 @@ func (r *Runner) Coverage(lm *model.LM, nExamples, clusters int, seed uint64) (*
 	sels := []alphatoken.Selection{alphatoken.SelectTop, alphatoken.SelectRandom, alphatoken.SelectBottom}
 	var scores []alphatoken.TokenScore
 	for i, sel := range sels {
-		s, err := alphatoken.Score(val, exs, alphatoken.ScoreOptions{Selection: sel, Seed: seed})
+		s, err := alphatoken.Score(val, exs, alphatoken.ScoreOptions{Rho: r.Preset.Rho, Selection: sel, Seed: seed})
 		if err != nil {
 			return nil, err
 		}

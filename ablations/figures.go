@@ -77,7 +77,7 @@ func CurvesFigure(title string, t *Table) (*plot.Plot, error) {
 // SensitivityFigure turns the sensitivity table (rows labelled param=value) into one panel per
 // parameter, marking the preset's default.
 func SensitivityFigure(title string, t *Table) (*plots.Panels, error) {
-	defaults := map[string]float64{"rho": t.Preset.Valuation.Rho, "lambda": t.Preset.Valuation.Lambda,
+	defaults := map[string]float64{"rho": t.Preset.Rho, "lambda": t.Preset.Valuation.Lambda,
 		"window": float64(t.Preset.Valuation.Window), "k": float64(t.Preset.Valuation.Blocks),
 		"val_examples": float64(t.Preset.Valuation.ValExamples), "val_refresh": float64(t.Preset.Valuation.ValRefresh)}
 	names := map[string]string{"rho": "ρ (share kept)", "lambda": "λ (stability weight)", "window": "W (causal window, tokens)",

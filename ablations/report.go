@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/alphatoken/alphatoken/alphatoken"
 	"github.com/alphatoken/alphatoken/alphatoken/diag"
 	"github.com/alphatoken/alphatoken/internal/atomicfile"
 )
@@ -42,6 +43,7 @@ type TableRow struct {
 	Overall     Stat            `json:"overall"`
 	Probes      map[string]Stat `json:"probes"`
 	StepSeconds Stat            `json:"step_seconds"`
+	Kept        Stat            `json:"kept"` // % of response tokens kept (a run's mean over its logged steps; hard masks only)
 	RelTime     float64         `json:"relative_time,omitempty"`
 	FisherSecs  float64         `json:"fisher_seconds,omitempty"`
 	Runs        []*RunResult    `json:"runs"`
@@ -61,13 +63,17 @@ type Table struct {
 
 // RunSuite runs every row of s for every seed (cached runs are reused) and aggregates them.
 func (r *Runner) RunSuite(s *Suite, seeds []int) (*Table, error) {
-	t := &Table{Suite: s, Preset: r.Preset, Seeds: seeds, Commit: Commit(), Date: time.Now().UTC().Format("2006-01-02"),
+	preset := r.Preset
+	if r.Steps > 0 {
+		preset.SFT.Steps = r.Steps // the table says what ran
+	}
+	t := &Table{Suite: s, Preset: preset, Seeds: seeds, Commit: Commit(), Date: time.Now().UTC().Format("2006-01-02"),
 		Chance: r.Bench.Chance()}
 	total := len(s.Rows) * len(seeds)
 	done := 0
 	for _, row := range s.Rows {
 		tr := TableRow{Label: row.Label, Method: row.Method, Row: row, Probes: map[string]Stat{}}
-		var target, ret, overall, step []float64
+		var target, ret, overall, step, kept []float64
 		probes := map[string][]float64{}
 		rowSeeds := seeds
 		if row.Method == "reference" {
@@ -88,6 +94,9 @@ func (r *Runner) RunSuite(s *Suite, seeds []int) (*Table, error) {
 			if res.StepSeconds > 0 {
 				step = append(step, res.StepSeconds)
 			}
+			if k, ok := res.keptShare(); ok {
+				kept = append(kept, 100*k)
+			}
 			tr.FisherSecs = res.FisherSeconds
 		}
 		tr.Target, tr.Retention, tr.Overall = statOf(target), statOf(ret), statOf(overall)
@@ -96,6 +105,9 @@ func (r *Runner) RunSuite(s *Suite, seeds []int) (*Table, error) {
 		}
 		if len(step) > 0 {
 			tr.StepSeconds = statOf(step)
+		}
+		if len(kept) > 0 {
+			tr.Kept = statOf(kept)
 		}
 		t.Rows = append(t.Rows, tr)
 	}
@@ -109,6 +121,23 @@ func (r *Runner) RunSuite(s *Suite, seeds []int) (*Table, error) {
 		}
 	}
 	return t, nil
+}
+
+// keptShare is the mean share of response tokens a run kept over its logged steps (false for
+// methods without a hard mask, and for results from before the share was logged).
+func (res *RunResult) keptShare() (float64, bool) {
+	var sum float64
+	n := 0
+	for _, c := range res.Curve {
+		if c.Kept > 0 {
+			sum += c.Kept
+			n++
+		}
+	}
+	if n == 0 {
+		return 0, false
+	}
+	return sum / float64(n), true
 }
 
 func fmtStat(s Stat) string {
@@ -134,7 +163,15 @@ func (t *Table) Markdown() string {
 	for _, p := range ProbeNames {
 		head = append(head, probeLabels[p])
 	}
-	head = append(head, "Target ("+t.Preset.Target+" pass@1)", "Overall", "s/step")
+	head = append(head, "Target ("+t.Preset.Target+" pass@1)", "Overall")
+	withKept := false
+	for _, r := range t.Rows {
+		withKept = withKept || r.Kept.N > 0
+	}
+	if withKept {
+		head = append(head, "Kept %")
+	}
+	head = append(head, "s/step")
 	rel := t.Suite.Baseline != ""
 	if rel {
 		head = append(head, "Relative time")
@@ -149,7 +186,11 @@ func (t *Table) Markdown() string {
 		if r.StepSeconds.N > 0 {
 			step = fmt.Sprintf("%.2f", r.StepSeconds.Mean)
 		}
-		cells = append(cells, fmtStat(r.Target), fmtStat(r.Overall), step)
+		cells = append(cells, fmtStat(r.Target), fmtStat(r.Overall))
+		if withKept {
+			cells = append(cells, fmtStat(r.Kept))
+		}
+		cells = append(cells, step)
 		if rel {
 			cells = append(cells, fmt.Sprintf("%.2f", r.RelTime))
 		}
@@ -158,14 +199,23 @@ func (t *Table) Markdown() string {
 	p := t.Preset
 	fmt.Fprintf(&sb, "\nScores in %%, mean ± std over seeds %v (n = %d per trained row; the reference row is one evaluation). "+
 		"Chance: ARC/HellaSwag/MMLU %.0f%%, GSM and target 0%%. Preset %q: %s model pre-trained %d steps; SFT %d steps × %d sequences, lr %.0e; "+
-		"ρ %.2g, λ %.2g, W %d, K %d, B_val %d, ValRefresh %d, %s Fisher from %d prompts; evaluation on %s items. s/step is each run's mean training-step time (valuation included), taken run by run on whatever else the machine was doing: compare costs with the benchmarks' within-run ratios. Commit %s, %s.\n",
+		"ρ %.2g, λ %.2g, W %d, K %d, B_val %d, ValRefresh %d, %s Fisher from %d prompts, combination %s; evaluation on %s items. s/step is each run's mean training-step time (valuation included), taken run by run on whatever else the machine was doing: compare costs with the benchmarks' within-run ratios. Commit %s, %s.\n",
 		t.Seeds, len(t.Seeds), 100*t.Chance["arc"], p.Name, p.Model, p.Pretrain.Steps, p.SFT.Steps, p.SFT.Batch, p.SFT.LR,
-		p.Valuation.Rho, p.Valuation.Lambda, p.Valuation.Window, p.Valuation.Blocks, p.Valuation.ValExamples, p.Valuation.ValRefresh,
-		p.Valuation.Fisher, p.Valuation.FisherPrompts, evalSize(p.Eval), t.Commit, t.Date)
+		p.Rho, p.Valuation.Lambda, p.Valuation.Window, p.Valuation.Blocks, p.Valuation.ValExamples, p.Valuation.ValRefresh,
+		p.Valuation.Fisher, p.Valuation.FisherPrompts, normalization(p.Valuation.Normalize), evalSize(p.Eval), t.Commit, t.Date)
 	if t.Command != "" {
 		fmt.Fprintf(&sb, "Regenerate: `%s`\n", t.Command)
 	}
 	return sb.String()
+}
+
+// normalization names the combination of AlphaToken's objectives; tables from before the
+// setting existed ("" in their JSON) used the z-score.
+func normalization(n alphatoken.Normalization) string {
+	if n == "" {
+		return string(alphatoken.NormZScore)
+	}
+	return string(n)
 }
 
 func evalSize(e EvalOptions) string {
@@ -187,7 +237,7 @@ func (t *Table) CSV() string {
 	for _, p := range ProbeNames {
 		head = append(head, p+"_mean", p+"_std")
 	}
-	head = append(head, "target_mean", "target_std", "overall_mean", "overall_std", "step_seconds", "relative_time", "commit", "date")
+	head = append(head, "target_mean", "target_std", "overall_mean", "overall_std", "step_seconds", "relative_time", "kept_mean", "commit", "date")
 	_ = w.Write(head)
 	for _, r := range t.Rows {
 		f := func(x float64) string { return fmt.Sprintf("%.4f", x) }
@@ -195,7 +245,7 @@ func (t *Table) CSV() string {
 		for _, p := range ProbeNames {
 			rec = append(rec, f(r.Probes[p].Mean), f(r.Probes[p].Std))
 		}
-		rec = append(rec, f(r.Target.Mean), f(r.Target.Std), f(r.Overall.Mean), f(r.Overall.Std), f(r.StepSeconds.Mean), f(r.RelTime), t.Commit, t.Date)
+		rec = append(rec, f(r.Target.Mean), f(r.Target.Std), f(r.Overall.Mean), f(r.Overall.Std), f(r.StepSeconds.Mean), f(r.RelTime), f(r.Kept.Mean), t.Commit, t.Date)
 		_ = w.Write(rec)
 	}
 	w.Flush()

@@ -17,6 +17,7 @@ import (
 	"github.com/alphatoken/alphatoken/alphatoken"
 	"github.com/alphatoken/alphatoken/alphatoken/data"
 	"github.com/alphatoken/alphatoken/alphatoken/train"
+	"github.com/alphatoken/alphatoken/methods"
 	"github.com/alphatoken/alphatoken/model"
 	"github.com/alphatoken/alphatoken/model/tokenizer"
 )
@@ -35,9 +36,13 @@ type Runner struct {
 	Ref      *model.LM
 	RefDir   string
 	RefInfo  *ReferenceInfo
+	// Steps, when positive, replaces the preset's SFT steps of every run (quick smoke runs; part
+	// of each run's configuration, so such runs are cached apart).
+	Steps int
 
-	train, val    []data.Example
-	fisherPrompts [][]int
+	train, val, clean []data.Example
+	fisherPrompts     [][]int
+	helper            *model.LM
 }
 
 // NewRunner builds the benchmark, loads or pre-trains the reference model, and evaluates it.
@@ -64,7 +69,7 @@ func NewRunner(backend compute.Backend, preset, cacheDir string, log io.Writer) 
 		return nil, err
 	}
 	tmpl := data.PlainTemplate{}
-	enc := func(exs []minibench.Example) []data.Example {
+	enc := func(split string, exs []minibench.Example) []data.Example {
 		out := make([]data.Example, 0, len(exs))
 		for i, e := range exs {
 			prompt := tmpl.Prompt(tok, []data.Message{{Role: "user", Content: e.Prompt}})
@@ -72,12 +77,19 @@ func NewRunner(backend compute.Backend, preset, cacheDir string, log io.Writer) 
 			if len(ids) > p.SFT.MaxLen {
 				ids = ids[:p.SFT.MaxLen]
 			}
-			out = append(out, data.Example{IDs: ids, PromptLen: len(prompt), Source: fmt.Sprintf("minibench/%s[%d]", p.Target, i)})
+			out = append(out, data.Example{IDs: ids, PromptLen: len(prompt), Source: fmt.Sprintf("minibench/%s/%s[%d]", p.Target, split, i)})
 		}
 		return out
 	}
 	t := bench.Target(p.Target)
-	r.train, r.val = enc(t.Train), enc(t.Val)
+	r.train, r.val = enc("train", t.Train), enc("val", t.Val)
+	if p.Helper.CleanSize > 0 {
+		clean, err := t.Extra(p.Helper.CleanSize)
+		if err != nil {
+			return nil, err
+		}
+		r.clean = enc("clean", clean)
+	}
 	for _, fp := range t.FisherPrompts {
 		r.fisherPrompts = append(r.fisherPrompts, tmpl.Prompt(tok, []data.Message{{Role: "user", Content: fp}}))
 	}
@@ -100,16 +112,18 @@ func NewRunner(backend compute.Backend, preset, cacheDir string, log io.Writer) 
 
 // RunConfig is the resolved configuration of one run: everything its result depends on.
 type RunConfig struct {
-	Preset     string             `json:"preset"`
-	Bench      string             `json:"bench"`     // minibench fingerprint
-	Reference  string             `json:"reference"` // reference model directory name (content key)
-	Target     string             `json:"target"`
-	Method     string             `json:"method"`
-	Seed       uint64             `json:"seed"`
-	SFT        SFTSettings        `json:"sft"`
-	Rho        float64            `json:"rho"`
-	Valuation  *alphatoken.Config `json:"valuation,omitempty"`
+	Preset    string      `json:"preset"`
+	Bench     string      `json:"bench"`     // minibench fingerprint
+	Reference string      `json:"reference"` // reference model directory name (content key)
+	Target    string      `json:"target"`
+	Method    string      `json:"method"`
+	Seed      uint64      `json:"seed"`
+	SFT       SFTSettings `json:"sft"`
+	// Options are the selection settings; ρ lives there (Options.Rho) and nowhere else.
+	Options    methods.Options    `json:"options"`
+	Valuation  *alphatoken.Config `json:"valuation,omitempty"` // methods that rank by AlphaToken values
 	FisherSeed uint64             `json:"fisher_seed,omitempty"`
+	Helper     string             `json:"helper,omitempty"` // helper model directory name (methods that need one)
 	Eval       EvalOptions        `json:"eval"`
 }
 
@@ -119,42 +133,51 @@ type CurvePoint struct {
 	Loss     float64 `json:"loss"`      // the method's (masked) loss
 	FullLoss float64 `json:"full_loss"` // the unmasked response loss of the batch
 	ValLoss  float64 `json:"val_loss,omitempty"`
+	Kept     float64 `json:"kept,omitempty"` // share of the batch's response tokens kept (hard masks)
 }
 
 // RunResult is result.json of one run.
 type RunResult struct {
-	Config        RunConfig    `json:"config"`
-	Scores        *Scores      `json:"scores"`
-	StepSeconds   float64      `json:"step_seconds"` // training wall time / steps (validation-gradient refreshes included)
-	TrainSeconds  float64      `json:"train_seconds"`
-	EvalSeconds   float64      `json:"eval_seconds"`
-	FisherSeconds float64      `json:"fisher_seconds,omitempty"`
-	Curve         []CurvePoint `json:"curve,omitempty"`
-	Commit        string       `json:"commit"`
-	Date          string       `json:"date"`
-	Dir           string       `json:"dir"`
+	Config       RunConfig `json:"config"`
+	Scores       *Scores   `json:"scores"`
+	StepSeconds  float64   `json:"step_seconds"` // training wall time / steps (validation-gradient refreshes included, offline scoring not)
+	TrainSeconds float64   `json:"train_seconds"`
+	// OfflineSeconds is the method's scoring outside the step graph (offline passes over the
+	// training examples before step 0, per-chunk scoring), included in TrainSeconds.
+	OfflineSeconds float64      `json:"offline_seconds,omitempty"`
+	EvalSeconds    float64      `json:"eval_seconds"`
+	FisherSeconds  float64      `json:"fisher_seconds,omitempty"`
+	Curve          []CurvePoint `json:"curve,omitempty"`
+	Commit         string       `json:"commit"`
+	Date           string       `json:"date"`
+	Dir            string       `json:"dir"`
 }
 
 // resolve builds the configuration of a row at a seed.
 func (r *Runner) resolve(row Row, seed int) (RunConfig, error) {
 	p := r.Preset
 	c := RunConfig{Preset: p.Name, Bench: r.Bench.Fingerprint(), Reference: filepath.Base(r.RefDir), Target: p.Target,
-		Method: row.Method, Seed: uint64(seed), SFT: p.SFT, Rho: p.Valuation.Rho, Eval: p.Eval}
-	if row.Rho != nil {
-		c.Rho = *row.Rho
+		Method: row.Method, Seed: uint64(seed), SFT: p.SFT, Options: row.options(p.Rho), Eval: p.Eval}
+	if r.Steps > 0 {
+		c.SFT.Steps = r.Steps
 	}
-	switch row.Method {
-	case "full":
-		c.Rho = 1
-		return c, nil
-	case "random":
-		return c, nil
-	}
-	v, err := alphatoken.Variant(row.Method, p.Valuation)
+	info, err := methods.Lookup(row.Method)
 	if err != nil {
 		return c, err
 	}
-	v.Rho = c.Rho
+	if !info.Selects {
+		c.Options = methods.Options{Rho: 1, Params: row.Params} // keeps every token: no ρ
+	}
+	if err := methods.CheckOptions(row.Method, c.Options); err != nil {
+		return c, errors.WithMessagef(err, "ablations: row %q", row.Label)
+	}
+	if info.NeedsInput(methods.NeedHelper) {
+		c.Helper = filepath.Base(r.helperDir())
+	}
+	if !info.Valuation {
+		return c, nil
+	}
+	v := p.Valuation
 	set := func(dst *int, src *int) {
 		if src != nil {
 			*dst = *src
@@ -178,6 +201,37 @@ func (r *Runner) resolve(row Row, seed int) (RunConfig, error) {
 	}
 	c.Valuation, c.FisherSeed = &v, 1
 	return c, nil
+}
+
+// method builds a run's method for lm (a fresh copy of the reference) through the registry,
+// supplying every input the method needs: the validation set, the Fisher (estimated once and
+// cached; its estimation time is returned), θ_ref and the helper model.
+func (r *Runner) method(cfg RunConfig, lm *model.LM) (train.Method, float64, error) {
+	info, err := methods.Lookup(cfg.Method)
+	if err != nil {
+		return nil, 0, err
+	}
+	env := &methods.Env{LM: lm, Ref: r.Ref, Options: cfg.Options, Steps: cfg.SFT.Steps, BatchSize: cfg.SFT.Batch,
+		MaxLen: cfg.SFT.MaxLen, Cache: filepath.Join(r.CacheDir, "offline"), Log: r.Log}
+	var fisherSecs float64
+	if cfg.Valuation != nil {
+		v := *cfg.Valuation
+		env.Valuation, env.Val = v, r.val
+		if v.Stability && v.Fisher != alphatoken.FisherNone {
+			if env.Fisher, fisherSecs, err = r.Fisher(v, cfg.FisherSeed); err != nil {
+				return nil, 0, err
+			}
+		} else {
+			env.FisherNone = true
+		}
+	}
+	if info.NeedsInput(methods.NeedHelper) {
+		if env.Helper, err = r.Helper(); err != nil {
+			return nil, 0, err
+		}
+	}
+	m, err := methods.Build(cfg.Method, env)
+	return m, fisherSecs, err
 }
 
 // RunRow runs (or loads from the cache) one row at one seed.
@@ -223,33 +277,11 @@ func (r *Runner) execute(cfg RunConfig, dir string) (*RunResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	var method train.Method
-	var selected *train.Selected
-	switch cfg.Method {
-	case "full":
-		method = train.Full{}
-	case "random":
-		if selected, err = train.NewRandom(cfg.Rho); err != nil {
-			return nil, err
-		}
-		method = selected
-	default:
-		v := *cfg.Valuation
-		var fisher *alphatoken.Fisher
-		if v.Stability && v.Fisher != alphatoken.FisherNone {
-			if fisher, res.FisherSeconds, err = r.Fisher(v, cfg.FisherSeed); err != nil {
-				return nil, err
-			}
-		}
-		valuer, err := alphatoken.NewValuer(lm, r.Ref, fisher, r.val, v, cfg.SFT.Batch*cfg.SFT.MaxLen)
-		if err != nil {
-			return nil, err
-		}
-		if selected, err = train.NewSelected(cfg.Method, valuer); err != nil {
-			return nil, err
-		}
-		method = selected
+	method, fisherSecs, err := r.method(cfg, lm)
+	if err != nil {
+		return nil, err
 	}
+	res.FisherSeconds = fisherSecs
 	tc := train.Config{Steps: cfg.SFT.Steps, BatchSize: cfg.SFT.Batch, MaxLen: cfg.SFT.MaxLen, BucketQuantum: 16, LR: cfg.SFT.LR,
 		Seed: cfg.Seed, CheckpointEvery: cfg.SFT.CheckpointEvery, KeepCheckpoints: 1, OutDir: dir, LogEvery: 10}
 	tr, err := train.New(lm, r.Tok, tc, method)
@@ -257,11 +289,13 @@ func (r *Runner) execute(cfg RunConfig, dir string) (*RunResult, error) {
 		return nil, err
 	}
 	tr.Log = r.Log
-	if selected != nil && selected.Valuer != nil {
-		tr.Hooks = append(tr.Hooks, train.Hook{Name: "val_loss", Every: 10, Fn: func(_ int, rec *train.Record) error {
-			rec.Metrics["val_loss"] = selected.LastValLoss
-			return nil
-		}})
+	if vl, ok := method.(interface{ LastValLoss() (float64, bool) }); ok {
+		if _, has := vl.LastValLoss(); has {
+			tr.Hooks = append(tr.Hooks, train.Hook{Name: "val_loss", Every: 10, Fn: func(_ int, rec *train.Record) error {
+				rec.Metrics["val_loss"], _ = vl.LastValLoss()
+				return nil
+			}})
+		}
 	}
 	if latest, err := train.LatestCheckpoint(dir); err == nil && latest != "" {
 		if err := tr.Resume(latest); err != nil {
@@ -274,11 +308,19 @@ func (r *Runner) execute(cfg RunConfig, dir string) (*RunResult, error) {
 		return nil, err
 	}
 	res.TrainSeconds = time.Since(start).Seconds()
-	res.StepSeconds = res.TrainSeconds / float64(max(cfg.SFT.Steps-startStep, 1))
+	if o, ok := method.(interface{ OfflineSeconds() float64 }); ok {
+		res.OfflineSeconds = o.OfflineSeconds()
+	}
+	res.StepSeconds = (res.TrainSeconds - res.OfflineSeconds) / float64(max(cfg.SFT.Steps-startStep, 1))
 	for _, h := range tr.History {
 		cp := CurvePoint{Step: h.Step, Loss: h.Loss, FullLoss: h.Metrics["full_loss"], ValLoss: h.Metrics["val_loss"]}
-		if cfg.Method == "full" {
-			cp.FullLoss = h.Loss
+		if _, ok := h.Metrics["full_loss"]; !ok {
+			cp.FullLoss = h.Loss // full fine-tuning: the loss is the unmasked loss
+		}
+		if n := h.Metrics["tokens"]; n > 0 {
+			if k, ok := h.Metrics["kept"]; ok {
+				cp.Kept = k / n
+			}
 		}
 		res.Curve = append(res.Curve, cp)
 	}
@@ -372,28 +414,10 @@ func (r *Runner) FineTune(method string, steps int, seed uint64) (*model.LM, err
 	if err != nil {
 		return nil, err
 	}
-	var m train.Method = train.Full{}
-	switch method {
-	case "full":
-	case "random":
-		if m, err = train.NewRandom(cfg.Rho); err != nil {
-			return nil, err
-		}
-	default:
-		v := *cfg.Valuation
-		var f *alphatoken.Fisher
-		if v.Stability && v.Fisher != alphatoken.FisherNone {
-			if f, _, err = r.Fisher(v, 1); err != nil {
-				return nil, err
-			}
-		}
-		valuer, err := alphatoken.NewValuer(lm, r.Ref, f, r.val, v, 0)
-		if err != nil {
-			return nil, err
-		}
-		if m, err = train.NewSelected(method, valuer); err != nil {
-			return nil, err
-		}
+	cfg.SFT.Steps = steps
+	m, _, err := r.method(cfg, lm)
+	if err != nil {
+		return nil, err
 	}
 	tc := train.Config{Steps: steps, BatchSize: cfg.SFT.Batch, MaxLen: cfg.SFT.MaxLen, BucketQuantum: 16, LR: cfg.SFT.LR,
 		Seed: seed, LogEvery: max(steps/5, 1)}
@@ -404,3 +428,109 @@ func (r *Runner) FineTune(method string, steps int, seed uint64) (*model.LM, err
 	tr.Log = r.Log
 	return lm, tr.Run(r.train)
 }
+
+// helperKey identifies the helper model: the reference it starts from, the clean slice it is
+// fine-tuned on (benchmark, target, size) and how.
+type helperKey struct {
+	Reference string         `json:"reference"`
+	Bench     string         `json:"bench"`
+	Target    string         `json:"target"`
+	Helper    HelperSettings `json:"helper"`
+	Seed      uint64         `json:"seed"`
+}
+
+func (r *Runner) helperKey() helperKey {
+	return helperKey{Reference: filepath.Base(r.RefDir), Bench: r.Bench.Fingerprint(), Target: r.Preset.Target,
+		Helper: r.Preset.Helper, Seed: 1}
+}
+
+func (r *Runner) helperDir() string {
+	return filepath.Join(r.CacheDir, "helper", fmt.Sprintf("%s-%s", r.Preset.Name, hashJSON(r.helperKey())))
+}
+
+// helperInfo is helper.json, written last: its presence marks a complete helper model.
+type helperInfo struct {
+	Key       helperKey `json:"key"`
+	Seconds   float64   `json:"seconds"`
+	FinalLoss float64   `json:"final_loss"`
+	CreatedAt string    `json:"created_at"`
+}
+
+// Helper returns the helper model of the baselines that need one (Token Cleaning's reference,
+// Rho-1's reference model): the reference fine-tuned with full FT on the target's clean slice
+// (Preset.Helper; minibench Target.Extra, disjoint from the SFT training and validation data).
+// It does not depend on a run's seed: it is trained once per preset, cached (resuming an
+// interrupted training) and shared by every run.
+func (r *Runner) Helper() (*model.LM, error) {
+	if r.helper != nil {
+		return r.helper, nil
+	}
+	hs := r.Preset.Helper
+	if hs.CleanSize <= 0 || len(r.clean) == 0 {
+		return nil, errors.Errorf("ablations: preset %q has no clean slice for a helper model (helper.clean_size)", r.Preset.Name)
+	}
+	dir, key := r.helperDir(), r.helperKey()
+	infoPath := filepath.Join(dir, "helper.json")
+	if raw, err := os.ReadFile(infoPath); err == nil {
+		var info helperInfo
+		if err := json.Unmarshal(raw, &info); err != nil {
+			return nil, errors.Wrapf(err, "ablations: reading %s", infoPath)
+		}
+		if hashJSON(info.Key) != hashJSON(key) {
+			return nil, errors.Errorf("ablations: cached helper %s was trained with a different configuration (delete it to retrain)", dir)
+		}
+		lm, err := model.Load(r.Backend, dir, r.Ref.DType)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(r.Log, "helper model: reusing %s\n", dir)
+		r.helper = lm
+		return lm, nil
+	}
+	fmt.Fprintf(r.Log, "helper model: fine-tuning the reference on the %d-example clean slice (%d steps) into %s\n", len(r.clean), hs.SFT.Steps, dir)
+	start := time.Now()
+	lm, err := r.Ref.Clone()
+	if err != nil {
+		return nil, err
+	}
+	tc := train.Config{Steps: hs.SFT.Steps, BatchSize: hs.SFT.Batch, MaxLen: hs.SFT.MaxLen, BucketQuantum: 16, LR: hs.SFT.LR,
+		Seed: key.Seed, CheckpointEvery: hs.SFT.CheckpointEvery, KeepCheckpoints: 1, OutDir: dir, LogEvery: 25}
+	tr, err := train.New(lm, r.Tok, tc, train.Full{})
+	if err != nil {
+		return nil, err
+	}
+	tr.Log = r.Log
+	if latest, err := train.LatestCheckpoint(dir); err == nil && latest != "" {
+		if err := tr.Resume(latest); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(r.Log, "helper model: resuming at step %d\n", tr.Step())
+	}
+	if err := tr.Run(r.clean); err != nil {
+		return nil, err
+	}
+	if err := lm.Save(dir, model.SaveOptions{}); err != nil {
+		return nil, err
+	}
+	if err := r.Tok.Save(dir); err != nil {
+		return nil, err
+	}
+	info := helperInfo{Key: key, Seconds: time.Since(start).Seconds(), CreatedAt: time.Now().UTC().Format(time.RFC3339)}
+	if h := tr.History; len(h) > 0 {
+		info.FinalLoss = h[len(h)-1].Loss
+	}
+	if err := writeJSON(infoPath, info); err != nil {
+		return nil, err
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.IsDir() && strings.HasPrefix(e.Name(), "checkpoint-") {
+			_ = os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+	}
+	r.helper = lm
+	return lm, nil
+}
+
+// CleanExamples exposes the preset's encoded clean slice (the helper model's training data).
+func (r *Runner) CleanExamples() []data.Example { return r.clean }

@@ -8,14 +8,17 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/pkg/errors"
 
-	"github.com/alphatoken/alphatoken/alphatoken/train"
+	"github.com/alphatoken/alphatoken/alphatoken"
+	"github.com/alphatoken/alphatoken/methods"
 )
 
-// Overrides change the valuation settings of one run relative to the preset (nil: keep).
+// Overrides change the selection and valuation settings of one run relative to the preset
+// (nil: keep).
 type Overrides struct {
 	Rho         *float64 `json:"rho,omitempty"`
 	Lambda      *float64 `json:"lambda,omitempty"`
@@ -24,14 +27,36 @@ type Overrides struct {
 	ValExamples *int     `json:"val_examples,omitempty"`
 	ValRefresh  *int     `json:"val_refresh,omitempty"`
 	Fisher      *string  `json:"fisher,omitempty"`    // none, diag, kfac
-	Normalize   *string  `json:"normalize,omitempty"` // zscore, none
+	Normalize   *string  `json:"normalize,omitempty"` // none, zscore, rank
+	// RhoSchedule moves the keep ratio from RhoStart (default 1) to ρ over training.
+	RhoSchedule *string  `json:"rho_schedule,omitempty"` // constant, linear, cosine
+	RhoStart    *float64 `json:"rho_start,omitempty"`
+	// BudgetMatched makes a baseline keep ρ with AlphaToken's scope instead of its native setting.
+	BudgetMatched bool `json:"budget_matched,omitempty"`
+	// Params sets method parameters by name (see `alphatoken train-sft -h`).
+	Params map[string]float64 `json:"params,omitempty"`
 }
 
 // Row is one line of a table: a method with overrides, run once per seed.
 type Row struct {
 	Label  string `json:"label"`
-	Method string `json:"method"` // a train.MethodNames entry, or "reference" (the model before SFT)
+	Method string `json:"method"` // a registered method (package methods), or "reference" (the model before SFT)
 	Overrides
+}
+
+// options are the row's selection options on top of the preset's ρ.
+func (r Row) options(presetRho float64) methods.Options {
+	o := methods.Options{Rho: presetRho, BudgetMatched: r.BudgetMatched, Params: r.Params}
+	if r.Rho != nil {
+		o.Rho = *r.Rho
+	}
+	if r.RhoSchedule != nil && *r.RhoSchedule != string(methods.ScheduleConstant) {
+		o.Schedule, o.RhoStart = methods.Schedule(*r.RhoSchedule), 1
+		if r.RhoStart != nil {
+			o.RhoStart = *r.RhoStart
+		}
+	}
+	return o
 }
 
 // Sweep varies one parameter around the preset's defaults (the sensitivity table).
@@ -142,19 +167,24 @@ func (s *Suite) expand(src string) error {
 		return errors.Errorf("%s: suite %q has no rows", src, s.Name)
 	}
 	for i, r := range s.Rows {
-		known := r.Method == "reference"
-		for _, m := range train.MethodNames {
-			known = known || m == r.Method
-		}
-		if !known {
-			return errors.Errorf("%s: row %d (%q): unknown method %q (known: reference, %s)", src, i+1, r.Label, r.Method,
-				strings.Join(train.MethodNames, ", "))
-		}
 		if r.Label == "" {
 			s.Rows[i].Label = r.Method
 		}
+		if r.Method == "reference" {
+			continue
+		}
+		if _, err := methods.Lookup(r.Method); err != nil {
+			return errors.Errorf("%s: row %d (%q): unknown method %q (known: reference, %s)", src, i+1, r.Label, r.Method,
+				strings.Join(methods.Names(), ", "))
+		}
 		if r.Fisher != nil && *r.Fisher != "none" && *r.Fisher != "diag" && *r.Fisher != "kfac" {
 			return errors.Errorf("%s: row %q: unknown fisher %q (none, diag, kfac)", src, r.Label, *r.Fisher)
+		}
+		if r.Normalize != nil && !slices.Contains(alphatoken.Normalizations, alphatoken.Normalization(*r.Normalize)) {
+			return errors.Errorf("%s: row %q: unknown normalize %q (none, zscore, rank)", src, r.Label, *r.Normalize)
+		}
+		if err := methods.CheckOptions(r.Method, r.options(0.5)); err != nil {
+			return errors.Errorf("%s: row %q: %v", src, r.Label, err)
 		}
 	}
 	return nil

@@ -19,9 +19,13 @@ const (
 type Normalization string
 
 const (
+	NormNone   Normalization = "none"   // the paper's raw sum (default)
 	NormZScore Normalization = "zscore" // standardise over the batch's response tokens
-	NormNone   Normalization = "none"   // the paper's raw sum
+	NormRank   Normalization = "rank"   // centred rank over the batch's response tokens
 )
+
+// Normalizations lists the valid Normalization values, default first.
+var Normalizations = []Normalization{NormNone, NormZScore, NormRank}
 
 // Selection picks which ρ fraction of tokens keep their loss (SPEC §6).
 type Selection string
@@ -41,9 +45,10 @@ const (
 	GhostNever  GhostMode = "matrix" // materialise G for every layer
 )
 
-// Config holds the valuation settings; DefaultConfig gives SPEC §4's defaults.
+// Config holds the valuation settings; DefaultConfig gives SPEC §4's defaults. The share ρ of
+// tokens a mask keeps is not part of the valuation: it belongs to the selection (package methods,
+// or ScoreOptions.Rho).
 type Config struct {
-	Rho                float64       // ρ, share of response tokens kept per batch (0,1]
 	Lambda             float64       // λ, weight of the stability term
 	Window             int           // W, causal window (≥ 1)
 	Blocks             int           // K, number of last decoder blocks scored
@@ -52,7 +57,7 @@ type Config struct {
 	Fisher             FisherKind    // diag, kfac or none
 	FisherPrompts      int           // prompts for the Monte-Carlo Fisher
 	FisherMaxNewTokens int           // length of the sampled responses
-	Normalize          Normalization // zscore or none
+	Normalize          Normalization // none (the paper's raw sum), zscore or rank
 	// Component switches: the ablations are configurations of one formula.
 	Adaptation bool // the target terms Φ_tgt
 	Stability  bool // the proxy terms Φ_prx
@@ -61,11 +66,15 @@ type Config struct {
 	Ghost      GhostMode
 }
 
-// DefaultConfig returns SPEC §4's defaults: ρ 0.5, λ 1.5, W 32, K 3, B_val 32, refresh every step,
-// diagonal Fisher from 1000 prompts with 64 sampled tokens, z-score, all four components.
+// DefaultRho is SPEC §4's default share of response tokens kept per batch.
+const DefaultRho = 0.5
+
+// DefaultConfig returns SPEC §4's defaults: λ 1.5, W 32, K 3, B_val 32, refresh every step,
+// diagonal Fisher from 1000 prompts with 64 sampled tokens, no normalisation (the paper's raw sum;
+// until 2026-11-30 the default was zscore), all four components.
 func DefaultConfig() Config {
-	return Config{Rho: 0.5, Lambda: 1.5, Window: 32, Blocks: 3, ValExamples: 32, ValRefresh: 1,
-		Fisher: FisherDiag, FisherPrompts: 1000, FisherMaxNewTokens: 64, Normalize: NormZScore,
+	return Config{Lambda: 1.5, Window: 32, Blocks: 3, ValExamples: 32, ValRefresh: 1,
+		Fisher: FisherDiag, FisherPrompts: 1000, FisherMaxNewTokens: 64, Normalize: NormNone,
 		Adaptation: true, Stability: true, Direct: true, Causal: true, Ghost: GhostAuto}
 }
 
@@ -93,8 +102,6 @@ func Variant(name string, base Config) (Config, error) {
 // Validate checks the settings against a model of the given number of blocks.
 func (c *Config) Validate(numBlocks int) error {
 	switch {
-	case !(c.Rho > 0 && c.Rho <= 1):
-		return errors.Errorf("alphatoken: ρ must be in (0, 1], got %g", c.Rho)
 	case c.Lambda < 0:
 		return errors.Errorf("alphatoken: λ must be ≥ 0, got %g", c.Lambda)
 	case c.Window < 1:
@@ -116,9 +123,9 @@ func (c *Config) Validate(numBlocks int) error {
 		return errors.Errorf("alphatoken: unknown Fisher kind %q (diag, kfac, none)", c.Fisher)
 	}
 	switch c.Normalize {
-	case NormZScore, NormNone:
+	case NormNone, NormZScore, NormRank:
 	default:
-		return errors.Errorf("alphatoken: unknown normalisation %q (zscore, none)", c.Normalize)
+		return errors.Errorf("alphatoken: unknown normalisation %q (none, zscore, rank)", c.Normalize)
 	}
 	switch c.Ghost {
 	case GhostAuto, GhostAlways, GhostNever, "":

@@ -17,7 +17,10 @@
 // giving four components Φ_tgt^dir = <D,G>, Φ_tgt^cau = <C,G>, Φ_prx^dir = <D,P>, Φ_prx^cau = <C,P>,
 // summed over the scored layers S (every linear map of the last K blocks, SPEC §2), and the value
 //
-//	Φ = N(Φ_tgt^dir + Φ_tgt^cau) + λ · N(Φ_prx^dir + Φ_prx^cau)      (N: z-score over the batch)
+//	Φ = N(Φ_tgt^dir + Φ_tgt^cau) + λ · N(Φ_prx^dir + Φ_prx^cau)
+//
+// where N is the identity by default (NormNone: the paper's raw sum), or a z-score (NormZScore) or
+// the centred rank (NormRank) over the batch's response tokens.
 //
 // # How it is computed without per-token gradients (SPEC §4–5)
 //
@@ -38,11 +41,13 @@
 //
 // Per batch, the top ρ fraction of response tokens by Φ keep their loss: k = floor(ρN+0.5)
 // (at least 1), one threshold over the batch, ties broken by position (earlier wins). Bottom-ρ and
-// random-ρ keep the same count. The loss is Σ m_p l_p / Σ m_p.
+// random-ρ keep the same count. The loss is Σ m_p l_p / Σ m_p. ρ is the selection's, not the
+// valuation's: the methods package holds it (and its schedule) for training, ScoreOptions.Rho for
+// scoring a file.
 //
 // # Files
 //
-//	config.go      Config: ρ, λ, W, K, B_val, ValRefresh, Fisher kind, normalisation, components
+//	config.go      Config: λ, W, K, B_val, ValRefresh, Fisher kind, normalisation, components
 //	layers.go      the scored layers (SPEC §2)
 //	contract.go    contraction and ghost forms (SPEC §5)
 //	valuer.go      the valuation graph: direct and causal errors, four components (SPEC §4)

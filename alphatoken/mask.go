@@ -30,13 +30,35 @@ func Normalize(x, valid *Node) *Node {
 	return Where(BroadcastToShape(ok, x.Shape()), Div(centred, safe), ZerosLike(x))
 }
 
-// Combine returns Φ = N(tgt_dir + tgt_cau) + λ·N(prx_dir + prx_cau) (N = Normalize, or the
-// identity for NormNone), 0 outside valid.
+// RankNormalize replaces x by its centred rank over the valid positions, (r − (N+1)/2)/N with r the
+// 1-based rank (ties share their average rank), so values lie in (−½, ½) whatever N; positions
+// outside valid become 0. It compares every pair of positions: O(N²) work and memory for N = b·t.
+func RankNormalize(x, valid *Node) *Node {
+	dims := x.Shape().Dimensions
+	n := x.Shape().Size()
+	flat := Reshape(x, n)
+	ok := ConvertDType(Reshape(valid, n), x.DType())
+	xi, xj := InsertAxes(flat, 1), InsertAxes(flat, 0) // [n,1], [1,n]
+	okj := InsertAxes(ok, 0)
+	less := ReduceSum(Mul(ConvertDType(LessThan(xj, xi), x.DType()), okj), 1) // Σ_j [x_j < x_i]
+	equal := ReduceSum(Mul(ConvertDType(Equal(xj, xi), x.DType()), okj), 1)   // Σ_j [x_j = x_i], i itself included
+	rank := Add(less, DivScalar(AddScalar(equal, 1), 2))                      // average 1-based rank among ties
+	cnt := MaxScalar(ReduceAllSum(ok), 1)
+	centred := Div(Sub(rank, DivScalar(AddScalar(cnt, 1), 2)), cnt)
+	return Reshape(Mul(centred, ok), dims...)
+}
+
+// Combine returns Φ = N(tgt_dir + tgt_cau) + λ·N(prx_dir + prx_cau) with N the configured
+// normalisation (identity for NormNone, Normalize for NormZScore, RankNormalize for NormRank), 0
+// outside valid under zscore and rank.
 func Combine(ev *Evaluation, cfg Config) *Node {
 	tgt := Add(ev.TgtDir, ev.TgtCau)
 	prx := Add(ev.PrxDir, ev.PrxCau)
-	if cfg.Normalize == NormZScore {
+	switch cfg.Normalize {
+	case NormZScore:
 		tgt, prx = Normalize(tgt, ev.Valid), Normalize(prx, ev.Valid)
+	case NormRank:
+		tgt, prx = RankNormalize(tgt, ev.Valid), RankNormalize(prx, ev.Valid)
 	}
 	return Add(tgt, MulScalar(prx, cfg.Lambda))
 }
@@ -54,6 +76,19 @@ func KeepCount(rho float64, n int) int {
 // threshold over the whole batch, ties broken by flattened position (earlier wins).
 func Select(values, valid, noise *Node, rho float64, sel Selection) *Node {
 	g := values.Graph()
+	n := values.Shape().Size()
+	nValid := ReduceAllSum(ConvertDType(Reshape(valid, n), dtypes.Int32))
+	k := ConvertDType(Floor(AddScalar(MulScalar(ConvertDType(nValid, dtypes.Float64), rho), 0.5)), dtypes.Int32)
+	k = MinScalar(MaxScalar(k, 1), int32(n))
+	k = Where(Equal(nValid, ScalarZero(g, dtypes.Int32)), ScalarZero(g, dtypes.Int32), Min(k, nValid))
+	return SelectK(values, valid, noise, k, sel)
+}
+
+// SelectK is Select with the keep count given: k (an int32 scalar node, e.g. KeepCount computed on
+// the host for a scheduled ρ) of the valid positions keep their loss; k ≤ 0 keeps none, k beyond
+// the number of valid positions keeps them all.
+func SelectK(values, valid, noise, k *Node, sel Selection) *Node {
+	g := values.Graph()
 	dims := values.Shape().Dimensions
 	n := values.Shape().Size()
 	key := values
@@ -65,14 +100,11 @@ func Select(values, valid, noise *Node, rho float64, sel Selection) *Node {
 	}
 	key = StopGradient(Reshape(key, n))
 	ok := Reshape(valid, n)
-	nValid := ReduceAllSum(ConvertDType(ok, dtypes.Int32))
-	k := ConvertDType(Floor(AddScalar(MulScalar(ConvertDType(nValid, dtypes.Float64), rho), 0.5)), dtypes.Int32)
-	k = MinScalar(MaxScalar(k, 1), int32(n))
-	k = Where(Equal(nValid, ScalarZero(g, dtypes.Int32)), ScalarZero(g, dtypes.Int32), Min(k, nValid))
+	k = ConvertDType(k, dtypes.Int32)
 	lowest := BroadcastToShape(Infinity(g, key.DType(), -1), key.Shape())
 	masked := Where(ok, key, lowest)
-	sorted := Sort(masked, 0, false)                                    // descending
-	thr := Gather(sorted, Reshape(MaxScalar(SubScalar(k, 1), 0), 1, 1)) // [1]: the k-th largest
+	sorted := Sort(masked, 0, false)                                                           // descending
+	thr := Gather(sorted, Reshape(MinScalar(MaxScalar(SubScalar(k, 1), 0), int32(n-1)), 1, 1)) // [1]: the k-th largest
 	thr = Reshape(thr)
 	greater := And(ok, GreaterThan(masked, thr))
 	equal := And(ok, Equal(masked, thr))
@@ -118,10 +150,38 @@ func NormalizeHost(x []float64, valid []bool) []float64 {
 	return out
 }
 
+// RankNormalizeHost is RankNormalize on a slice.
+func RankNormalizeHost(x []float64, valid []bool) []float64 {
+	out := make([]float64, len(x))
+	var idx []int
+	for i := range x {
+		if valid[i] {
+			idx = append(idx, i)
+		}
+	}
+	n := float64(len(idx))
+	sort.SliceStable(idx, func(a, b int) bool { return x[idx[a]] < x[idx[b]] })
+	for lo := 0; lo < len(idx); {
+		hi := lo
+		for hi+1 < len(idx) && x[idx[hi+1]] == x[idx[lo]] {
+			hi++
+		}
+		avg := float64(lo+hi)/2 + 1 // average 1-based rank of the tie group
+		for _, i := range idx[lo : hi+1] {
+			out[i] = (avg - (n+1)/2) / n
+		}
+		lo = hi + 1
+	}
+	return out
+}
+
 // CombineHost is Combine on slices of the summed target and proxy terms.
 func CombineHost(tgt, prx []float64, valid []bool, cfg Config) []float64 {
-	if cfg.Normalize == NormZScore {
+	switch cfg.Normalize {
+	case NormZScore:
 		tgt, prx = NormalizeHost(tgt, valid), NormalizeHost(prx, valid)
+	case NormRank:
+		tgt, prx = RankNormalizeHost(tgt, valid), RankNormalizeHost(prx, valid)
 	}
 	out := make([]float64, len(tgt))
 	for i := range out {

@@ -29,6 +29,7 @@ type TokenScore struct {
 // ScoreOptions controls Score.
 type ScoreOptions struct {
 	BatchSize int       // examples per graph call (default 8); values do not depend on it
+	Rho       float64   // share of the file's response tokens marked kept (default DefaultRho)
 	Selection Selection // top (default), bottom or random
 	Seed      uint64    // for random selection
 	Tokenizer tokenizer.Tokenizer
@@ -48,6 +49,12 @@ func Score(v *Valuer, examples []data.Example, opts ScoreOptions) ([]TokenScore,
 	}
 	if opts.Selection == "" {
 		opts.Selection = SelectTop
+	}
+	if opts.Rho == 0 {
+		opts.Rho = DefaultRho
+	}
+	if !(opts.Rho > 0 && opts.Rho <= 1) {
+		return nil, errors.Errorf("alphatoken: ρ must be in (0, 1], got %g", opts.Rho)
 	}
 	if _, err := v.RefreshValidationGradient(); err != nil {
 		return nil, err
@@ -103,12 +110,12 @@ func Score(v *Valuer, examples []data.Example, opts ScoreOptions) ([]TokenScore,
 			opts.Progress(end, len(examples))
 		}
 	}
-	ApplyMask(out, v.Config, opts.Selection, opts.Seed)
+	ApplyMask(out, v.Config, opts.Rho, opts.Selection, opts.Seed)
 	return out, nil
 }
 
-// ApplyMask fills Value and Kept of scores over the whole set (CombineHost, SelectHost).
-func ApplyMask(scores []TokenScore, cfg Config, sel Selection, seed uint64) {
+// ApplyMask fills Value and Kept (the ρ share) of scores over the whole set (CombineHost, SelectHost).
+func ApplyMask(scores []TokenScore, cfg Config, rho float64, sel Selection, seed uint64) {
 	n := len(scores)
 	tgt, prx, noise := make([]float64, n), make([]float64, n), make([]float64, n)
 	valid := make([]bool, n)
@@ -117,7 +124,7 @@ func ApplyMask(scores []TokenScore, cfg Config, sel Selection, seed uint64) {
 		tgt[i], prx[i], valid[i], noise[i] = s.DirTgt+s.CauTgt, s.DirPrx+s.CauPrx, true, rng.Float64()
 	}
 	values := CombineHost(tgt, prx, valid, cfg)
-	keep := SelectHost(values, valid, noise, cfg.Rho, sel)
+	keep := SelectHost(values, valid, noise, rho, sel)
 	for i := range scores {
 		scores[i].Value, scores[i].Kept = values[i], keep[i]
 	}

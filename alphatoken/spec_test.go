@@ -410,6 +410,46 @@ func TestNormalize(t *testing.T) {
 	}
 }
 
+// TestRankNormalize: graph and host centred ranks agree, ties share their average rank, padding is
+// 0, and Combine/CombineHost apply each normalisation the same way.
+func TestRankNormalize(t *testing.T) {
+	backend := testBackend(t)
+	x := [][]float64{{3, 1, 2, 100}, {2, 5, -7, 2}}
+	ok := [][]bool{{true, true, true, false}, {true, true, true, true}}
+	flat := []float64{3, 1, 2, 100, 2, 5, -7, 2}
+	valid := []bool{true, true, true, false, true, true, true, true}
+	got := f64(t, MustExecOnce(backend, func(x, ok *Node) *Node { return RankNormalize(x, ok) }, x, ok))
+	want := RankNormalizeHost(flat, valid)
+	// Valid values -7 < 1 < 2 = 2 = 2 < 3 < 5: ranks 1, 2, 4 (three-way tie), 6, 7 of N = 7.
+	ranks := []float64{6, 2, 4, 0, 4, 7, 1, 4}
+	for i, r := range ranks {
+		exp := 0.0
+		if valid[i] {
+			exp = (r - 4) / 7
+		}
+		if math.Abs(want[i]-exp) > 1e-15 || math.Abs(got[i]-exp) > 1e-12 {
+			t.Fatalf("position %d: host %g, graph %g, want %g", i, want[i], got[i], exp)
+		}
+	}
+	// Combine in the graph equals CombineHost for every normalisation.
+	tgt := [][]float64{{0.5, -1, 2, 9}, {3, 3, 0.25, -2}}
+	prx := [][]float64{{1e-3, 4e-3, -2e-3, 7}, {0, 1e-3, 1e-3, 5e-3}}
+	for _, norm := range Normalizations {
+		cfg := DefaultConfig()
+		cfg.Normalize = norm
+		g := f64(t, MustExecOnce(backend, func(tg, px, ok *Node) *Node {
+			zero := ZerosLike(tg)
+			return Combine(&Evaluation{TgtDir: tg, TgtCau: zero, PrxDir: px, PrxCau: zero, Valid: ok}, cfg)
+		}, tgt, prx, ok))
+		h := CombineHost([]float64{0.5, -1, 2, 9, 3, 3, 0.25, -2}, []float64{1e-3, 4e-3, -2e-3, 7, 0, 1e-3, 1e-3, 5e-3}, valid, cfg)
+		for i := range h {
+			if valid[i] && math.Abs(g[i]-h[i]) > 1e-12*(1+math.Abs(h[i])) {
+				t.Fatalf("%s: position %d: graph %g, host %g", norm, i, g[i], h[i])
+			}
+		}
+	}
+}
+
 // TestMaskedGradient: SPEC §7.5 — the gradient of the in-graph masked loss equals the gradient of
 // the explicitly masked loss Σ m l / Σ m built from a mask chosen on the host.
 func TestMaskedGradient(t *testing.T) {
@@ -428,7 +468,7 @@ func TestMaskedGradient(t *testing.T) {
 	// In-graph: values, mask, masked loss, gradient w.r.t. every weight; also the mask itself.
 	graphExec := gm.MustNewExec(lm.Backend, lm.Store, func(scope *gm.Scope, tok, tgt, w *Node) []*Node {
 		ev := v.Build(lm.Weights(tok.Graph()), tok, tgt, w)
-		mask := Select(Combine(ev, cfg), ev.Valid, ZerosLike(w), cfg.Rho, SelectTop)
+		mask := Select(Combine(ev, cfg), ev.Valid, ZerosLike(w), DefaultRho, SelectTop)
 		loss := Div(ReduceAllSum(Mul(ev.NLL, StopGradient(ConvertDType(mask, ev.NLL.DType())))),
 			ReduceAllSum(ConvertDType(mask, ev.NLL.DType())))
 		return append([]*Node{mask}, scope.BuildTrainableVariablesGradientsGraph(loss)...)
@@ -454,7 +494,7 @@ func TestMaskedGradient(t *testing.T) {
 			}
 		}
 	}
-	if kept != KeepCount(cfg.Rho, n) {
+	if kept != KeepCount(DefaultRho, n) {
 		t.Fatalf("kept %d of %d", kept, n)
 	}
 	explicitExec := gm.MustNewExec(lm.Backend, lm.Store, func(scope *gm.Scope, tok, tgt, m *Node) []*Node {
@@ -563,7 +603,7 @@ func TestFisherFileAndErrors(t *testing.T) {
 		t.Fatalf("kind mismatch: %v", err)
 	}
 	checks := map[string]func(c *Config){
-		"ρ must be in (0, 1]":    func(c *Config) { c.Rho = 1.5 },
+		"unknown normalisation":  func(c *Config) { c.Normalize = "minmax" },
 		"causal window W":        func(c *Config) { c.Window = 0 },
 		"but the model has 3":    func(c *Config) { c.Blocks = 4 },
 		"λ must be":              func(c *Config) { c.Lambda = -1 },

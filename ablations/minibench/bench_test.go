@@ -219,6 +219,24 @@ func TestSplitsDisjoint(t *testing.T) {
 				keyOwner[k] = sp
 			}
 		}
+		// The clean slice (Extra) is new: no prompt of any split, no key of a held-out split.
+		clean, cleanKeys, err := tg.extra(300)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j, e := range clean {
+			if o, ok := owner[e.Prompt]; ok {
+				t.Errorf("%s: clean prompt %q is in %s", tg.Name, e.Prompt, o)
+			}
+			if o := keyOwner[cleanKeys[j]]; o != "" && o != "train" {
+				t.Errorf("%s: clean key %s is in %s", tg.Name, cleanKeys[j], o)
+			}
+			owner[e.Prompt] = "clean"
+		}
+		again, _ := tg.Extra(300)
+		if !slices.Equal(again, clean) {
+			t.Errorf("%s: Extra is not deterministic", tg.Name)
+		}
 		// Every test family, and every phrasing, is trained.
 		trainFam := map[string]bool{}
 		for _, k := range tg.keys["train"] {

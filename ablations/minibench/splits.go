@@ -20,8 +20,16 @@ import (
 //     family runs out), with a random phrasing.
 //  3. Unused pool keys go back to training. Train takes (key, phrasing)
 //     pairs round robin over families until TrainSize, without repeats.
+//  4. Extra(n), the clean slice (a helper model's fine-tuning data, e.g.
+//     Token Cleaning's reference and Rho-1's reference model), takes the
+//     next n (key, phrasing) pairs the training round robin would have taken.
+//     It consumes no randomness, so it changes no other split.
 //
-// So train, val, test and fisher share no key and hence no prompt.
+// So train, val, test and fisher share no key and hence no prompt. The
+// clean slice shares no key with val, test or fisher and no (key,
+// phrasing) pair, hence no prompt, with train; it may share keys with
+// train (another phrasing of a trained task), as Token Cleaning's warm-up
+// subset is a part of its training pool.
 
 // Example is one SFT pair. The caller tokenises BOS + Prompt + Response +
 // EOS and computes the loss on Response tokens only.
@@ -61,6 +69,16 @@ type Target struct {
 
 	// keys[split] lists each item's task key, in item order (for tests).
 	keys map[string][]string
+	// extra yields the next n training candidates (Extra).
+	extra func(n int) ([]Example, []string, error)
+}
+
+// Extra returns the clean slice: n target examples that are not in Train,
+// Val, Test or Fisher (step 4 of the split; a deterministic function of the
+// Config, so cache keys on the Fingerprint cover it).
+func (t *Target) Extra(n int) ([]Example, error) {
+	ex, _, err := t.extra(n)
+	return ex, err
 }
 
 // Judge reports whether generated (the text after item.Prompt, EOS
@@ -219,6 +237,32 @@ func splitTarget(name string, fams []family, cfg Config, maxNew int) (*Target, e
 		if !added {
 			return nil, fmt.Errorf("minibench: %s: only %d training examples available, %d requested", name, len(train), cfg.TrainSize)
 		}
+	}
+	t.extra = func(n int) ([]Example, []string, error) {
+		next := make([]int, len(fams)) // how far into each family's leftover candidates
+		var out []Example
+		var keys []string
+		for len(out) < n {
+			added := false
+			for i, f := range fams {
+				if len(out) == n {
+					break
+				}
+				if next[i] >= len(cands[i]) {
+					continue
+				}
+				c := cands[i][next[i]]
+				next[i]++
+				it := f.build(c.k, c.phrase)
+				out = append(out, Example{it.prompt, it.response})
+				keys = append(keys, keyString(f.name, c.k))
+				added = true
+			}
+			if !added {
+				return nil, nil, fmt.Errorf("minibench: %s: only %d examples beyond the training set, %d requested", name, len(out), n)
+			}
+		}
+		return out, keys, nil
 	}
 	shuffle(r, train)
 	for _, it := range train {

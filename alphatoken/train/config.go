@@ -1,6 +1,7 @@
 // Package train runs language-model training: causal-LM pre-training on a corpus and supervised
-// fine-tuning (SFT) with a per-token loss mask chosen by a Method (full, AlphaToken and its
-// ablations, random and bottom-ρ).
+// fine-tuning (SFT) with a per-token loss mask or weights chosen by a Method. It is a generic
+// trainer: the token-selection methods (AlphaToken, its ablations, the baselines) live in package
+// methods and reach the trainer only through the Method and Planner interfaces.
 //
 // One optimizer step is one compiled GoMLX graph: forward, the method's loss (for AlphaToken the
 // valuation and mask run inside the same graph), gradients of every model weight, global-norm

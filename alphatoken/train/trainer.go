@@ -76,6 +76,12 @@ type Trainer struct {
 	exec  *gm.Exec
 	lrVar *gm.Variable
 	step  int
+	// planned is the example set the method's Plan last saw (a Planner plans once per set).
+	planned []data.Example
+}
+
+func (tr *Trainer) plannedOn(examples []data.Example) bool {
+	return len(tr.planned) == len(examples) && len(examples) > 0 && &tr.planned[0] == &examples[0]
 }
 
 // New prepares a trainer; the step graph is compiled on the first step of each batch shape.
@@ -116,7 +122,7 @@ func (c *Config) LearningRate(step int) float64 {
 // stepGraph builds one optimizer step: loss, gradients, global-norm clipping and AdamW.
 // Outputs: loss, gradient norm (before clipping), then the method's metrics.
 func (tr *Trainer) stepGraph(scope *gm.Scope, _ *Graph, in []*Node) []*Node {
-	b := BatchNodes{Tokens: in[0], Targets: in[1], Weights: in[2], Noise: in[3]}
+	b := BatchNodes{Tokens: in[0], Targets: in[1], Weights: in[2], Noise: in[3], Extra: in[4:]}
 	loss, metrics := tr.Method.Loss(scope, tr.LM, b)
 	grads := scope.BuildTrainableVariablesGradientsGraph(loss)
 	var sq *Node
@@ -175,6 +181,20 @@ func (tr *Trainer) RunUntil(examples []data.Example, stop int) error {
 	}
 	sampler := data.Sampler{Lengths: lengths, BatchSize: cfg.BatchSize, Seed: cfg.Seed}
 	perEpoch := sampler.BatchesPerEpoch()
+	if p, ok := tr.Method.(Planner); ok && !tr.plannedOn(examples) {
+		var planned [][]int
+		plannedEpoch := -1
+		batchAt := func(step int) []int {
+			if e := step / perEpoch; e != plannedEpoch {
+				planned, plannedEpoch = sampler.Epoch(e), e
+			}
+			return planned[step%perEpoch]
+		}
+		if err := p.Plan(examples, batchAt, cfg.Steps); err != nil {
+			return errors.WithMessagef(err, "train: %s", tr.Method.Name())
+		}
+		tr.planned = examples
+	}
 	pad := 0
 	if tr.Tokenizer != nil && tr.Tokenizer.PAD() >= 0 {
 		pad = tr.Tokenizer.PAD()
@@ -199,7 +219,8 @@ func (tr *Trainer) RunUntil(examples []data.Example, stop int) error {
 		if batch.NumTokens == 0 {
 			return errors.Errorf("train: step %d: the batch has no response tokens (examples %v)", tr.step, ids)
 		}
-		if err := tr.Method.Prepare(tr.step); err != nil {
+		extra, err := tr.Method.Prepare(tr.step, &batch)
+		if err != nil {
 			return errors.WithMessagef(err, "train: step %d: %s", tr.step, tr.Method.Name())
 		}
 		lr := cfg.LearningRate(tr.step)
@@ -207,7 +228,7 @@ func (tr *Trainer) RunUntil(examples []data.Example, stop int) error {
 			return err
 		}
 		t0 := time.Now()
-		outs, err := tr.exec.Call(batch.Tokens, batch.Targets, batch.Weights, tr.noise(cfg.BatchSize, batch.T()))
+		outs, err := tr.exec.Call(append([]any{batch.Tokens, batch.Targets, batch.Weights, tr.noise(cfg.BatchSize, batch.T())}, extra...)...)
 		if err != nil {
 			return errors.WithMessagef(err, "train: step %d", tr.step)
 		}

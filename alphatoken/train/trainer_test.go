@@ -5,10 +5,13 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
+	. "github.com/gomlx/gomlx/core/graph"
+	gm "github.com/gomlx/gomlx/ml/model"
 
 	"github.com/alphatoken/alphatoken/alphatoken/data"
 	"github.com/alphatoken/alphatoken/model"
@@ -142,15 +145,72 @@ type poisoned struct {
 	poisonAt int
 }
 
-func (p poisoned) Prepare(step int) error {
+func (p poisoned) Prepare(step int, _ *data.Batch) ([]any, error) {
 	if step != p.poisonAt {
-		return nil
+		return nil, nil
 	}
 	v := p.lm.Param("model.norm.weight")
 	vals := make([]float64, v.Shape().Size())
 	vals[0] = math.NaN()
 	tt, _ := model.TensorFromFloat64(vals, dtypes.Float32, v.Shape().Dimensions...)
-	return v.SetValue(tt)
+	return nil, v.SetValue(tt)
+}
+
+// planned is Full plus the Planner and extra-input plumbing: Plan records every step's batch,
+// Prepare checks that the trainer's batch is the planned one and passes the step number as an
+// extra input, which Loss returns as a metric.
+type planned struct {
+	Full
+	t       *testing.T
+	batches [][]int
+	steps   int
+}
+
+func (p *planned) Plan(examples []data.Example, batchAt func(int) []int, steps int) error {
+	p.steps = steps
+	for s := range steps {
+		p.batches = append(p.batches, append([]int(nil), batchAt(s)...))
+	}
+	return nil
+}
+
+func (p *planned) MetricNames() []string { return []string{"tokens", "step_in"} }
+
+func (p *planned) Prepare(step int, b *data.Batch) ([]any, error) {
+	want := p.batches[step]
+	if !slices.Equal(b.Index[:len(want)], want) {
+		p.t.Errorf("step %d: batch %v, planned %v", step, b.Index, want)
+	}
+	return []any{float32(step)}, nil
+}
+
+func (p *planned) Loss(scope *gm.Scope, lm *model.LM, b BatchNodes) (*Node, []*Node) {
+	loss, m := p.Full.Loss(scope, lm, b)
+	return loss, append(m, b.Extra[0])
+}
+
+// TestPlannerAndExtraInputs: a Planner sees the batches the trainer then runs (across epochs),
+// and a method's extra inputs reach its loss graph.
+func TestPlannerAndExtraInputs(t *testing.T) {
+	lm := tinyLM(t, 5)
+	cfg := DefaultConfig(7)
+	cfg.BatchSize, cfg.MaxLen, cfg.BucketQuantum, cfg.Quiet, cfg.LogEvery = 4, 32, 16, true, 1
+	m := &planned{t: t}
+	tr, err := New(lm, tokenizer.NewByteLevel(), cfg, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Run(copyTask(10)); err != nil { // 3 batches per epoch: 7 steps span 3 epochs
+		t.Fatal(err)
+	}
+	if m.steps != 7 || len(m.batches) != 7 {
+		t.Fatalf("planned %d steps (%d batches)", m.steps, len(m.batches))
+	}
+	for i, r := range tr.History {
+		if r.Metrics["step_in"] != float64(i) {
+			t.Fatalf("step %d: the extra input arrived as %v", i, r.Metrics["step_in"])
+		}
+	}
 }
 
 // TestNaNStops: a non-finite loss stops training with a NaNError naming the step, and the last

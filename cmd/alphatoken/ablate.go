@@ -31,8 +31,12 @@ func runAblate(args []string) error {
 	seeds := fs.String("seeds", "1", "comma-separated seeds (each trained row runs once per seed)")
 	out := fs.String("out", "", "directory for the tables (default ablations/results/<preset>)")
 	cache := fs.String("cache", defaultCache(), "cache of reference models, Fisher files and runs (reused and resumed)")
+	steps := fs.Int("steps", 0, "SFT steps of every run instead of the preset's (quick smoke runs; cached apart)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *steps < 0 {
+		return fmt.Errorf("--steps must be ≥ 0, got %d", *steps)
 	}
 	if len(suites) == 0 {
 		return fmt.Errorf("--suite is required (%s, all)", strings.Join(ablations.SuiteNames(), ", "))
@@ -40,7 +44,7 @@ func runAblate(args []string) error {
 	if *out == "" {
 		*out = filepath.Join("ablations", "results", *preset)
 	}
-	return ablate(*backendSpec, suites, *preset, *seeds, *out, *cache, "alphatoken ablate "+strings.Join(args, " "))
+	return ablate(*backendSpec, suites, *preset, *seeds, *out, *cache, *steps, "alphatoken ablate "+strings.Join(args, " "))
 }
 
 func runDemo(args []string) error {
@@ -51,7 +55,7 @@ func runDemo(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	return ablate(*backendSpec, []string{"main", "ranking"}, "mini", *seeds, *out, *cache, "alphatoken demo "+strings.Join(args, " "))
+	return ablate(*backendSpec, []string{"main", "ranking"}, "mini", *seeds, *out, *cache, 0, "alphatoken demo "+strings.Join(args, " "))
 }
 
 func defaultCache() string {
@@ -61,7 +65,7 @@ func defaultCache() string {
 	return filepath.Join(".cache", "alphatoken")
 }
 
-func ablate(backendSpec string, suites []string, preset, seedList, out, cache, command string) error {
+func ablate(backendSpec string, suites []string, preset, seedList, out, cache string, steps int, command string) error {
 	start := time.Now()
 	seeds, err := parseSeeds(seedList)
 	if err != nil {
@@ -86,6 +90,7 @@ func ablate(backendSpec string, suites []string, preset, seedList, out, cache, c
 	if err != nil {
 		return err
 	}
+	r.Steps = steps
 	for _, s := range loaded {
 		t, err := r.RunSuite(s, seeds)
 		if err != nil {

@@ -663,18 +663,23 @@ func (f *benchFlags) trainPart() (*partResult, error) {
 	}
 	res := &partResult{}
 	vfs := flag.NewFlagSet("bench-gpu valuation", flag.ContinueOnError)
-	vf := addValuationFlags(vfs, true)
-	vargs := []string{"--k", strconv.Itoa(*f.k), "--val-refresh", strconv.Itoa(*f.refresh), "--val", f.valPath,
-		"--val-examples", strconv.Itoa(p.valN)}
-	if _, err := os.Stat(f.fisherPath); err == nil {
-		vargs = append(vargs, "--fisher", f.fisherPath)
-	} else if *f.method != "full" {
-		res.Note = "no Fisher (the fisher part did not run or failed): stability terms 0"
+	mf := addMethodFlags(vfs, true)
+	var vargs []string
+	if *f.method != "full" {
+		vargs = []string{"--k", strconv.Itoa(*f.k), "--val-refresh", strconv.Itoa(*f.refresh), "--val", f.valPath,
+			"--val-examples", strconv.Itoa(p.valN)}
+		if _, err := os.Stat(f.fisherPath); err == nil {
+			vargs = append(vargs, "--fisher", f.fisherPath)
+		} else {
+			vargs = append(vargs, "--fisher", "none")
+			res.Note = "no Fisher (the fisher part did not run or failed): stability terms off (--fisher none)"
+		}
 	}
 	if err := vfs.Parse(vargs); err != nil {
 		return nil, err
 	}
-	m, err := buildMethod(*f.method, vf, lm, tok, opts, f.backend, p.batch*p.seq)
+	m, err := mf.build(*f.method, runSpec{lm: lm, tok: tok, opts: opts, backend: f.backend, dtype: *f.dtype,
+		steps: p.warmup + p.steps, batch: p.batch, maxLen: p.seq})
 	if err != nil {
 		return res, err
 	}

@@ -2,11 +2,20 @@ package main
 
 import (
 	"bytes"
+	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
+
+	"github.com/alphatoken/alphatoken/methods"
+	"github.com/alphatoken/alphatoken/model"
+	"github.com/alphatoken/alphatoken/model/tokenizer"
 )
 
 // captureStdout runs fn and returns what it printed on stdout.
@@ -87,6 +96,57 @@ func TestCLIWorkflow(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(sft, "model.safetensors")); err != nil {
 		t.Fatal(err)
 	}
+	// Baselines through the registry: a helper checkpoint, a budget-matched run, a schedule, a
+	// method parameter, soft weights, and AlphaToken with the stability term explicitly off.
+	for i, extra := range [][]string{
+		{"--method", "token-cleaning", "--helper", sft},
+		{"--method", "rho1", "--helper", sft, "--budget-matched"},
+		{"--method", "sstoken", "--rho-schedule", "cosine", "--gamma", "0.3"},
+		{"--method", "stm", "--ppl-threshold", "4"},
+		{"--method", "xtf"},
+		{"--method", "low-ppl", "--rho", "0.3"},
+		{"--method", "token-cleaning-self", "--chunks", "2"},
+		{"--method", "alphatoken-soft", "--val", val, "--fisher", fisher, "--k", "2", "--temperature", "0.5"},
+		{"--method", "alphatoken", "--val", val, "--fisher", "none", "--k", "2", "--normalize", "rank"},
+	} {
+		out := filepath.Join(dir, fmt.Sprintf("baseline-%d", i))
+		args := append([]string{"--model", ref, "--data", train, "--out", out, "--steps", "2", "--batch", "4", "--max-len", "32"}, extra...)
+		if err := runSFT(args); err != nil {
+			t.Fatalf("%v: %v", extra, err)
+		}
+	}
+}
+
+// TestSFTHelpListsMethods: train-sft -h lists every registered method with its description.
+func TestSFTHelpListsMethods(t *testing.T) {
+	out, err := captureStderr(t, func() error { return runSFT([]string{"-h"}) })
+	if err != flag.ErrHelp {
+		t.Fatalf("-h: %v", err)
+	}
+	for _, n := range methods.Names() {
+		in, _ := methods.Lookup(n)
+		if !strings.Contains(out, "  "+n+" ") || !strings.Contains(out, in.Summary) {
+			t.Errorf("train-sft -h does not list %s (%q)", n, in.Summary)
+		}
+	}
+}
+
+// captureStderr runs fn and returns what it printed on stderr.
+func captureStderr(t *testing.T, fn func() error) (string, error) {
+	t.Helper()
+	old := os.Stderr
+	r, w, _ := os.Pipe()
+	os.Stderr = w
+	done := make(chan string)
+	go func() {
+		var buf bytes.Buffer
+		_, _ = io.Copy(&buf, r)
+		done <- buf.String()
+	}()
+	err := fn()
+	w.Close()
+	os.Stderr = old
+	return <-done, err
 }
 
 // TestCLIBadInput: clear errors naming the file and line, the flag, or the tensor.
@@ -96,19 +156,60 @@ func TestCLIBadInput(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("{\"prompt\": \"a\", \"response\": \"b\"}\n{oops\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cases := []struct {
+	type badCase struct {
 		run  func([]string) error
 		args []string
 		want string
-	}{
+	}
+	cases := []badCase{
 		{runSFT, []string{"--model", dir, "--data", bad, "--out", dir}, "config.json"},
 		{runSFT, []string{"--data", bad, "--out", dir}, "--model is required"},
 		{runPretrain, []string{"--out", dir, "--corpus", filepath.Join(dir, "missing.txt")}, "missing.txt"},
 		{runInspect, []string{filepath.Join(dir, "nope")}, "config.json"},
 	}
+	// Method errors need a loadable model: a tiny random checkpoint.
+	lm, err := model.New(testBackendCLI(t), mustPreset(t), dtypes.Float32, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ckpt := filepath.Join(dir, "ckpt")
+	if err := saveFinal(lm, tokenizer.NewByteLevel(), ckpt); err != nil {
+		t.Fatal(err)
+	}
+	good := filepath.Join(dir, "good.jsonl")
+	if err := os.WriteFile(good, []byte("{\"prompt\": \"a\", \"response\": \"bc\"}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sft := []string{"--model", ckpt, "--data", good, "--out", filepath.Join(dir, "o"), "--steps", "1"}
+	cases = append(cases,
+		badCase{runSFT, append(sft, "--method", "alphatoken", "--val", good), "needs --fisher"},
+		badCase{runSFT, append(sft, "--method", "alphatoken", "--fisher", "none"), "needs --val"},
+		badCase{runSFT, append(sft, "--method", "rho1"), "needs --helper"},
+		badCase{runSFT, append(sft, "--method", "tokencleaning"), "registered: adaptation-only, alphatoken"},
+		badCase{runSFT, append(sft, "--method", "full", "--rho-schedule", "linear"), "keeps no ρ share"},
+		badCase{runSFT, append(sft, "--method", "stm", "--gamma", "0.2"), "has no parameter --gamma"},
+		badCase{runScore, []string{"--model", ckpt, "--data", good, "--out", filepath.Join(dir, "s.jsonl"), "--method", "stm"}, "does not rank by AlphaToken values"},
+	)
 	for _, c := range cases {
 		if err := c.run(c.args); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: want error containing %q, got %v", c.args, c.want, err)
 		}
 	}
+}
+
+func testBackendCLI(t *testing.T) compute.Backend {
+	b, err := model.NewBackend("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func mustPreset(t *testing.T) *model.Config {
+	tok := tokenizer.NewByteLevel()
+	cfg, err := model.Preset("tiny", tok.VocabSize(), tok.BOS(), tok.EOS(), tok.PAD())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }

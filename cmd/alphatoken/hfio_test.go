@@ -162,7 +162,7 @@ func TestScoreExportTRL(t *testing.T) {
 	writeLines(t, train, lines)
 	writeLines(t, val, lines[:2])
 	out := filepath.Join(dir, "export")
-	if err := runScore([]string{"--model", ckpt, "--data", train, "--val", val, "--k", "2", "--out", out, "--export", "trl"}); err != nil {
+	if err := runScore([]string{"--model", ckpt, "--data", train, "--val", val, "--k", "2", "--fisher", "none", "--out", out, "--export", "trl"}); err != nil {
 		t.Fatal(err)
 	}
 	scores := readScores(t, filepath.Join(out, "scores.jsonl"))

@@ -3,110 +3,179 @@ package main
 import (
 	"flag"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 
 	"github.com/alphatoken/alphatoken/alphatoken"
 	"github.com/alphatoken/alphatoken/alphatoken/data"
 	"github.com/alphatoken/alphatoken/alphatoken/train"
+	"github.com/alphatoken/alphatoken/methods"
 	"github.com/alphatoken/alphatoken/model"
 	"github.com/alphatoken/alphatoken/model/tokenizer"
 )
 
-// valuationFlags are the AlphaToken settings shared by train-sft and score (SPEC §4 defaults).
-type valuationFlags struct {
-	rho, lambda              *float64
+// methodFlags are the flags of a token-selection method, shared by train-sft and score: ρ and its
+// schedule, the inputs a method may need (--val, --fisher, --ref, --helper), AlphaToken's
+// valuation settings (SPEC §4 defaults) and every parameter a registered method declares.
+type methodFlags struct {
+	rho, rhoStart, lambda    *float64
+	schedule                 *string
+	budget                   *bool
 	window, k, valN, refresh *int
 	normalize, ghost         *string
-	fisher, ref, val         *string
+	fisher, ref, val, helper *string
+	cache                    *string
+	params                   map[string]*paramValue
 }
 
-func addValuationFlags(fs *flag.FlagSet, withRefresh bool) *valuationFlags {
+// paramValue is a method parameter's flag: it remembers whether it was set, so that only the
+// parameters given reach the method (the others keep the method's own default).
+type paramValue struct {
+	v   float64
+	set bool
+}
+
+func (p *paramValue) String() string { return strconv.FormatFloat(p.v, 'g', -1, 64) }
+func (p *paramValue) Set(s string) error {
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return fmt.Errorf("not a number: %q", s)
+	}
+	p.v, p.set = v, true
+	return nil
+}
+
+func addMethodFlags(fs *flag.FlagSet, withRefresh bool) *methodFlags {
 	d := alphatoken.DefaultConfig()
-	vf := &valuationFlags{
-		rho:       fs.Float64("rho", d.Rho, "ρ: share of response tokens kept per batch"),
+	norms := make([]string, len(alphatoken.Normalizations))
+	for i, n := range alphatoken.Normalizations {
+		norms[i] = string(n)
+	}
+	mf := &methodFlags{
+		rho:       fs.Float64("rho", alphatoken.DefaultRho, "ρ: share of response tokens kept (AlphaToken's; a budget-matched baseline's budget)"),
+		schedule:  fs.String("rho-schedule", string(methods.ScheduleConstant), "keep ratio over training: constant, linear or cosine from --rho-start to the method's ratio"),
+		rhoStart:  fs.Float64("rho-start", 1, "keep ratio at step 0 under --rho-schedule linear|cosine"),
+		budget:    fs.Bool("budget-matched", false, "baselines keep ρ with AlphaToken's scope (one threshold per batch) instead of their native ratio or threshold"),
 		lambda:    fs.Float64("lambda", d.Lambda, "λ: weight of the stability (Fisher-proxy) term"),
 		window:    fs.Int("window", d.Window, "W: causal window"),
 		k:         fs.Int("k", d.Blocks, "K: number of last blocks scored"),
 		valN:      fs.Int("val-examples", d.ValExamples, "B_val: validation examples behind G"),
-		normalize: fs.String("normalize", string(d.Normalize), "zscore or none"),
+		normalize: fs.String("normalize", string(d.Normalize), "AlphaToken's combination of its two objectives: "+strings.Join(norms, ", ")+" (none: the paper's raw sum)"),
 		ghost:     fs.String("ghost", string(d.Ghost), "contraction with G: auto, ghost or matrix"),
-		fisher:    fs.String("fisher", "", "Fisher file (alphatoken fisher); without it the stability terms are 0"),
+		fisher:    fs.String("fisher", "", "Fisher file of θ_ref (alphatoken fisher), or none: the stability term off (AlphaToken methods)"),
 		ref:       fs.String("ref", "", "reference checkpoint θ_ref (default: the model being trained, at its start)"),
 		val:       fs.String("val", "", "validation JSONL of the target task (B_val examples are used)"),
+		helper:    fs.String("helper", "", "helper checkpoint: the model fine-tuned on a clean held-out slice of the target data (token-cleaning, rho1)"),
+		cache:     fs.String("offline-cache", "", "directory to cache offline token scores in (default: recompute them)"),
+		params:    map[string]*paramValue{},
 	}
 	refresh := 1
-	vf.refresh = &refresh
+	mf.refresh = &refresh
 	if withRefresh {
-		vf.refresh = fs.Int("val-refresh", d.ValRefresh, "recompute the validation gradient every N steps")
+		mf.refresh = fs.Int("val-refresh", d.ValRefresh, "recompute the validation gradient every N steps")
 	}
-	return vf
+	for _, p := range methods.AllParams() {
+		pv := &paramValue{v: p.Default}
+		mf.params[p.Name] = pv
+		fs.Var(pv, p.Name, p.Usage)
+	}
+	return mf
 }
 
-// config assembles an alphatoken.Config for the variant name.
-func (vf *valuationFlags) config(name string, fisher *alphatoken.Fisher) (alphatoken.Config, error) {
-	c := alphatoken.DefaultConfig()
-	c.Rho, c.Lambda, c.Window, c.Blocks = *vf.rho, *vf.lambda, *vf.window, *vf.k
-	c.ValExamples, c.ValRefresh = *vf.valN, *vf.refresh
-	c.Normalize, c.Ghost = alphatoken.Normalization(*vf.normalize), alphatoken.GhostMode(*vf.ghost)
-	c.Fisher = alphatoken.FisherNone
-	if fisher != nil {
-		c.Fisher = fisher.Kind
+// methodUsage extends a command's -h with the registered methods.
+func methodUsage(fs *flag.FlagSet) {
+	usage := fs.Usage
+	fs.Usage = func() {
+		usage()
+		fmt.Fprintln(fs.Output(), "\nmethods (--method), with the inputs and parameters each takes:")
+		methods.Usage(fs.Output())
 	}
-	return alphatoken.Variant(name, c)
 }
 
-// valuer builds the Valuer for lm from the flags.
-func (vf *valuationFlags) valuer(name string, lm *model.LM, tok tokenizer.Tokenizer, opts data.Options, backend string, batchTokens int) (*alphatoken.Valuer, error) {
-	if *vf.val == "" {
-		return nil, fmt.Errorf("--val (validation JSONL of the target task) is required for method %q", name)
-	}
-	val, _, err := data.ReadExamples(*vf.val, tok, opts)
+// runSpec is what an env needs to know of the run and of where the model came from.
+type runSpec struct {
+	lm             *model.LM
+	tok            tokenizer.Tokenizer
+	opts           data.Options
+	backend, dtype string
+	steps, batch   int
+	maxLen         int
+}
+
+// env assembles the environment of method name: the options, and each input the method needs
+// (read only then; a missing one is reported by methods.Build, naming its flag).
+func (mf *methodFlags) env(name string, rs runSpec) (*methods.Env, error) {
+	info, err := methods.Lookup(name)
 	if err != nil {
 		return nil, err
 	}
-	var fisher *alphatoken.Fisher
-	if *vf.fisher != "" {
-		if fisher, err = alphatoken.LoadFisher(*vf.fisher); err != nil {
-			return nil, err
+	o := methods.Options{Rho: *mf.rho, Schedule: methods.Schedule(*mf.schedule), BudgetMatched: *mf.budget}
+	if o.Schedule != methods.ScheduleConstant {
+		o.RhoStart = *mf.rhoStart
+	}
+	for n, pv := range mf.params {
+		if pv.set {
+			if o.Params == nil {
+				o.Params = map[string]float64{}
+			}
+			o.Params[n] = pv.v
 		}
 	}
-	cfg, err := vf.config(name, fisher)
-	if err != nil {
-		return nil, err
+	v := alphatoken.DefaultConfig()
+	v.Lambda, v.Window, v.Blocks = *mf.lambda, *mf.window, *mf.k
+	v.ValExamples, v.ValRefresh = *mf.valN, *mf.refresh
+	v.Normalize, v.Ghost = alphatoken.Normalization(*mf.normalize), alphatoken.GhostMode(*mf.ghost)
+	env := &methods.Env{LM: rs.lm, Valuation: v, Options: o, Steps: rs.steps, BatchSize: rs.batch, MaxLen: rs.maxLen,
+		Cache: *mf.cache, Log: os.Stderr}
+	unused := func(flagName, value string) {
+		if value != "" {
+			logf("warning: %s is not used by method %s", flagName, name)
+		}
 	}
-	if cfg.Stability && fisher == nil && name == "stability-only" {
-		return nil, fmt.Errorf("method stability-only needs --fisher")
+	if info.NeedsInput(methods.NeedVal) && *mf.val != "" {
+		if env.Val, _, err = data.ReadExamples(*mf.val, rs.tok, rs.opts); err != nil {
+			return nil, err
+		}
+	} else if !info.NeedsInput(methods.NeedVal) {
+		unused("--val", *mf.val)
 	}
-	var ref *model.LM
-	if cfg.Stability && fisher != nil {
-		if *vf.ref != "" {
-			if ref, _, err = openModel(backend, *vf.ref, model.DTypeName(lm.DType)); err != nil {
+	if info.NeedsInput(methods.NeedFisher) {
+		switch *mf.fisher {
+		case "":
+		case "none":
+			env.FisherNone = true
+		default:
+			if env.Fisher, err = alphatoken.LoadFisher(*mf.fisher); err != nil {
 				return nil, err
 			}
-		} else if ref, err = lm.Clone(); err != nil {
+		}
+	} else {
+		unused("--fisher", *mf.fisher)
+	}
+	if info.NeedsInput(methods.NeedRef) && *mf.ref != "" && env.Fisher != nil {
+		if env.Ref, _, err = openModel(rs.backend, *mf.ref, rs.dtype); err != nil {
 			return nil, err
 		}
 	}
-	return alphatoken.NewValuer(lm, ref, fisher, val, cfg, batchTokens)
-}
-
-var methodList = train.MethodNames
-
-func methodNames() string { return strings.Join(methodList, ", ") }
-
-// buildMethod constructs a training method by name.
-func buildMethod(name string, vf *valuationFlags, lm *model.LM, tok tokenizer.Tokenizer, opts data.Options, backend string, batchTokens int) (train.Method, error) {
-	switch name {
-	case "full":
-		return train.Full{}, nil
-	case "random":
-		return train.NewRandom(*vf.rho)
-	case "alphatoken", "adaptation-only", "stability-only", "direct-only", "causal-only", "bottom":
-		v, err := vf.valuer(name, lm, tok, opts, backend, batchTokens)
-		if err != nil {
+	if info.NeedsInput(methods.NeedHelper) && *mf.helper != "" {
+		if env.Helper, _, err = openModel(rs.backend, *mf.helper, rs.dtype); err != nil {
 			return nil, err
 		}
-		return train.NewSelected(name, v)
+	} else if !info.NeedsInput(methods.NeedHelper) {
+		unused("--helper", *mf.helper)
 	}
-	return nil, fmt.Errorf("unknown --method %q (known: %s)", name, methodNames())
+	return env, nil
 }
+
+// build constructs a training method by name through the registry.
+func (mf *methodFlags) build(name string, rs runSpec) (train.Method, error) {
+	env, err := mf.env(name, rs)
+	if err != nil {
+		return nil, err
+	}
+	return methods.Build(name, env)
+}
+
+// methodNames is the registry's list, for flag help.
+func methodNames() string { return strings.Join(methods.Names(), ", ") }

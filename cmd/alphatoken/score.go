@@ -5,12 +5,25 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/alphatoken/alphatoken/alphatoken"
 	"github.com/alphatoken/alphatoken/alphatoken/data"
 	"github.com/alphatoken/alphatoken/internal/atomicfile"
+	"github.com/alphatoken/alphatoken/methods"
 )
+
+// valuationMethods lists the registered methods that rank by AlphaToken values.
+func valuationMethods() []string {
+	var out []string
+	for _, n := range methods.Names() {
+		if in, _ := methods.Lookup(n); in.Valuation {
+			out = append(out, n)
+		}
+	}
+	return out
+}
 
 func init() {
 	register("score", "value every response token of a dataset (the four components, value, kept)", runScore)
@@ -22,28 +35,36 @@ func runScore(args []string) error {
 	dataPath := fs.String("data", "", "examples to score, all as one batch")
 	out := fs.String("out", "", "output JSONL, one object per response token (with --export trl: a directory)")
 	export := fs.String("export", "", "trl: write --out DIR/train.parquet and train.jsonl for TRL's SFTTrainer (input_ids, labels, values) and DIR/scores.jsonl")
-	method := fs.String("method", "alphatoken", "variant: alphatoken, adaptation-only, stability-only, direct-only, causal-only")
+	method := fs.String("method", "alphatoken", "a method that ranks by AlphaToken values: "+strings.Join(valuationMethods(), ", "))
 	sel := fs.String("select", "top", "mask: top, bottom or random")
 	template := fs.String("template", "auto", "chat template for text data")
 	dtype := fs.String("dtype", "float32", "compute dtype (float64 for exact comparisons)")
 	batch := fs.Int("batch", 8, "examples per graph call (values do not depend on it)")
 	seed := fs.Uint64("seed", 1, "seed for --select random")
 	maxLen := fs.Int("max-len", 0, "truncate examples to this many tokens (default: the model's context)")
-	vf := addValuationFlags(fs, false)
+	mf := addMethodFlags(fs, false)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := need(fs, "model", "data", "out", "val"); err != nil {
+	if err := need(fs, "model", "data", "out"); err != nil {
 		return err
 	}
 	if *export != "" && *export != "trl" {
 		return fmt.Errorf("--export %q: only trl is supported", *export)
 	}
+	info, err := methods.Lookup(*method)
+	if err != nil {
+		return err
+	}
+	if !info.Valuation {
+		return fmt.Errorf("--method %s does not rank by AlphaToken values; score values tokens with one of: %s",
+			*method, strings.Join(valuationMethods(), ", "))
+	}
 	lm, tok, err := openModel(*backendSpec, *modelDir, *dtype)
 	if err != nil {
 		return err
 	}
-	if *vf.fisher != "" && *vf.ref == "" {
+	if *mf.fisher != "" && *mf.fisher != "none" && *mf.ref == "" {
 		logf("warning: --fisher without --ref: θ_ref is taken to be --model itself, so the stability terms are 0")
 	}
 	tmpl, err := data.TemplateByName(*template, tok)
@@ -62,12 +83,16 @@ func runScore(args []string) error {
 	if st.Truncated > 0 {
 		logf("warning: %d examples truncated to %d tokens", st.Truncated, ml)
 	}
-	v, err := vf.valuer(*method, lm, tok, opts, *backendSpec, 0)
+	env, err := mf.env(*method, runSpec{lm: lm, tok: tok, opts: opts, backend: *backendSpec, dtype: *dtype, steps: 1, batch: *batch})
+	if err != nil {
+		return err
+	}
+	v, err := methods.NewValuer(env, *method)
 	if err != nil {
 		return err
 	}
 	start := time.Now()
-	scores, err := alphatoken.Score(v, examples, alphatoken.ScoreOptions{BatchSize: *batch, Selection: alphatoken.Selection(*sel),
+	scores, err := alphatoken.Score(v, examples, alphatoken.ScoreOptions{BatchSize: *batch, Rho: *mf.rho, Selection: alphatoken.Selection(*sel),
 		Seed: *seed, Tokenizer: tok, Progress: func(done, total int) {
 			logf("score: %d/%d examples | %s", done, total, time.Since(start).Round(time.Millisecond))
 		}})
@@ -80,7 +105,7 @@ func runScore(args []string) error {
 			kept++
 		}
 	}
-	logf("scored %d response tokens of %d examples; kept %d (ρ=%g); %s", len(scores), len(examples), kept, v.Config.Rho, time.Since(start).Round(time.Millisecond))
+	logf("scored %d response tokens of %d examples; kept %d (ρ=%g); %s", len(scores), len(examples), kept, *mf.rho, time.Since(start).Round(time.Millisecond))
 	scoresPath := *out
 	if *export == "trl" {
 		rows, err := trlRows(examples, scores)

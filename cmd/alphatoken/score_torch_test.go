@@ -114,8 +114,9 @@ func driftedPair(t *testing.T, dir string, arch model.Arch) (refDir, modelDir st
 // TestScoreAgainstTorchBruteForce: `alphatoken score` on a model drifted from its reference agrees
 // with the independent PyTorch brute force (internal/torchref/alphatoken_ref.py: per-token
 // backward() and explicitly materialised per-token gradient matrices) on all four components, the
-// value and the mask, in float64, for a diagonal and a K-FAC Fisher estimated by `alphatoken fisher`,
-// on Llama, Qwen2 and Gemma 3 (sliding windows) checkpoints.
+// value and the mask, in float64, for a diagonal and a K-FAC Fisher estimated by `alphatoken fisher`
+// (the diagonal cases combine with the z-score normalisation, the K-FAC case with the rank), on
+// Llama, Qwen2 and Gemma 3 (sliding windows) checkpoints.
 func TestScoreAgainstTorchBruteForce(t *testing.T) {
 	requireTorch(t)
 	for _, tc := range []struct {
@@ -153,7 +154,7 @@ func TestScoreAgainstTorchBruteForce(t *testing.T) {
 			}
 			goOut, pyOut := filepath.Join(dir, "go.jsonl"), filepath.Join(dir, "py.jsonl")
 			common := []string{"--model", modelDir, "--ref", refDir, "--data", trainPath, "--val", valPath, "--fisher", fisherPath,
-				"--k", "2", "--window", "4", "--lambda", "1.5", "--rho", "0.5", "--normalize", "zscore"}
+				"--k", "2", "--window", "4", "--lambda", "1.5", "--rho", "0.5", "--normalize", map[string]string{"diag": "zscore", "kfac": "rank"}[kind]}
 			if err := runScore(append(append([]string{}, common...), "--out", goOut, "--dtype", "float64")); err != nil {
 				t.Fatal(err)
 			}

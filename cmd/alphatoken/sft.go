@@ -17,7 +17,7 @@ func runSFT(args []string) error {
 	dataPath := fs.String("data", "", "training data, JSONL or Parquet in a TRL format: {text}, {prompt,completion}, {messages}, {prompt_ids,completion_ids}")
 	evalPath := fs.String("eval", "", "optional held-out JSONL: its response loss is logged as eval_loss")
 	out := fs.String("out", "", "output directory")
-	method := fs.String("method", "full", "token-selection method: "+methodNames())
+	method := fs.String("method", "full", "token-selection method (listed below): "+methodNames())
 	steps := fs.Int("steps", 0, "optimizer steps (default: --epochs over the data)")
 	epochs := fs.Float64("epochs", 1, "epochs, when --steps is not given")
 	batch := fs.Int("batch", 16, "sequences per step")
@@ -31,7 +31,9 @@ func runSFT(args []string) error {
 	ckptEvery := fs.Int("checkpoint-every", 0, "resumable checkpoint every N steps (0: only at the end)")
 	evalEvery := fs.Int("eval-every", 50, "eval loss every N steps (with --eval)")
 	resume := fs.Bool("resume", false, "continue from the newest checkpoint in --out")
-	vf := addValuationFlags(fs, true)
+	logEvery := fs.Int("log-every", 10, "a metrics line (metrics.jsonl, progress) every N steps")
+	mf := addMethodFlags(fs, true)
+	methodUsage(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -59,8 +61,9 @@ func runSFT(args []string) error {
 		n = train.StepsForEpochs(*epochs, len(examples), *batch)
 	}
 	tc := train.Config{Steps: n, BatchSize: *batch, MaxLen: *maxLen, LR: *lr, WarmupSteps: *warmup, WeightDecay: *wd,
-		Seed: *seed, CheckpointEvery: *ckptEvery, OutDir: *out}
-	m, err := buildMethod(*method, vf, lm, tok, opts, *backendSpec, *batch**maxLen)
+		Seed: *seed, CheckpointEvery: *ckptEvery, OutDir: *out, LogEvery: *logEvery}
+	m, err := mf.build(*method, runSpec{lm: lm, tok: tok, opts: opts, backend: *backendSpec, dtype: *dtype,
+		steps: n, batch: *batch, maxLen: *maxLen})
 	if err != nil {
 		return err
 	}

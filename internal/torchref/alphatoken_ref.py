@@ -4,7 +4,7 @@
   /usr/bin/python3 alphatoken_ref.py --model DIR --ref REF_DIR \
       --train TRAIN.jsonl --val VAL.jsonl [--fisher FISHER.safetensors] \
       [--fisher-kind diag|kfac] --k 3 --window 32 --lambda 1.5 --rho 0.5 \
-      --normalize zscore|none --out OUT.jsonl [--dtype float64|float32]
+      --normalize zscore|none|rank --out OUT.jsonl [--dtype float64|float32]
 
 Everything is deliberately done the slow, explicit way: one backward pass per
 training response token, and every per-token gradient D^l_p = e_p a_p^T and
@@ -186,9 +186,19 @@ def causal_token_grads(cfg, params, tokens, R, scored, window, positions=None):
 # --------------------------------------------------------- combination/mask
 
 def normalise(xs, mode):
-    """SPEC §4 N(): population z-score; a degenerate component contributes 0."""
+    """SPEC §4 N(): none (identity), population z-score (a degenerate component
+    contributes 0), or centred rank (r - (N+1)/2)/N with tied values sharing
+    their average 1-based rank r."""
     if mode == "none":
         return list(xs)
+    if mode == "rank":
+        n = len(xs)
+        ranks = [0.0] * n
+        for i, x in enumerate(xs):
+            below = sum(1 for y in xs if y < x)
+            ties = sum(1 for y in xs if y == x)
+            ranks[i] = below + (ties + 1) / 2.0
+        return [(r - (n + 1) / 2.0) / n for r in ranks]
     n = len(xs)
     mean = sum(xs) / n
     std = math.sqrt(sum((x - mean) ** 2 for x in xs) / n)
@@ -264,7 +274,7 @@ def main(argv=None):
     ap.add_argument("--window", type=int, default=32)
     ap.add_argument("--lambda", dest="lam", type=float, default=1.5)
     ap.add_argument("--rho", type=float, default=0.5)
-    ap.add_argument("--normalize", default="zscore", choices=["zscore", "none"])
+    ap.add_argument("--normalize", default="none", choices=["none", "zscore", "rank"])
     ap.add_argument("--out", required=True)
     ap.add_argument("--dtype", default="float64", choices=sorted(DTYPES))
     args = ap.parse_args(argv)

@@ -1,24 +1,28 @@
 // Command minibench builds MiniBench and writes its files.
 //
-//	go run ./ablations/minibench/cmd/minibench -out /tmp/minibench -seed 1
+//	go run ./ablations/minibench/cmd/minibench -out /tmp/minibench -seed 1 [-clean 600]
 //
 // It prints the fingerprints and sizes, and with -samples a few items of
 // every kind.
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/alphatoken/alphatoken/ablations/minibench"
+	"github.com/alphatoken/alphatoken/internal/atomicfile"
 )
 
 func main() {
 	cfg := minibench.DefaultConfig()
 	out := flag.String("out", "", "directory to write the files to (nothing is written if empty)")
 	samples := flag.Int("samples", 0, "print this many samples of each kind")
+	clean := flag.Int("clean", 0, "also write <target>_clean.jsonl: this many examples of the clean slice (a helper model's data, disjoint from train/val/test/fisher)")
 	flag.Int64Var(&cfg.Seed, "seed", cfg.Seed, "seed")
 	flag.IntVar(&cfg.CorpusDocs, "corpus_docs", cfg.CorpusDocs, "corpus documents")
 	flag.IntVar(&cfg.ProbeItems, "probe_items", cfg.ProbeItems, "items per probe")
@@ -42,7 +46,36 @@ func main() {
 			os.Exit(1)
 		}
 		fmt.Println("wrote", *out)
+		if *clean > 0 {
+			if err := writeClean(b, *out, *clean); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+		}
 	}
+}
+
+// writeClean writes each target's clean slice (Target.Extra) as <target>_clean.jsonl.
+func writeClean(b *minibench.Bench, dir string, n int) error {
+	for _, t := range []*minibench.Target{b.Code, b.Math} {
+		exs, err := t.Extra(n)
+		if err != nil {
+			return err
+		}
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		for _, e := range exs {
+			if err := enc.Encode(e); err != nil {
+				return err
+			}
+		}
+		path := filepath.Join(dir, t.Name+"_clean.jsonl")
+		if err := atomicfile.WriteBytes(path, buf.Bytes()); err != nil {
+			return err
+		}
+		fmt.Println("wrote", path)
+	}
+	return nil
 }
 
 func printSamples(b *minibench.Bench, n int) {

@@ -1,13 +1,17 @@
-package train
+package methods
 
 import (
 	"bufio"
 	"fmt"
+	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +20,7 @@ import (
 
 	"github.com/alphatoken/alphatoken/alphatoken"
 	"github.com/alphatoken/alphatoken/alphatoken/data"
+	"github.com/alphatoken/alphatoken/alphatoken/train"
 	"github.com/alphatoken/alphatoken/model"
 	"github.com/alphatoken/alphatoken/model/tokenizer"
 )
@@ -47,9 +52,12 @@ type benchSetup struct {
 	batch, t int
 }
 
-func newBenchSetup(b testing.TB) *benchSetup {
-	preset := envStr("ALPHATOKEN_BENCH_PRESET", "deep12")
-	batch, t := envInt("ALPHATOKEN_BENCH_BATCH", 32), envInt("ALPHATOKEN_BENCH_T", 128)
+func newBenchSetup(b testing.TB) *benchSetup { return newBenchSetupWith(b, "deep12", 32, 128) }
+
+// newBenchSetupWith is newBenchSetup with other defaults (the environment still overrides them).
+func newBenchSetupWith(b testing.TB, defPreset string, defBatch, defT int) *benchSetup {
+	preset := envStr("ALPHATOKEN_BENCH_PRESET", defPreset)
+	batch, t := envInt("ALPHATOKEN_BENCH_BATCH", defBatch), envInt("ALPHATOKEN_BENCH_T", defT)
 	tok := tokenizer.NewByteLevel()
 	cfg, err := model.Preset(preset, tok.VocabSize(), tok.BOS(), tok.EOS(), tok.PAD())
 	if err != nil {
@@ -80,22 +88,19 @@ func newBenchSetup(b testing.TB) *benchSetup {
 	return &benchSetup{lm: lm, examples: exs, fisher: f, batch: batch, t: t}
 }
 
-// trainer makes a trainer for a method variant: "plain", or "alphatoken"/an ablation with a refresh.
-func (s *benchSetup) trainer(b testing.TB, variant string, refresh int) (*Trainer, *Selected) {
-	return s.trainerWith(b, variant, s.fisher, func(vc *alphatoken.Config) { vc.ValRefresh = refresh })
+// trainer makes a trainer for a method: "plain" (full fine-tuning), or a registered method with
+// the AlphaToken valuation's ValRefresh.
+func (s *benchSetup) trainer(b testing.TB, name string, refresh int) (*train.Trainer, train.Method) {
+	return s.trainerWith(b, name, s.fisher, func(vc *alphatoken.Config) { vc.ValRefresh = refresh }, nil)
 }
 
-// trainerWith is trainer with a Fisher and the valuation config adjusted by set (after the defaults,
-// B_val = the batch, before the variant).
-func (s *benchSetup) trainerWith(b testing.TB, variant string, fisher *alphatoken.Fisher, set func(*alphatoken.Config)) (*Trainer, *Selected) {
-	cfg := DefaultConfig(1000)
+// trainerWith is trainer with a Fisher (nil: --fisher none), the valuation config adjusted by set
+// (after the defaults, B_val = the batch) and the options by opts.
+func (s *benchSetup) trainerWith(b testing.TB, name string, fisher *alphatoken.Fisher, set func(*alphatoken.Config), opts func(*Options)) (*train.Trainer, train.Method) {
+	cfg := train.DefaultConfig(1000)
 	cfg.BatchSize, cfg.MaxLen, cfg.BucketQuantum, cfg.Quiet, cfg.LogEvery = s.batch, s.t, s.t, true, 1000
-	if variant == "plain" {
-		tr, err := New(s.lm, nil, cfg, Full{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		return tr, nil
+	if name == "plain" {
+		name = "full"
 	}
 	ref, err := s.lm.Clone()
 	if err != nil {
@@ -104,19 +109,16 @@ func (s *benchSetup) trainerWith(b testing.TB, variant string, fisher *alphatoke
 	vc := alphatoken.DefaultConfig()
 	vc.ValExamples = s.batch
 	set(&vc)
-	vc, err = alphatoken.Variant(variant, vc)
+	env := &Env{LM: s.lm, Ref: ref, Helper: ref, Fisher: fisher, FisherNone: fisher == nil, Val: s.examples[:s.batch],
+		Valuation: vc, Options: DefaultOptions(), Steps: 1000, BatchSize: s.batch, MaxLen: s.t, Log: io.Discard}
+	if opts != nil {
+		opts(&env.Options)
+	}
+	m, err := Build(name, env)
 	if err != nil {
 		b.Fatal(err)
 	}
-	v, err := alphatoken.NewValuer(s.lm, ref, fisher, s.examples[:s.batch], vc, s.batch*s.t)
-	if err != nil {
-		b.Fatal(err)
-	}
-	m, err := NewSelected(variant, v)
-	if err != nil {
-		b.Fatal(err)
-	}
-	tr, err := New(s.lm, nil, cfg, m)
+	tr, err := train.New(s.lm, nil, cfg, m)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -125,7 +127,7 @@ func (s *benchSetup) trainerWith(b testing.TB, variant string, fisher *alphatoke
 
 // timeSteps runs one warm-up step, then n timed steps (Prepare included: the validation gradient
 // is part of the step's cost), and returns seconds per step.
-func timeSteps(b testing.TB, tr *Trainer, exs []data.Example, n int) float64 {
+func timeSteps(b testing.TB, tr *train.Trainer, exs []data.Example, n int) float64 {
 	if err := tr.RunUntil(exs, tr.Step()+1); err != nil {
 		b.Fatal(err)
 	}
@@ -142,13 +144,14 @@ func timeSteps(b testing.TB, tr *Trainer, exs []data.Example, n int) float64 {
 // own), the diagonal pass (full − causal-only, less the direct contractions) and the causal path
 // (full − direct-only). Ratios are taken within the run.
 //
-//	GOEXPERIMENT=simd go test ./alphatoken/train -run '^$' -bench AlphaTokenStep -benchtime 1x -timeout 60m
+//	GOEXPERIMENT=simd go test ./methods -run '^$' -bench AlphaTokenStep -benchtime 1x -timeout 60m
 func BenchmarkAlphaTokenStep(b *testing.B) {
 	s := newBenchSetup(b)
 	n := envInt("ALPHATOKEN_BENCH_STEPS", 4)
 	plain, _ := s.trainer(b, "plain", 1)
 	at1, _ := s.trainer(b, "alphatoken", 1)
 	at4, m4 := s.trainer(b, "alphatoken", 4)
+	v4 := m4.(*selective).valuer
 	directOnly, _ := s.trainer(b, "direct-only", 1000)
 	causalOnly, _ := s.trainer(b, "causal-only", 1000)
 	full0, _ := s.trainer(b, "alphatoken", 1000)
@@ -163,7 +166,7 @@ func BenchmarkAlphaTokenStep(b *testing.B) {
 	var tVal float64
 	for range n {
 		t0 := time.Now()
-		if _, err := m4.Valuer.RefreshValidationGradient(); err != nil {
+		if _, err := v4.RefreshValidationGradient(); err != nil {
 			b.Fatal(err)
 		}
 		tVal += time.Since(t0).Seconds() / float64(n)
@@ -223,7 +226,7 @@ func vmHWM() int {
 // BenchmarkPeakMemory reports the peak resident memory of a plain and of an AlphaToken SFT step
 // (same model and batch as BenchmarkAlphaTokenStep), each measured in a fresh process.
 //
-//	GOEXPERIMENT=simd go test ./alphatoken/train -run '^$' -bench PeakMemory -benchtime 1x -timeout 30m
+//	GOEXPERIMENT=simd go test ./methods -run '^$' -bench PeakMemory -benchtime 1x -timeout 30m
 func BenchmarkPeakMemory(b *testing.B) {
 	res := map[string]float64{}
 	for _, kind := range []string{"plain", "alphatoken"} {
@@ -252,7 +255,7 @@ func BenchmarkPeakMemory(b *testing.B) {
 // the machine was; this is the ratio to quote. Defaults: the MiniBench mini model and SFT batch.
 //
 //	ALPHATOKEN_BENCH_PRESET=mini ALPHATOKEN_BENCH_BATCH=8 ALPHATOKEN_BENCH_T=128 ALPHATOKEN_BENCH_STEPS=8 \
-//	GOEXPERIMENT=simd go test ./alphatoken/train -run '^$' -bench FisherKinds -benchtime 1x
+//	GOEXPERIMENT=simd go test ./methods -run '^$' -bench FisherKinds -benchtime 1x
 func BenchmarkFisherKinds(b *testing.B) {
 	s := newBenchSetup(b)
 	n := envInt("ALPHATOKEN_BENCH_STEPS", 4)
@@ -272,11 +275,11 @@ func BenchmarkFisherKinds(b *testing.B) {
 		estimate[kind] = time.Since(t0).Seconds()
 		fishers[kind] = f
 	}
-	trainers := map[alphatoken.FisherKind]*Trainer{}
+	trainers := map[alphatoken.FisherKind]*train.Trainer{}
 	for _, kind := range kinds {
 		trainers[kind], _ = s.trainerWith(b, "alphatoken", fishers[kind], func(vc *alphatoken.Config) {
 			vc.Blocks, vc.Fisher, vc.ValRefresh = k, kind, 4
-		})
+		}, nil)
 	}
 	b.ResetTimer()
 	secs := map[alphatoken.FisherKind]float64{}
@@ -294,4 +297,93 @@ func BenchmarkFisherKinds(b *testing.B) {
 		b.Logf("%-4s: %.3f s/step (%.2fx diag); Fisher from %d sequences in %.2fs", kind, secs[kind],
 			secs[kind]/secs[alphatoken.FisherDiag], s.batch, estimate[kind])
 	}
+}
+
+// BenchmarkMethods measures one SFT step of every registered method (and the baselines
+// budget-matched) against full fine-tuning, in one run: R rounds (default 4) over the methods, each
+// round 4 steps per method (one validation-gradient refresh). The cost is the process's CPU time
+// (user + system, getrusage) per step — the work the step does, which other jobs on a shared
+// machine do not inflate as they do wall time — as the median over rounds; wall time is shown
+// too. The MiniBench mini model with its SFT batch (8 × 128 tokens) and valuation settings (K = 2,
+// ValRefresh 4); the helper model is a copy of the model (cost does not depend on its weights). It
+// also times each method's offline pass (Plan: the per-token scores of the training examples,
+// before step 0; CPU time) over the setup's examples. The table goes to stdout.
+//
+//	ALPHATOKEN_BENCH_ROUNDS=4 GOEXPERIMENT=simd go test ./methods -run '^$' -bench 'Methods$' -benchtime 1x -timeout 60m
+func BenchmarkMethods(b *testing.B) {
+	s := newBenchSetupWith(b, "mini", 8, 128)
+	rounds := envInt("ALPHATOKEN_BENCH_ROUNDS", 4)
+	type run struct {
+		label      string
+		tr         *train.Trainer
+		cpu, wall  []float64
+		offlineCPU float64
+	}
+	var runs []*run
+	for _, name := range Names() {
+		in, _ := Lookup(name)
+		variants := []bool{false}
+		if in.Native > 0 || in.Threshold {
+			variants = append(variants, true)
+		}
+		for _, budget := range variants {
+			label := name
+			if budget {
+				label += " (budget-matched)"
+			}
+			tr, m := s.trainerWith(b, name, s.fisher, func(vc *alphatoken.Config) { vc.Blocks, vc.ValRefresh = 2, 4 },
+				func(o *Options) { o.BudgetMatched = budget })
+			r := &run{label: label, tr: tr}
+			if p, ok := m.(train.Planner); ok {
+				sampler := data.Sampler{Lengths: make([]int, len(s.examples)), BatchSize: s.batch, Seed: 1}
+				c0 := cpuSeconds()
+				if err := p.Plan(s.examples, func(step int) []int { return sampler.Epoch(0)[step%sampler.BatchesPerEpoch()] }, 1000); err != nil {
+					b.Fatal(err)
+				}
+				r.offlineCPU = cpuSeconds() - c0
+			}
+			if err := tr.RunUntil(s.examples, 1); err != nil { // warm-up (graph compilation, buffers)
+				b.Fatal(err)
+			}
+			runs = append(runs, r)
+		}
+	}
+	b.ResetTimer()
+	for range rounds {
+		for _, r := range runs {
+			c0, t0 := cpuSeconds(), time.Now()
+			if err := r.tr.RunUntil(s.examples, r.tr.Step()+4); err != nil {
+				b.Fatal(err)
+			}
+			r.cpu = append(r.cpu, (cpuSeconds()-c0)/4)
+			r.wall = append(r.wall, time.Since(t0).Seconds()/4)
+		}
+	}
+	b.StopTimer()
+	median := func(x []float64) float64 {
+		y := slices.Clone(x)
+		slices.Sort(y)
+		if len(y)%2 == 1 {
+			return y[len(y)/2]
+		}
+		return (y[len(y)/2-1] + y[len(y)/2]) / 2
+	}
+	full := median(runs[slices.IndexFunc(runs, func(r *run) bool { return r.label == "full" })].cpu)
+	fmt.Printf("config: %s, batch %d × %d tokens, K=2, ValRefresh 4, %d rounds × 4 steps each (medians over rounds), simd=%v; offline pass over %d examples\n",
+		envStr("ALPHATOKEN_BENCH_PRESET", "mini"), s.batch, s.t, rounds, model.SIMD(), len(s.examples))
+	fmt.Printf("%-36s %12s %8s %12s %14s   %s\n", "method", "CPU s/step", "× full", "wall s/step", "offline CPU s", "round CPU means (s/step)")
+	for _, r := range runs {
+		m := median(r.cpu)
+		fmt.Printf("%-36s %12.3f %8.2f %12.3f %14.2f   %.3f\n", r.label, m, m/full, median(r.wall), r.offlineCPU, r.cpu)
+		b.ReportMetric(m/full, strings.ReplaceAll(strings.ReplaceAll(r.label, " (budget-matched)", "-bm"), " ", "")+"/full")
+	}
+}
+
+// cpuSeconds is the process's user + system CPU time.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return math.NaN()
+	}
+	return float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
 }

@@ -1,0 +1,198 @@
+package methods
+
+import (
+	"math"
+	"path/filepath"
+	"testing"
+
+	"github.com/alphatoken/alphatoken/alphatoken"
+	"github.com/alphatoken/alphatoken/alphatoken/data"
+	"github.com/alphatoken/alphatoken/alphatoken/train"
+	"github.com/alphatoken/alphatoken/model"
+	"github.com/alphatoken/alphatoken/model/tokenizer"
+)
+
+// runMethod trains lm with a method for steps (batch 4), resuming from resume when set, stopping
+// at stop.
+func runMethod(t *testing.T, lm *model.LM, m train.Method, examples []data.Example, steps, stop int, dir, resume string) *train.Trainer {
+	t.Helper()
+	cfg := train.DefaultConfig(steps)
+	cfg.LR, cfg.BatchSize, cfg.MaxLen, cfg.BucketQuantum, cfg.Quiet, cfg.LogEvery = 3e-3, 4, 32, 16, true, 1
+	cfg.Seed, cfg.OutDir = 4, dir
+	if dir != "" {
+		cfg.CheckpointEvery = 2
+	}
+	tr, err := train.New(lm, tokenizer.NewByteLevel(), cfg, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resume != "" {
+		if err := tr.Resume(resume); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tr.RunUntil(examples, stop); err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+// TestMethodsTrain: every registered method (and every baseline budget-matched, and the selecting
+// ones under a schedule) builds from a full environment and takes steps; hard masks keep at most
+// every token, and at least one, except a threshold (STM drops every token of a random model).
+func TestMethodsTrain(t *testing.T) {
+	type variant struct {
+		name string
+		edit func(o *Options)
+	}
+	var runs []variant
+	for _, n := range Names() {
+		runs = append(runs, variant{n, nil})
+		in, _ := Lookup(n)
+		if in.Native > 0 || in.Threshold {
+			runs = append(runs, variant{n, func(o *Options) { o.BudgetMatched = true }})
+		}
+	}
+	runs = append(runs, variant{"rho1", func(o *Options) { o.Schedule, o.RhoStart = ScheduleCosine, 1 }},
+		variant{"alphatoken", func(o *Options) { o.Schedule, o.RhoStart = ScheduleLinear, 1 }})
+	exs := copyTask(16)
+	for _, v := range runs {
+		label := v.name
+		if v.edit != nil {
+			label += "+options"
+		}
+		t.Run(label, func(t *testing.T) {
+			lm := tinyLM(t, 3)
+			env := testEnv(t, lm, 5)
+			if v.edit != nil {
+				v.edit(&env.Options)
+			}
+			m, err := Build(v.name, env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr := runMethod(t, lm, m, exs, 5, 5, "", "")
+			in, _ := Lookup(v.name)
+			least := 1.0
+			if in.Threshold && (v.edit == nil) {
+				least = 0
+			}
+			for _, r := range tr.History {
+				if math.IsNaN(r.Loss) {
+					t.Fatalf("step %d: NaN loss", r.Step)
+				}
+				if kept, ok := r.Metrics["kept"]; ok && !(kept >= least && kept <= r.Metrics["tokens"]) {
+					t.Fatalf("step %d kept %v of %v", r.Step, kept, r.Metrics["tokens"])
+				}
+			}
+		})
+	}
+}
+
+// TestScheduledKeepCounts: under a linear schedule from 1 to ρ, step s keeps exactly
+// floor(ρ_s N + 0.5) of the batch's N tokens, starting with all of them.
+func TestScheduledKeepCounts(t *testing.T) {
+	lm := tinyLM(t, 3)
+	env := testEnv(t, lm, 5)
+	env.Options = Options{Rho: 0.5, Schedule: ScheduleLinear, RhoStart: 1}
+	m, err := Build("random", env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := runMethod(t, lm, m, copyTask(16), 5, 5, "", "")
+	for i, r := range tr.History {
+		rho := 1 - 0.5*float64(i)/4
+		if n := int(r.Metrics["tokens"]); int(r.Metrics["kept"]) != alphatoken.KeepCount(rho, n) || !near(r.Metrics["rho"], rho) {
+			t.Fatalf("step %d: kept %v of %d at ρ %v, want ρ %v", i, r.Metrics["kept"], n, r.Metrics["rho"], rho)
+		}
+	}
+	if tr.History[0].Metrics["kept"] != tr.History[0].Metrics["tokens"] {
+		t.Fatalf("step 0 must keep every token")
+	}
+}
+
+// TestAlphaTokenTrainingAndResume: the AlphaToken step trains (the full loss drops), keeps exactly
+// floor(ρN+0.5) tokens per batch, and resumes bit-for-bit across a ValRefresh boundary (the
+// validation gradient of the last refresh comes back from the checkpoint).
+func TestAlphaTokenTrainingAndResume(t *testing.T) {
+	examples := copyTask(60)
+	run := func(dir string, stop int, resume string) *train.Trainer {
+		lm := tinyLM(t, 9)
+		env := testEnv(t, lm, 8)
+		env.Valuation.ValRefresh = 3
+		m, err := Build("alphatoken", env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return runMethod(t, lm, m, examples, 8, stop, dir, resume)
+	}
+	straight := run(t.TempDir(), 8, "")
+	for _, r := range straight.History {
+		if int(r.Metrics["kept"]) != alphatoken.KeepCount(0.5, int(r.Metrics["tokens"])) {
+			t.Fatalf("step %d kept %v of %v tokens", r.Step, r.Metrics["kept"], r.Metrics["tokens"])
+		}
+	}
+	if h := straight.History; !(h[len(h)-1].Metrics["full_loss"] < h[0].Metrics["full_loss"]) {
+		t.Fatalf("full loss did not drop: %v -> %v", h[0].Metrics["full_loss"], h[len(h)-1].Metrics["full_loss"])
+	}
+	dir := t.TempDir()
+	run(dir, 4, "")
+	resumed := run(dir, 8, filepath.Join(dir, "checkpoint-4"))
+	sameWeights(t, straight.LM, resumed.LM)
+}
+
+// sameWeights fails unless every variable of a is bit-identical in b.
+func sameWeights(t *testing.T, a, b *model.LM) {
+	t.Helper()
+	for v := range a.Store.IterVariables() {
+		w := b.Store.GetVariable(v.Path())
+		if w == nil {
+			t.Fatalf("%s missing after resume", v.Path())
+		}
+		x, _ := model.TensorFloat64(v.MustValue())
+		y, _ := model.TensorFloat64(w.MustValue())
+		for i := range x {
+			if x[i] != y[i] && !(math.IsNaN(x[i]) && math.IsNaN(y[i])) {
+				t.Fatalf("%s[%d]: straight %v, resumed %v", v.Path(), i, x[i], y[i])
+			}
+		}
+	}
+}
+
+// TestTokenCleaningSelf: 10 steps in 5 chunks over one epoch: chunk 0 trains on every token,
+// every later chunk keeps exactly the global top 60% of its own tokens (summed over its steps),
+// and a run resumed inside a chunk ends bit-identical to a straight one.
+func TestTokenCleaningSelf(t *testing.T) {
+	examples := copyTask(40) // 10 batches of 4: one epoch
+	run := func(dir string, stop int, resume string) *train.Trainer {
+		lm := tinyLM(t, 6)
+		m, err := Build("token-cleaning-self", testEnv(t, lm, 10))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return runMethod(t, lm, m, examples, 10, stop, dir, resume)
+	}
+	straight := run(t.TempDir(), 10, "")
+	kept, tokens := map[int]float64{}, map[int]float64{}
+	for _, r := range straight.History {
+		c := int(r.Metrics["chunk"])
+		if c != (r.Step-1)/2 {
+			t.Fatalf("step %d is in chunk %d", r.Step-1, c)
+		}
+		kept[c] += r.Metrics["kept"]
+		tokens[c] += r.Metrics["tokens"]
+	}
+	for c := range 5 {
+		want := alphatoken.KeepCount(0.6, int(tokens[c]))
+		if c == 0 {
+			want = int(tokens[c])
+		}
+		if int(kept[c]) != want {
+			t.Errorf("chunk %d kept %v of %v tokens, want %d", c, kept[c], tokens[c], want)
+		}
+	}
+	dir := t.TempDir()
+	run(dir, 6, "") // checkpoints at 2, 4, 6: step 6 is the start of chunk 3, step 5 inside chunk 2
+	resumed := run(dir, 10, filepath.Join(dir, "checkpoint-6"))
+	sameWeights(t, straight.LM, resumed.LM)
+}
