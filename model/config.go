@@ -289,7 +289,8 @@ func (c *Config) NumParams() int64 {
 }
 
 // MarshalHF renders the configuration as a Hugging Face config.json that transformers can load, in
-// the transformers-4 form (rope_theta, rope_scaling, torch_dtype; see hfconfig.go).
+// the transformers-4 form (rope_theta, rope_scaling, torch_dtype; see hfconfig.go), or the -5 form
+// for a Gemma 3 configuration with a scaled local RoPE, which only that form can express.
 func (c *Config) MarshalHF() ([]byte, error) { return c.marshalHF(false) }
 
 // MarshalHF5 renders the configuration in the transformers-5 form: rope_parameters (one object per
@@ -329,8 +330,8 @@ func (c *Config) marshalHF(form5 bool) ([]byte, error) {
 	}
 	if c.Arch == Gemma3 {
 		c.gemma3Keys(m)
-		if !form5 && c.RoPELocalScaling.Type != "" && c.RoPELocalScaling.Type != "default" {
-			return nil, errors.Errorf("model: a %s sliding_attention RoPE scaling has no transformers-4 config key; write the transformers-5 form", c.RoPELocalScaling.Type)
+		if c.RoPELocalScaling.Type != "" && c.RoPELocalScaling.Type != "default" {
+			form5 = true // transformers 4 has no key for a scaled local RoPE: only the -5 form says it
 		}
 	}
 	if form5 {
