@@ -11,11 +11,11 @@ import (
 // block and norm (gemma3.go) plus a row in families; its parameters are named after the HF
 // checkpoint (Config.ParamSpecs), so checkpoints map by rule.
 //
-//	family   class               embed    block                           norm                  q/k norm
-//	llama    LlamaForCausalLM    x_t      x+attn(n(x)); x+swiglu(n(x))    x/rms(x)·w            –
-//	qwen2    Qwen2ForCausalLM    x_t      as llama (q/k/v biases)         x/rms(x)·w            –
-//	qwen3    Qwen3ForCausalLM    x_t      as llama                        x/rms(x)·w            yes
-//	gemma3   Gemma3ForCausalLM   √d·x_t   x+n(attn(n(x))); x+n(geglu(n(x)))   x/rms(x)·(1+w)    yes
+//	family   class               embed    block                                  norm            q/k norm
+//	llama    LlamaForCausalLM    x_t      x + attn(n(x)); x + swiglu(n(x))       x/rms(x)·w      –
+//	qwen2    Qwen2ForCausalLM    x_t      as llama, with q/k/v biases            x/rms(x)·w      –
+//	qwen3    Qwen3ForCausalLM    x_t      as llama                               x/rms(x)·w      yes
+//	gemma3   Gemma3ForCausalLM   √d·x_t   x + n(attn(n(x))); x + n(geglu(n(x)))  x/rms(x)·(1+w)  yes
 type family struct {
 	class string // the HF "architectures" entry of config.json
 	// embed maps token ids [b, t] to the residual stream [b, t, d].

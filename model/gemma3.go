@@ -23,7 +23,7 @@ import (
 // (or float64) and cast back; its weights are zero at initialisation. Attention is the shared core
 // with q/k norms, scores scaled by query_pre_attn_scalar^−½ (Config.AttnScale), and per layer kind:
 // sliding_attention layers see the last sliding_window positions (themselves included) and rotate
-// with the local RoPE base (rope_local_base_freq, unscaled), full_attention layers see every earlier
+// with the local RoPE base (rope_local_base_freq, unscaled in Gemma 3), full_attention layers see every earlier
 // position and use rope_theta with its scaling (attnContext.layer). Logit soft-capping
 // (attn_logit_softcapping, final_logit_softcapping) is Gemma 2's; Gemma 3 checkpoints set neither,
 // and a config that sets one is refused (hfconfig.go).
