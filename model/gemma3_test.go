@@ -5,13 +5,17 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/layers/activation"
+	gm "github.com/gomlx/gomlx/ml/model"
 )
 
 // The published Gemma 3 sizes. The 4B text stack comes from the fixtures (the text model's own
@@ -276,5 +280,55 @@ func TestFusedGeluApproxGradient(t *testing.T) {
 	}
 	if relErr(fdy, wantDy) < 1e-6 {
 		t.Errorf("GoMLX's fused GeluApproximate gradient is right now (%v): gemma3MLP can use activation.GeluApproximate", fdy)
+	}
+}
+
+// BenchmarkGemma3Step: a forward+backward step (gradients of every weight) of a Gemma 3 model of
+// the mini preset's sizes (d 128, 4 blocks: three sliding-window layers of window 32, one global)
+// against the mini Llama, in interleaved rounds (one machine load for both), batch 8 × 128 tokens.
+// It reports each one's median s/step and their ratio: what the Gemma block costs over Llama's.
+//
+//	GOEXPERIMENT=simd go test ./model -run '^$' -bench Gemma3Step -benchtime 1x
+func BenchmarkGemma3Step(b *testing.B) {
+	backend := testBackend(b)
+	llama, _ := Preset("mini", 259, 257, 258, 256)
+	gemma := *llama
+	gemma.Arch, gemma.HiddenAct, gemma.QueryPreAttnScalar, gemma.TieEmbeddings = Gemma3, "gelu_pytorch_tanh", float64(llama.HeadDim), true
+	gemma.RoPELocalTheta, gemma.SlidingWindow = 1e4, 32
+	gemma.LayerTypes = []string{SlidingAttention, SlidingAttention, SlidingAttention, FullAttention}
+	const B, T, rounds = 8, 128, 11
+	tokens := tensors.FromValue(testTokens(B, T, llama.VocabSize))
+	steps := map[string]func(){}
+	for name, cfg := range map[string]*Config{"llama": llama, "gemma3": &gemma} {
+		lm, err := New(backend, cfg, dtypes.Float32, 1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		exec := gm.MustNewExec(backend, lm.Store, func(scope *gm.Scope, tok *Node) []*Node {
+			out := Forward(cfg, lm.Weights(tok.Graph()), tok, ForwardOptions{})
+			loss := ReduceAllMean(TokenNLL(out.Logits, ConvertDType(ShiftLeft(tok, 1, 0), dtypes.Int32)))
+			return append([]*Node{loss}, scope.BuildTrainableVariablesGradientsGraph(loss)...)
+		})
+		steps[name] = func() {
+			for _, o := range exec.MustCall(tokens) {
+				o.FinalizeAll()
+			}
+		}
+		steps[name]() // compile and warm up
+	}
+	for range b.N {
+		times := map[string][]float64{}
+		for range rounds {
+			for _, name := range []string{"llama", "gemma3"} {
+				t0 := time.Now()
+				steps[name]()
+				times[name] = append(times[name], time.Since(t0).Seconds())
+			}
+		}
+		med := func(v []float64) float64 { sort.Float64s(v); return v[len(v)/2] }
+		l, g := med(times["llama"]), med(times["gemma3"])
+		b.ReportMetric(l, "llama-s/step")
+		b.ReportMetric(g, "gemma3-s/step")
+		b.ReportMetric(g/l, "gemma3/llama")
 	}
 }
