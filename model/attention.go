@@ -44,7 +44,7 @@ func packedContext(cfg *Config, segments *Node, dtype dtypes.DType) *attnContext
 	visible := And(same, LessOrEqual(key, query)) // [b, t, s=t]
 	// The first position of each query's example: the smallest key position in its segment.
 	first := ReduceMin(Where(same, key, BroadcastToShape(Scalar(g, dtypes.Int32, t), grid)), 2) // [b, t]
-	pos := Sub(Iota(g, shapes.Make(dtypes.Int32, b, t), 1), first)                             // [b, t]
+	pos := Sub(Iota(g, shapes.Make(dtypes.Int32, b, t), 1), first)                              // [b, t]
 	return &attnContext{rope: newRoPE(g, cfg, t, dtype).at(pos), visible: visible}
 }
 
