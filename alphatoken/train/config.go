@@ -59,18 +59,18 @@ type Config struct {
 	Schedule        Schedule // after the warm-up: cosine (default), linear or constant
 	WarmupSteps     int      // linear warm-up steps (default Steps/20)
 	MinLRRatio      float64  // cosine and linear decay end at LR·MinLRRatio (default 0.1)
-	WeightDecay     float64 // AdamW decoupled weight decay (default 0; applied to every weight)
-	Beta1           float64 // default 0.9
-	Beta2           float64 // default 0.95
-	Eps             float64 // default 1e-8
-	ClipNorm        float64 // clip the global gradient norm to this (default 1; negative disables)
-	Seed            uint64  // data order and random masks
-	LogEvery        int     // a metrics line (and progress) every N steps (default 10)
-	CheckpointEvery int     // a resumable checkpoint every N steps (0: only at the end)
-	KeepCheckpoints int     // most recent checkpoints kept (default 2)
-	OutDir          string  // where checkpoints and metrics.jsonl go ("" keeps nothing on disk)
-	TensorBoardDir  string  // TensorBoard event files of the logged steps ("" writes none)
-	Quiet           bool    // no progress lines on stderr
+	WeightDecay     float64  // AdamW decoupled weight decay (default 0; applied to every weight)
+	Beta1           float64  // default 0.9
+	Beta2           float64  // default 0.95
+	Eps             float64  // default 1e-8
+	ClipNorm        float64  // clip the global gradient norm to this (default 1; negative disables)
+	Seed            uint64   // data order and random masks
+	LogEvery        int      // a metrics line (and progress) every N steps (default 10)
+	CheckpointEvery int      // a resumable checkpoint every N steps (0: only at the end)
+	KeepCheckpoints int      // most recent checkpoints kept (default 2)
+	OutDir          string   // where checkpoints and metrics.jsonl go ("" keeps nothing on disk)
+	TensorBoardDir  string   // TensorBoard event files of the logged steps ("" writes none)
+	Quiet           bool     // no progress lines on stderr
 }
 
 // DefaultConfig returns the defaults for a run of the given number of steps.
