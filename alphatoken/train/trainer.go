@@ -130,7 +130,12 @@ func New(lm *model.LM, tok tokenizer.Tokenizer, cfg Config, method Method) (*Tra
 	tr := &Trainer{LM: lm, Tokenizer: tok, Config: cfg, Method: method, Log: os.Stderr}
 	tr.opt = optimizer.Adam().LearningRate(cfg.LR).Betas(cfg.Beta1, cfg.Beta2).Epsilon(cfg.Eps).
 		WeightDecay(cfg.WeightDecay).Done()
-	tr.lrVar = optimizer.LearningRateVar(lm.Store.RootScope(), dtypes.Float32, cfg.LR)
+	// The optimizer works in the loss's dtype: float64 for a float64 model, else float32.
+	lrDType := dtypes.Float32
+	if lm.DType == dtypes.Float64 {
+		lrDType = dtypes.Float64
+	}
+	tr.lrVar = optimizer.LearningRateVar(lm.Store.RootScope(), lrDType, cfg.LR)
 	var err error
 	if cfg.GradAccum == 1 {
 		if tr.exec, err = model.NewStoreExec(lm.Backend, lm.Store, "train_step", tr.stepGraph); err != nil {
@@ -432,7 +437,11 @@ func (tr *Trainer) RunUntil(examples []data.Example, stop int) (err error) {
 			}
 		}
 		lr := cfg.LearningRate(tr.step)
-		if err := tr.lrVar.SetValue(tensors.FromScalar(float32(lr))); err != nil {
+		lrValue := tensors.FromScalar(float32(lr))
+		if tr.lrVar.Shape().DType == dtypes.Float64 {
+			lrValue = tensors.FromScalar(lr)
+		}
+		if err := tr.lrVar.SetValue(lrValue); err != nil {
 			return err
 		}
 		noise := tr.noise(micro)
@@ -449,7 +458,12 @@ func (tr *Trainer) RunUntil(examples []data.Example, stop int) (err error) {
 			args := []any{b.Tokens, b.Targets, b.Weights, noise[m]}
 			exec := tr.exec
 			if cfg.GradAccum > 1 {
-				args = append(args, float32(float64(b.NumTokens)/float64(responseTokens)))
+				share := float64(b.NumTokens) / float64(responseTokens)
+				if tr.lrVar.Shape().DType == dtypes.Float64 {
+					args = append(args, share)
+				} else {
+					args = append(args, float32(share))
+				}
 				exec = tr.accumExec
 				if m == len(micro)-1 {
 					exec = tr.applyExec
