@@ -180,12 +180,12 @@ func PrepareOutDir(dir string, resume, overwrite bool) (*Lock, error) {
 		return l, nil
 	case !overwrite:
 		l.Release()
-		shown := names
-		if len(shown) > 4 {
-			shown = append(shown[:4:4], fmt.Sprintf("… %d entries", len(names)))
+		shown := strings.Join(names, ", ")
+		if len(names) > 4 {
+			shown = fmt.Sprintf("%s, and %d more", strings.Join(names[:4], ", "), len(names)-4)
 		}
 		return nil, errors.Errorf("train: --out %s is not empty (%s): use --resume to continue the run in it, "+
-			"--overwrite to replace it, or another --out", dir, strings.Join(shown, ", "))
+			"--overwrite to replace it, or another --out", dir, shown)
 	}
 	trash := filepath.Join(l.abs, ".trash-"+uniqueSuffix())
 	if err := os.Mkdir(trash, 0o755); err != nil {
