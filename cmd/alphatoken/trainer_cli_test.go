@@ -216,17 +216,17 @@ func TestTrainingRunCases(t *testing.T) {
 				}
 			}},
 		{name: "resume changed lr", setup: finished, args: []string{"--resume", "--lr", "2e-4", "--seed", "3"},
-			want: "--lr: 0.0001 → 0.0002\n  --seed: 1 → 3\n  LR: 0.0001 → 0.0002\n  Seed: 1 → 3"},
+			want: "with different settings (checkpoint → this run):\n  LR: 0.0001 → 0.0002\n  Seed: 1 → 3\nrun with"},
 		{name: "resume changed data", setup: finished, args: []string{"--resume", "--data", otherData}, want: "--data: sha256:"},
-		{name: "resume changed method options", setup: finished, args: []string{"--resume", "--rho", "0.3", "--max-len", "48"},
-			want: "MaxLen: 32 → 48"},
+		{name: "resume changed method options", setup: finished, args: []string{"--resume", "--rho", "0.3", "--template", "plain", "--max-len", "64"},
+			want: "--rho: 0.5 → 0.3\n  --template: auto → plain\n  MaxLen: 32 → 64\nrun with"},
 		{name: "resume override", setup: func(t *testing.T, out string) {
 			if _, err := sft(out, "--checkpoint-every", "2", "--steps", "2"); err != nil {
 				t.Fatal(err)
 			}
 		}, args: []string{"--resume", "--resume-override", "--lr", "2e-4"},
 			check: func(t *testing.T, out, stderr string) {
-				for _, want := range []string{"resume override: LR: 0.0001 → 0.0002", "resume override: Steps: 2 → 4", "resume override: --lr: 0.0001 → 0.0002"} {
+				for _, want := range []string{"resume override: LR: 0.0001 → 0.0002\nresume override: Steps: 2 → 4\nresuming from"} {
 					if !strings.Contains(stderr, want) {
 						t.Errorf("stderr lacks %q:\n%s", want, stderr)
 					}

@@ -161,20 +161,24 @@ func (rf *runFlags) start(tr *train.Trainer, fs *flag.FlagSet) error {
 	return nil
 }
 
-// notMath are the flags that do not change a run's math: where it writes, how often it logs,
-// checkpoints or evaluates, on which backend it runs, and caches.
-var notMath = map[string]bool{"out": true, "resume": true, "overwrite": true, "resume-override": true, "tensorboard": true,
+// notRecorded are the flags runSettings leaves out: those that do not change a run's math (where
+// it writes, how often it logs, checkpoints or evaluates, the backend, caches), and those whose
+// effect train.Config records itself (steps, batch, lr, …: a difference shows once, as
+// "LR: 0.0001 → 0.0002").
+var notRecorded = map[string]bool{"out": true, "resume": true, "overwrite": true, "resume-override": true, "tensorboard": true,
 	"checkpoint-every": true, "log-every": true, "eval": true, "eval-every": true, "backend": true, "offline-cache": true,
-	"samples": true}
+	"samples": true,
+	"steps": true, "epochs": true, "batch": true, "max-len": true, "seq": true, "lr": true, "warmup": true,
+	"weight-decay": true, "seed": true, "grad-accum": true, "clip": true, "scheduler": true, "packing": true}
 
-// runSettings records every flag that changes a run's math, by flag name: a file's value is its
+// runSettings records every other flag that changes a run's math, by flag name: a file's value is its
 // content's SHA-256 (so a moved file still matches and an edited one does not), a checkpoint
 // directory's a digest of its config.json and tokenizer.json and the sizes of its weight files.
 func runSettings(fs *flag.FlagSet) (map[string]string, error) {
 	out := map[string]string{}
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
-		if notMath[f.Name] || err != nil {
+		if notRecorded[f.Name] || err != nil {
 			return
 		}
 		v := f.Value.String()
