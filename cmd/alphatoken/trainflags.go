@@ -168,7 +168,7 @@ func (rf *runFlags) start(tr *train.Trainer, fs *flag.FlagSet) error {
 var notRecorded = map[string]bool{"out": true, "resume": true, "overwrite": true, "resume-override": true, "tensorboard": true,
 	"checkpoint-every": true, "log-every": true, "eval": true, "eval-every": true, "backend": true, "offline-cache": true,
 	"samples": true,
-	"steps": true, "epochs": true, "batch": true, "max-len": true, "seq": true, "lr": true, "warmup": true,
+	"steps":   true, "epochs": true, "batch": true, "max-len": true, "seq": true, "lr": true, "warmup": true,
 	"weight-decay": true, "seed": true, "grad-accum": true, "clip": true, "scheduler": true, "packing": true}
 
 // runSettings records every other flag that changes a run's math, by flag name: a file's value is its
