@@ -81,18 +81,21 @@ type valuerHooks struct {
 	v           *alphatoken.Valuer
 	restored    bool
 	lastValLoss float64
+	// refreshedAt is 1 + the step of the last refresh (0: none): the micro-batches of one step
+	// (gradient accumulation) share its refresh.
+	refreshedAt int
 }
 
 func (h *valuerHooks) before(step int) error {
 	refresh := h.v.Config.ValRefresh
-	if h.restored && step%refresh != 0 {
+	if h.refreshedAt == step+1 || (h.restored && step%refresh != 0) {
 		return nil // G of the last refresh before the checkpoint is in the restored state
 	}
 	j, err := h.v.RefreshValidationGradient()
 	if err != nil {
 		return err
 	}
-	h.lastValLoss, h.restored = j, true
+	h.lastValLoss, h.restored, h.refreshedAt = j, true, step+1
 	return nil
 }
 

@@ -64,7 +64,14 @@ type selective struct {
 	// offline is the time spent scoring training examples outside the step graph (Plan, and any
 	// scoring a hook does between steps).
 	offline time.Duration
+	// packs: the method trains on packed rows (train.PackingSupport): its score comes from the
+	// training forward alone (forwardNLL, which keeps attention inside each example), with no
+	// per-example inputs.
+	packs bool
 }
+
+// SupportsPacking implements train.PackingSupport.
+func (m *selective) SupportsPacking() bool { return m.packs }
 
 func (m *selective) Name() string { return m.name }
 
@@ -205,8 +212,10 @@ func (m *selective) useTable(tt *TokenTable, examples []data.Example) error {
 // passes that run later (Plan runs after a resume has moved the weights).
 func frozenCopy(env *Env) (*model.LM, error) { return env.LM.Clone() }
 
-// forwardNLL is the plain training forward: per-position loss and the label positions.
+// forwardNLL is the plain training forward: per-position loss and the label positions. Packed rows
+// (b.Segments) keep attention inside each example.
 func forwardNLL(lm *model.LM, b train.BatchNodes, opts model.ForwardOptions) (*model.Output, *Node, *Node) {
+	opts.Segments = b.Segments
 	out := model.Forward(lm.Config, lm.Weights(b.Tokens.Graph()), b.Tokens, opts)
 	nll := model.TokenNLL(out.Logits, b.Targets)
 	valid := NotEqual(b.Weights, ZerosLike(b.Weights))

@@ -196,3 +196,77 @@ func TestTokenCleaningSelf(t *testing.T) {
 	resumed := run(dir, 10, filepath.Join(dir, "checkpoint-6"))
 	sameWeights(t, straight.LM, resumed.LM)
 }
+
+// TestAccumulationAndPacking: AlphaToken with two micro-batches per step (its mask taken per
+// micro-batch, the validation gradient refreshed once per step) trains and resumes bit-for-bit
+// across a refresh; random-ρ trains on packed rows, keeping floor(ρN+0.5) of each batch's N
+// tokens; AlphaToken refuses packing (its valuation does not keep to one example of a row).
+func TestAccumulationAndPacking(t *testing.T) {
+	examples := copyTask(40)
+	run := func(dir string, stop int, resume string) *train.Trainer {
+		lm := tinyLM(t, 9)
+		env := testEnv(t, lm, 6)
+		env.Valuation.ValRefresh = 3
+		m, err := Build("alphatoken", env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := train.DefaultConfig(6)
+		cfg.LR, cfg.BatchSize, cfg.GradAccum, cfg.MaxLen, cfg.BucketQuantum, cfg.Quiet, cfg.LogEvery = 3e-3, 2, 2, 32, 16, true, 1
+		cfg.Seed, cfg.OutDir, cfg.CheckpointEvery = 4, dir, 2
+		tr, err := train.New(lm, tokenizer.NewByteLevel(), cfg, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resume != "" {
+			if err := tr.Resume(resume); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tr.RunUntil(examples, stop); err != nil {
+			t.Fatal(err)
+		}
+		return tr
+	}
+	straight := run(t.TempDir(), 6, "")
+	for _, r := range straight.History {
+		if !(r.Metrics["kept"] >= 1 && r.Metrics["kept"] < r.Metrics["tokens"]) || math.IsNaN(r.Loss) {
+			t.Fatalf("step %d: kept %v of %v (loss %v)", r.Step, r.Metrics["kept"], r.Metrics["tokens"], r.Loss)
+		}
+	}
+	dir := t.TempDir()
+	run(dir, 4, "")
+	sameWeights(t, straight.LM, run(dir, 6, filepath.Join(dir, "checkpoint-4")).LM)
+
+	lm := tinyLM(t, 3)
+	env := testEnv(t, lm, 4)
+	env.Options.Rho = 0.5
+	m, err := Build("random", env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := train.DefaultConfig(4)
+	cfg.BatchSize, cfg.MaxLen, cfg.BucketQuantum, cfg.Quiet, cfg.LogEvery, cfg.Packing = 2, 32, 16, true, 1, true
+	tr, err := train.New(lm, tokenizer.NewByteLevel(), cfg, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Run(examples); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range tr.History {
+		if n := int(r.Metrics["tokens"]); int(r.Metrics["kept"]) != alphatoken.KeepCount(0.5, n) {
+			t.Fatalf("packed step %d: kept %v of %d", r.Step, r.Metrics["kept"], n)
+		}
+	}
+	if tr.History[0].Metrics["tokens"] <= 2*float64(len(examples[0].Response())+1) {
+		t.Fatalf("a packed batch of 2 rows holds only %v response tokens", tr.History[0].Metrics["tokens"])
+	}
+	at, err := Build("alphatoken", testEnv(t, lm, 4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := train.New(lm, nil, cfg, at); err == nil {
+		t.Fatal("alphatoken accepted packing")
+	}
+}

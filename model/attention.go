@@ -53,6 +53,29 @@ func inWindow(r, c *Node, w int) *Node {
 	return LessThan(Sub(r, c), Scalar(r.Graph(), r.DType(), w))
 }
 
+// packedContext is the context of packed rows: segments [b, t] (int32) numbers the examples along
+// each row. Query r sees key c when both belong to the same example and c ≤ r (a block-diagonal
+// causal mask), and its RoPE position is r minus the first position of its example.
+func packedContext(cfg *Config, segments *Node, dtype dtypes.DType) *attnContext {
+	g := segments.Graph()
+	segments.AssertDims(-1, -1)
+	b, t := segments.Shape().Dimensions[0], segments.Shape().Dimensions[1]
+	segments = ConvertDType(segments, dtypes.Int32)
+	grid := shapes.Make(dtypes.Int32, b, t, t)
+	query, key := Iota(g, grid, 1), Iota(g, grid, 2)
+	same := Equal(BroadcastToShape(Reshape(segments, b, t, 1), grid), BroadcastToShape(Reshape(segments, b, 1, t), grid))
+	visible := And(same, LessOrEqual(key, query)) // [b, t, s=t]
+	// The first position of each query's example: the smallest key position in its segment.
+	first := ReduceMin(Where(same, key, BroadcastToShape(Scalar(g, dtypes.Int32, t), grid)), 2) // [b, t]
+	pos := Sub(Iota(g, shapes.Make(dtypes.Int32, b, t), 1), first)                              // [b, t]
+	ctx := &attnContext{rope: newRoPE(g, cfg, t, dtype).at(pos), visible: visible}
+	if cfg.HasSlidingLayers() {
+		ctx.sliding = &attnContext{rope: ropeTable(g, cfg.LocalInvFrequencies(), t, dtype).at(pos),
+			visible: And(visible, inWindow(query, key, cfg.SlidingWindow))}
+	}
+	return ctx
+}
+
 // kvCache is one block's key/value cache inside a graph: keys and values in head layout [b, k, s, e]
 // and the slot (int32 scalar) where this forward pass's t positions are written. Before the block
 // runs, k and v hold the cache (nil: s empty slots); after it, the updated cache. s = Slots.

@@ -43,6 +43,11 @@ type ForwardOptions struct {
 	Diagonal bool
 	// Hidden returns the residual stream entering every block and the final one (Layers+1 nodes).
 	Hidden bool
+	// Segments, for packed rows (several examples per row, data.MakePackedBatch), is [b, t] int32:
+	// the example each position belongs to, numbered along the row. Attention then stays inside each
+	// example (a block-diagonal causal mask) and RoPE positions restart at 0 with every example, so
+	// each example's logits are those it gets alone. nil: one sequence per row.
+	Segments *Node
 }
 
 // Output is what Forward returns.
@@ -91,6 +96,9 @@ func Forward(cfg *Config, w *Weights, tokens *Node, opts ForwardOptions) *Output
 		Panicf("model.Forward: Diagonal needs TapBlocks > 0")
 	}
 	ctx := causalContext(g, cfg, t, w.Embed.DType())
+	if opts.Segments != nil {
+		ctx = packedContext(cfg, opts.Segments, w.Embed.DType())
+	}
 	fam := cfg.family()
 	x := fam.embed(cfg, w, tokens) // [b, t, d]
 	out := &Output{}

@@ -10,12 +10,19 @@ import (
 //	Tokens[b][p]  input ids, right-padded with the pad id
 //	Targets[b][p] = Tokens[b][p+1] (0 where there is none)
 //	Weights[b][p] = 1 at label positions p ∈ R of a real example, 0 elsewhere
+//	Segments[b][p] (packed batches only, else nil): which of the row's examples position p holds
 type Batch struct {
 	Tokens  [][]int32
 	Targets [][]int32
 	Weights [][]float32
-	// Index[b] is the position of row b's example in the slice it came from (-1: padding row).
+	// Segments numbers the examples of a packed row 0, 1, …; nil for a batch of one example per
+	// row (MakeBatch). See MakePackedBatch.
+	Segments [][]int32
+	// Index[b] is the position of row b's example in the slice it came from (-1: padding row); in a
+	// packed batch, the row's first example.
 	Index []int
+	// Packed[b] lists the examples of packed row b (nil for MakeBatch).
+	Packed [][]int
 	// NumTokens is Σ Weights (the response tokens of the batch).
 	NumTokens int
 }

@@ -72,7 +72,22 @@ func StepsForEpochs(epochs float64, n, batchSize int) int {
 
 // Describe is a one-line summary of a run for logs.
 func Describe(lm *model.LM, cfg Config, method Method, nExamples int) string {
-	return fmt.Sprintf("%s: %s model, %.2fM params, %d examples, %d steps × batch %d, lr %.2g (warmup %d, cosine to %.2g×), max len %d",
-		method.Name(), lm.Config.Arch, float64(lm.Config.NumParams())/1e6, nExamples, cfg.Steps, cfg.BatchSize,
-		cfg.LR, cfg.WarmupSteps, cfg.MinLRRatio, cfg.MaxLen)
+	batch := fmt.Sprintf("batch %d", cfg.BatchSize)
+	if cfg.GradAccum > 1 {
+		batch = fmt.Sprintf("%d micro-batches of %d", cfg.GradAccum, cfg.BatchSize)
+	}
+	if cfg.Packing {
+		batch += " packed rows"
+	}
+	sched := fmt.Sprintf("%s to %.2g×", cfg.Schedule, cfg.MinLRRatio)
+	if cfg.Schedule == ScheduleConstant {
+		sched = "constant"
+	}
+	clip := fmt.Sprintf("clip %g", cfg.ClipNorm)
+	if cfg.ClipNorm <= 0 {
+		clip = "no clipping"
+	}
+	return fmt.Sprintf("%s: %s model, %.2fM params, %d examples, %d steps × %s, lr %.2g (warmup %d, %s), %s, max len %d",
+		method.Name(), lm.Config.Arch, float64(lm.Config.NumParams())/1e6, nExamples, cfg.Steps, batch,
+		cfg.LR, cfg.WarmupSteps, sched, clip, cfg.MaxLen)
 }

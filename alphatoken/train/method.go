@@ -14,6 +14,9 @@ type BatchNodes struct {
 	Targets *Node // [b, t] int32: Tokens shifted left
 	Weights *Node // [b, t] float32: 1 at label positions of the response
 	Noise   *Node // [b, t] float32 uniform in [0,1), a pure function of (seed, step): for random masks
+	// Segments, with Config.Packing, numbers the examples of each packed row ([b, t] int32); pass it
+	// to every forward pass (model.ForwardOptions.Segments). nil without packing.
+	Segments *Node
 	// Extra are the inputs the method's Prepare returned for this step, in the same order.
 	Extra []*Node
 }
@@ -45,14 +48,21 @@ type Planner interface {
 	Plan(examples []data.Example, batchAt func(step int) []int, steps int) error
 }
 
+// PackingSupport is implemented by methods that train on packed rows (Config.Packing): every
+// forward pass of their Loss passes BatchNodes.Segments, and nothing they compute crosses from one
+// example of a row to the next (e.g. a per-batch keep count over response tokens is fine; offline
+// tables indexed by Batch.Index are not). The trainer refuses packing for other methods.
+type PackingSupport interface{ SupportsPacking() bool }
+
 // Full is plain training: every label position counts, loss = Σ w·l / Σ w.
 type Full struct{}
 
 func (Full) Name() string                            { return "full" }
 func (Full) MetricNames() []string                   { return []string{"tokens"} }
 func (Full) Prepare(int, *data.Batch) ([]any, error) { return nil, nil }
+func (Full) SupportsPacking() bool                   { return true }
 func (Full) Loss(_ *gm.Scope, lm *model.LM, b BatchNodes) (*Node, []*Node) {
-	out := model.Forward(lm.Config, lm.Weights(b.Tokens.Graph()), b.Tokens, model.ForwardOptions{})
+	out := model.Forward(lm.Config, lm.Weights(b.Tokens.Graph()), b.Tokens, model.ForwardOptions{Segments: b.Segments})
 	nll := model.TokenNLL(out.Logits, b.Targets)
 	w := ConvertDType(b.Weights, nll.DType())
 	n := ReduceAllSum(w)

@@ -1,15 +1,13 @@
 package train
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
+	"path"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -17,11 +15,12 @@ import (
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	gm "github.com/gomlx/gomlx/ml/model"
+	"github.com/gomlx/gomlx/ml/model/initializer"
 	"github.com/gomlx/gomlx/ml/train/optimizer"
 	"github.com/pkg/errors"
 
 	"github.com/alphatoken/alphatoken/alphatoken/data"
-	"github.com/alphatoken/alphatoken/internal/atomicfile"
+	"github.com/alphatoken/alphatoken/internal/tfevents"
 	"github.com/alphatoken/alphatoken/model"
 	"github.com/alphatoken/alphatoken/model/tokenizer"
 )
@@ -29,6 +28,9 @@ import (
 // FrozenScope holds variables that are inputs of training, not state (e.g. θ_ref and the Fisher):
 // they are neither trained nor saved with the optimizer state.
 const FrozenScope = "/frozen"
+
+// accumScope holds the gradient accumulators of GradAccum > 1: zero between steps, never saved.
+const accumScope = "/grad_accum"
 
 // Record is one logged step.
 type Record struct {
@@ -51,15 +53,27 @@ type Hook struct {
 	Fn    func(step int, rec *Record) error
 }
 
-// NaNError reports a non-finite loss or gradient; the step's update is not checkpointed.
+// NaNError reports a step whose loss, gradient norm, token values or updated state (weights and
+// optimizer moments) is not finite. Nothing of that step reaches disk; the in-memory model holds
+// the failed update (reload LastCheckpoint to continue).
 type NaNError struct {
-	Step  int
-	What  string
-	Value float64
+	Step  int     // 0-based index of the failed step: it started from the state after Step steps
+	Steps int     // the run's steps
+	What  string  // what was not finite
+	Value float64 // its value (NaN or ±Inf; for the state, the count of non-finite values)
+	// LastCheckpoint is the newest checkpoint on disk ("" if none). A checkpoint is published only
+	// once the step after it has run finite, so its next step does not diverge (with the same
+	// settings, the run would diverge again at Step).
+	LastCheckpoint string
 }
 
 func (e *NaNError) Error() string {
-	return fmt.Sprintf("train: step %d: %s is %v (training stopped; the last checkpoint is intact)", e.Step, e.What, e.Value)
+	where := "no checkpoint was written"
+	if e.LastCheckpoint != "" {
+		where = "the last checkpoint, " + e.LastCheckpoint + ", is finite (resume from it with changed settings: --resume --resume-override)"
+	}
+	return fmt.Sprintf("train: step %d of %d diverged: %s; training stopped and nothing of this step was saved; %s",
+		e.Step+1, e.Steps, e.What, where)
 }
 
 // Trainer runs a Method over examples with AdamW, checkpoints and progress.
@@ -71,13 +85,27 @@ type Trainer struct {
 	Hooks     []Hook
 	Log       io.Writer // progress lines; default os.Stderr
 	History   []Record
+	// RunSettings holds the caller's settings that change the run's math besides Config and the method's
+	// name, e.g. the method's options and a hash of the data file. It is recorded in every
+	// checkpoint, and Resume compares it (key by key) with the checkpoint's.
+	RunSettings map[string]string
+	// ResumeOverride lets Resume continue from a checkpoint whose settings differ from this run's:
+	// each difference is logged instead of failing.
+	ResumeOverride bool
 
-	opt   optimizer.Interface
-	exec  *gm.Exec
-	lrVar *gm.Variable
-	step  int
+	opt                  optimizer.Interface
+	exec                 *gm.Exec // one fused step (GradAccum = 1)
+	accumExec, applyExec *gm.Exec // micro-batch steps (GradAccum > 1)
+	lrVar                *gm.Variable
+	step                 int
 	// planned is the example set the method's Plan last saw (a Planner plans once per set).
 	planned []data.Example
+	// checked names the state variables whose non-finite counts the step graph returns, in order.
+	checked []string
+	// pending is a checkpoint written but not yet published (its temporary directory), waiting for
+	// the step after it to run finite; pendingFinal is its final name.
+	pending, pendingFinal string
+	tb                    *tfevents.Writer
 }
 
 func (tr *Trainer) plannedOn(examples []data.Example) bool {
@@ -93,41 +121,114 @@ func New(lm *model.LM, tok tokenizer.Tokenizer, cfg Config, method Method) (*Tra
 	if cfg.MaxLen > lm.Config.MaxPositions {
 		return nil, errors.Errorf("train: MaxLen %d exceeds the model's max_position_embeddings %d", cfg.MaxLen, lm.Config.MaxPositions)
 	}
+	if cfg.Packing {
+		if p, ok := method.(PackingSupport); !ok || !p.SupportsPacking() {
+			return nil, errors.Errorf("train: method %s does not support packing (its forward passes do not keep attention "+
+				"inside each example of a packed row); train it without packing", method.Name())
+		}
+	}
 	tr := &Trainer{LM: lm, Tokenizer: tok, Config: cfg, Method: method, Log: os.Stderr}
 	tr.opt = optimizer.Adam().LearningRate(cfg.LR).Betas(cfg.Beta1, cfg.Beta2).Epsilon(cfg.Eps).
 		WeightDecay(cfg.WeightDecay).Done()
-	tr.lrVar = optimizer.LearningRateVar(lm.Store.RootScope(), dtypes.Float32, cfg.LR)
-	exec, err := model.NewStoreExec(lm.Backend, lm.Store, "train_step", tr.stepGraph)
-	if err != nil {
-		return nil, err
+	// The optimizer works in the loss's dtype: float64 for a float64 model, else float32.
+	lrDType := dtypes.Float32
+	if lm.DType == dtypes.Float64 {
+		lrDType = dtypes.Float64
 	}
-	tr.exec = exec
-	tr.exec.SetMaxCache(32)
+	tr.lrVar = optimizer.LearningRateVar(lm.Store.RootScope(), lrDType, cfg.LR)
+	var err error
+	if cfg.GradAccum == 1 {
+		if tr.exec, err = model.NewStoreExec(lm.Backend, lm.Store, "train_step", tr.stepGraph); err != nil {
+			return nil, err
+		}
+		tr.exec.SetMaxCache(32)
+	} else {
+		if tr.accumExec, err = model.NewStoreExec(lm.Backend, lm.Store, "accumulate_step", tr.microGraph(false)); err != nil {
+			return nil, err
+		}
+		if tr.applyExec, err = model.NewStoreExec(lm.Backend, lm.Store, "apply_step", tr.microGraph(true)); err != nil {
+			return nil, err
+		}
+		tr.accumExec.SetMaxCache(32)
+		tr.applyExec.SetMaxCache(32)
+	}
 	return tr, nil
 }
 
 // Step is the number of optimizer steps taken so far.
 func (tr *Trainer) Step() int { return tr.step }
 
-// LearningRate is the schedule: linear warm-up to LR, then cosine decay to LR·MinLRRatio at Steps.
-func (c *Config) LearningRate(step int) float64 {
-	if step < c.WarmupSteps {
-		return c.LR * float64(step+1) / float64(c.WarmupSteps)
+// batchNodes splits a step graph's inputs: tokens, targets, weights, noise, [scale (micro-batch
+// graphs)], [segments (Packing)], then the method's extra inputs.
+func (tr *Trainer) batchNodes(in []*Node, withScale bool) (BatchNodes, *Node) {
+	b := BatchNodes{Tokens: in[0], Targets: in[1], Weights: in[2], Noise: in[3]}
+	i := 4
+	var scale *Node
+	if withScale {
+		scale, i = in[i], i+1
 	}
-	span := max(c.Steps-c.WarmupSteps, 1)
-	progress := math.Min(float64(step-c.WarmupSteps)/float64(span), 1)
-	return c.LR * (c.MinLRRatio + (1-c.MinLRRatio)*0.5*(1+math.Cos(math.Pi*progress)))
+	if tr.Config.Packing {
+		b.Segments, i = in[i], i+1
+	}
+	b.Extra = in[i:]
+	return b, scale
 }
 
 // stepGraph builds one optimizer step: loss, gradients, global-norm clipping and AdamW.
-// Outputs: loss, gradient norm (before clipping), then the method's metrics.
-func (tr *Trainer) stepGraph(scope *gm.Scope, _ *Graph, in []*Node) []*Node {
-	b := BatchNodes{Tokens: in[0], Targets: in[1], Weights: in[2], Noise: in[3], Extra: in[4:]}
+// Outputs: loss, gradient norm (before clipping), the state check, then the method's metrics.
+func (tr *Trainer) stepGraph(scope *gm.Scope, g *Graph, in []*Node) []*Node {
+	b, _ := tr.batchNodes(in, false)
 	loss, metrics := tr.Method.Loss(scope, tr.LM, b)
 	grads := scope.BuildTrainableVariablesGradientsGraph(loss)
+	norm := tr.update(scope, grads, loss.DType())
+	return append([]*Node{loss, norm, tr.stateCheck(g)}, metrics...)
+}
+
+// microGraph builds the step of one micro-batch under gradient accumulation: the gradient of
+// scale·loss (scale = the micro-batch's share of the step's response tokens) is added to the
+// accumulators. With apply (the step's last micro-batch), the accumulated gradient is then clipped
+// and applied, and the accumulators reset. Outputs: loss, then (apply) the gradient norm and the
+// state check, then the method's metrics.
+func (tr *Trainer) microGraph(apply bool) model.GraphFn {
+	return func(scope *gm.Scope, g *Graph, in []*Node) []*Node {
+		b, scale := tr.batchNodes(in, true)
+		loss, metrics := tr.Method.Loss(scope, tr.LM, b)
+		var vars []*gm.Variable
+		for v := range scope.IterVariables() {
+			if v.Trainable && v.InUseByGraph(g) {
+				vars = append(vars, v)
+			}
+		}
+		values := make([]*Node, len(vars))
+		for i, v := range vars {
+			values[i] = v.NodeValue(g)
+		}
+		grads := Gradient(Mul(loss, ConvertDType(scale, loss.DType())), values...)
+		for i, v := range vars {
+			acc := scope.Store().Scope(path.Join(accumScope, v.Scope())).WithInitializer(initializer.Zero).
+				VariableWithShape(v.Name(), v.Shape()).SetTrainable(false)
+			sum := Add(acc.NodeValue(g), grads[i]) // [shape of v]
+			if apply {
+				grads[i] = sum
+				acc.SetNodeValue(ZerosLike(sum))
+			} else {
+				acc.SetNodeValue(sum)
+			}
+		}
+		if !apply {
+			return append([]*Node{loss}, metrics...)
+		}
+		norm := tr.update(scope, grads, loss.DType())
+		return append([]*Node{loss, norm, tr.stateCheck(g)}, metrics...)
+	}
+}
+
+// update clips the gradients to the global norm ClipNorm (when positive) and applies AdamW; it
+// returns the norm before clipping.
+func (tr *Trainer) update(scope *gm.Scope, grads []*Node, dtype dtypes.DType) *Node {
 	var sq *Node
 	for _, g := range grads {
-		s := ReduceAllSum(Square(ConvertDType(g, loss.DType())))
+		s := ReduceAllSum(Square(ConvertDType(g, dtype)))
 		if sq == nil {
 			sq = s
 		} else {
@@ -136,59 +237,172 @@ func (tr *Trainer) stepGraph(scope *gm.Scope, _ *Graph, in []*Node) []*Node {
 	}
 	norm := Sqrt(sq)
 	if tr.Config.ClipNorm > 0 {
-		scale := MinScalar(Div(Scalar(loss.Graph(), loss.DType(), tr.Config.ClipNorm), AddScalar(norm, 1e-6)), 1)
+		scale := MinScalar(Div(Scalar(norm.Graph(), dtype, tr.Config.ClipNorm), AddScalar(norm, 1e-6)), 1)
 		for i, g := range grads {
 			grads[i] = Mul(g, ConvertDType(scale, g.DType()))
 		}
 	}
 	tr.opt.(interface {
 		UpdateGraphWithGradients(*gm.Scope, []*Node, dtypes.DType)
-	}).UpdateGraphWithGradients(scope, grads, loss.DType())
-	return append([]*Node{loss, norm}, metrics...)
+	}).UpdateGraphWithGradients(scope, grads, dtype)
+	return norm
 }
 
-// noise is the uniform [b, t] input of a step, a pure function of (seed, step).
-func (tr *Trainer) noise(b, t int) [][]float32 {
-	rng := rand.New(rand.NewPCG(tr.Config.Seed^0x9e3779b97f4a7c15, uint64(tr.step)))
-	out := make([][]float32, b)
-	for i := range out {
-		out[i] = make([]float32, t)
-		for j := range out[i] {
-			out[i][j] = rng.Float32()
+// stateCheck counts the non-finite values of every floating-point variable the step writes or reads
+// (weights after the update, optimizer moments, method state), frozen inputs and accumulators
+// aside: [n] float32, in the order of tr.checked.
+func (tr *Trainer) stateCheck(g *Graph) *Node {
+	var counts []*Node
+	var paths []string
+	for v := range tr.LM.Store.IterVariables() {
+		p := v.Path()
+		if !v.InUseByGraph(g) || !v.Shape().DType.IsFloat() ||
+			strings.HasPrefix(p, FrozenScope+"/") || strings.HasPrefix(p, accumScope+"/") {
+			continue
 		}
+		bad := LogicalNot(IsFinite(v.NodeValue(g)))
+		counts = append(counts, ReduceAllSum(ConvertDType(bad, dtypes.Float32)))
+		paths = append(paths, p)
+	}
+	tr.checked = paths
+	return Stack(counts, 0)
+}
+
+// noise returns the uniform [b, t] inputs of a step's micro-batches, a pure function of (seed,
+// step): micro-batch m gets the m-th draw (so with GradAccum = 1, the step's only one).
+func (tr *Trainer) noise(micro []data.Batch) [][][]float32 {
+	rng := rand.New(rand.NewPCG(tr.Config.Seed^0x9e3779b97f4a7c15, uint64(tr.step)))
+	all := make([][][]float32, len(micro))
+	for m := range micro {
+		out := make([][]float32, len(micro[m].Tokens))
+		for i := range out {
+			out[i] = make([]float32, micro[m].T())
+			for j := range out[i] {
+				out[i][j] = rng.Float32()
+			}
+		}
+		all[m] = out
+	}
+	return all
+}
+
+// units is what the sampler draws: single examples, or packed rows of them.
+type units struct {
+	lengths []int   // tokens per unit
+	rows    [][]int // with Packing: the examples of each row
+}
+
+func (u *units) examples(ids []int) []int {
+	if u.rows == nil {
+		return ids
+	}
+	var out []int
+	for _, r := range ids {
+		out = append(out, u.rows[r]...)
 	}
 	return out
+}
+
+// batch lays out the units ids as one micro-batch.
+func (tr *Trainer) batch(examples []data.Example, u *units, ids []int, pad int) data.Batch {
+	cfg := tr.Config
+	longest := 0
+	for _, i := range ids {
+		longest = max(longest, u.lengths[i])
+	}
+	t := data.BucketLen(longest, cfg.BucketQuantum, cfg.MaxLen)
+	if u.rows == nil {
+		return data.MakeBatch(examples, ids, cfg.BatchSize, t, pad)
+	}
+	rows := make([][]int, len(ids))
+	for i, r := range ids {
+		rows[i] = u.rows[r]
+	}
+	return data.MakePackedBatch(examples, rows, cfg.BatchSize, t, pad)
+}
+
+// RowsPerEpoch is the number of rows an epoch over examples has under cfg: the examples, or with
+// Packing the packed rows of MaxLen tokens (for turning epochs into steps).
+func RowsPerEpoch(examples []data.Example, cfg Config) int {
+	if !cfg.Packing {
+		return len(examples)
+	}
+	lengths := make([]int, len(examples))
+	for i := range examples {
+		lengths[i] = len(examples[i].IDs)
+	}
+	return len(data.Pack(lengths, cfg.MaxLen))
 }
 
 // Run trains on examples until Config.Steps (continuing from Step() after Resume).
 func (tr *Trainer) Run(examples []data.Example) error { return tr.RunUntil(examples, tr.Config.Steps) }
 
 // RunUntil trains until step stop (≤ Config.Steps), e.g. to interrupt a run and resume it later;
-// the schedule is always that of Config.Steps.
-func (tr *Trainer) RunUntil(examples []data.Example, stop int) error {
+// the schedule is always that of Config.Steps. With an OutDir it holds the directory's lock
+// (PrepareOutDir) while it runs.
+func (tr *Trainer) RunUntil(examples []data.Example, stop int) (err error) {
 	cfg := tr.Config
 	stop = min(stop, cfg.Steps)
 	if len(examples) == 0 {
 		return errors.New("train: no training examples")
 	}
-	lengths := make([]int, len(examples))
+	u := &units{lengths: make([]int, len(examples))}
 	for i := range examples {
 		if len(examples[i].IDs) > cfg.MaxLen {
 			return errors.Errorf("train: example %s has %d tokens > MaxLen %d (read the data with data.Options.MaxLen to truncate)",
 				examples[i].Source, len(examples[i].IDs), cfg.MaxLen)
 		}
-		lengths[i] = len(examples[i].IDs)
+		u.lengths[i] = len(examples[i].IDs)
 	}
-	sampler := data.Sampler{Lengths: lengths, BatchSize: cfg.BatchSize, Seed: cfg.Seed}
+	if cfg.Packing {
+		u.rows = data.Pack(u.lengths, cfg.MaxLen)
+		u.lengths = data.RowLengths(u.rows, u.lengths)
+	}
+	if cfg.OutDir != "" {
+		lk, err := lockOutDir(cfg.OutDir)
+		if err != nil {
+			return err
+		}
+		defer lk.Release()
+	}
+	if err := tr.openLogs(); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tr.dropPending()
+		} else {
+			err = tr.publishPending()
+		}
+		if cerr := tr.closeLogs(); err == nil {
+			err = cerr
+		}
+	}()
+	sampler := data.Sampler{Lengths: u.lengths, BatchSize: cfg.BatchSize, Seed: cfg.Seed}
 	perEpoch := sampler.BatchesPerEpoch()
+	var epochBatches [][]int
+	epochLoaded := -1
+	// microAt returns the units of the k-th micro-batch of the run (k = step·GradAccum + m).
+	microAt := func(k int) (epoch int, ids []int) {
+		if e := k / perEpoch; e != epochLoaded {
+			epochBatches, epochLoaded = sampler.Epoch(e), e
+		}
+		return epochLoaded, epochBatches[k%perEpoch]
+	}
 	if p, ok := tr.Method.(Planner); ok && !tr.plannedOn(examples) {
+		planSampler := sampler
 		var planned [][]int
 		plannedEpoch := -1
 		batchAt := func(step int) []int {
-			if e := step / perEpoch; e != plannedEpoch {
-				planned, plannedEpoch = sampler.Epoch(e), e
+			var out []int
+			for m := range cfg.GradAccum {
+				k := step*cfg.GradAccum + m
+				if e := k / perEpoch; e != plannedEpoch {
+					planned, plannedEpoch = planSampler.Epoch(e), e
+				}
+				out = append(out, u.examples(planned[k%perEpoch])...)
 			}
-			return planned[step%perEpoch]
+			return out
 		}
 		if err := p.Plan(examples, batchAt, cfg.Steps); err != nil {
 			return errors.WithMessagef(err, "train: %s", tr.Method.Name())
@@ -199,60 +413,108 @@ func (tr *Trainer) RunUntil(examples []data.Example, stop int) error {
 	if tr.Tokenizer != nil && tr.Tokenizer.PAD() >= 0 {
 		pad = tr.Tokenizer.PAD()
 	}
-	var epochBatches [][]int
-	epochLoaded := -1
 	start := time.Now()
 	var emaStep float64
 	var tokensSince int
 	lastLog := time.Now()
+	names := tr.Method.MetricNames()
 	for tr.step < stop {
-		epoch, idx := tr.step/perEpoch, tr.step%perEpoch
-		if epoch != epochLoaded {
-			epochBatches, epochLoaded = sampler.Epoch(epoch), epoch
-		}
-		ids := epochBatches[idx]
-		longest := 0
-		for _, i := range ids {
-			longest = max(longest, len(examples[i].IDs))
-		}
-		batch := data.MakeBatch(examples, ids, cfg.BatchSize, data.BucketLen(longest, cfg.BucketQuantum, cfg.MaxLen), pad)
-		if batch.NumTokens == 0 {
-			return errors.Errorf("train: step %d: the batch has no response tokens (examples %v)", tr.step, ids)
-		}
-		extra, err := tr.Method.Prepare(tr.step, &batch)
-		if err != nil {
-			return errors.WithMessagef(err, "train: step %d: %s", tr.step, tr.Method.Name())
-		}
-		lr := cfg.LearningRate(tr.step)
-		if err := tr.lrVar.SetValue(tensors.FromScalar(float32(lr))); err != nil {
-			return err
-		}
-		t0 := time.Now()
-		outs, err := tr.exec.Call(append([]any{batch.Tokens, batch.Targets, batch.Weights, tr.noise(cfg.BatchSize, batch.T())}, extra...)...)
-		if err != nil {
-			return errors.WithMessagef(err, "train: step %d", tr.step)
-		}
-		vals := make([]float64, len(outs))
-		for i, o := range outs {
-			vals[i] = scalar(o)
-			o.FinalizeAll()
-		}
-		dt := time.Since(t0).Seconds()
-		if math.IsNaN(vals[0]) || math.IsInf(vals[0], 0) {
-			return &NaNError{Step: tr.step, What: "loss", Value: vals[0]}
-		}
-		if math.IsNaN(vals[1]) || math.IsInf(vals[1], 0) {
-			return &NaNError{Step: tr.step, What: "gradient norm", Value: vals[1]}
-		}
-		for i, name := range tr.Method.MetricNames() {
-			if name == "nonfinite" && vals[2+i] > 0 {
-				return &NaNError{Step: tr.step, What: "token values", Value: math.NaN()}
+		micro := make([]data.Batch, cfg.GradAccum)
+		epoch := 0
+		realTokens, responseTokens := 0, 0
+		for m := range micro {
+			e, ids := microAt(tr.step*cfg.GradAccum + m)
+			if m == 0 {
+				epoch = e
+			}
+			micro[m] = tr.batch(examples, u, ids, pad)
+			if micro[m].NumTokens == 0 {
+				return errors.Errorf("train: step %d: the batch has no response tokens (examples %v)", tr.step+1, u.examples(ids))
+			}
+			responseTokens += micro[m].NumTokens
+			for _, i := range u.examples(ids) {
+				realTokens += len(examples[i].IDs)
 			}
 		}
+		lr := cfg.LearningRate(tr.step)
+		lrValue := tensors.FromScalar(float32(lr))
+		if tr.lrVar.Shape().DType == dtypes.Float64 {
+			lrValue = tensors.FromScalar(lr)
+		}
+		if err := tr.lrVar.SetValue(lrValue); err != nil {
+			return err
+		}
+		noise := tr.noise(micro)
+		t0 := time.Now()
+		var loss, norm float64
+		var check []float64
+		metrics := make([]float64, len(names))
+		for m := range micro {
+			b := &micro[m]
+			extra, err := tr.Method.Prepare(tr.step, b)
+			if err != nil {
+				return errors.WithMessagef(err, "train: step %d: %s", tr.step+1, tr.Method.Name())
+			}
+			args := []any{b.Tokens, b.Targets, b.Weights, noise[m]}
+			exec := tr.exec
+			if cfg.GradAccum > 1 {
+				share := float64(b.NumTokens) / float64(responseTokens)
+				if tr.lrVar.Shape().DType == dtypes.Float64 {
+					args = append(args, share)
+				} else {
+					args = append(args, float32(share))
+				}
+				exec = tr.accumExec
+				if m == len(micro)-1 {
+					exec = tr.applyExec
+				}
+			}
+			if cfg.Packing {
+				args = append(args, b.Segments)
+			}
+			outs, err := exec.Call(append(args, extra...)...)
+			if err != nil {
+				return errors.WithMessagef(err, "train: step %d", tr.step+1)
+			}
+			vals := make([]float64, len(outs))
+			for i, o := range outs {
+				if i == 2 && len(outs) == 3+len(names) {
+					check, _ = model.TensorFloat64(o)
+				} else {
+					vals[i] = scalar(o)
+				}
+				o.FinalizeAll()
+			}
+			if !isFinite(vals[0]) {
+				return tr.nanError(fmt.Sprintf("the loss is %v", vals[0]), vals[0])
+			}
+			share := 1.0
+			if cfg.GradAccum > 1 {
+				share = float64(b.NumTokens) / float64(responseTokens)
+			}
+			loss += share * vals[0]
+			first := 1
+			if len(outs) == 3+len(names) {
+				norm, first = vals[1], 3
+			}
+			for i, name := range names {
+				v := vals[first+i]
+				if name == "nonfinite" && v > 0 {
+					return tr.nanError(fmt.Sprintf("%g token values are not finite", v), math.NaN())
+				}
+				metrics[i] += v / float64(len(micro))
+			}
+		}
+		dt := time.Since(t0).Seconds()
+		if !isFinite(norm) {
+			return tr.nanError(fmt.Sprintf("the gradient norm is %v", norm), norm)
+		}
+		if err := tr.checkState(check); err != nil {
+			return err
+		}
 		tr.step++
-		realTokens := 0
-		for _, i := range ids {
-			realTokens += len(examples[i].IDs)
+		if err := tr.publishPending(); err != nil {
+			return err
 		}
 		tokensSince += realTokens
 		if emaStep == 0 {
@@ -262,12 +524,12 @@ func (tr *Trainer) RunUntil(examples []data.Example, stop int) error {
 		}
 		last := tr.step == cfg.Steps
 		if tr.step%cfg.LogEvery == 0 || last || tr.dueHook() {
-			rec := Record{Step: tr.step, Epoch: epoch, LR: lr, Loss: vals[0], GradNorm: vals[1], StepSeconds: dt,
+			rec := Record{Step: tr.step, Epoch: epoch, LR: lr, Loss: loss, GradNorm: norm, StepSeconds: dt,
 				Elapsed: time.Since(start).Seconds(), Metrics: map[string]float64{}}
 			rec.TokensPerSec = float64(tokensSince) / time.Since(lastLog).Seconds()
 			tokensSince, lastLog = 0, time.Now()
-			for i, name := range tr.Method.MetricNames() {
-				rec.Metrics[name] = vals[2+i]
+			for i, name := range names {
+				rec.Metrics[name] = metrics[i]
 			}
 			for _, h := range tr.Hooks {
 				if h.Every > 0 && (tr.step%h.Every == 0 || last) {
@@ -277,18 +539,55 @@ func (tr *Trainer) RunUntil(examples []data.Example, stop int) error {
 				}
 			}
 			tr.History = append(tr.History, rec)
-			if err := tr.appendMetrics(rec); err != nil {
+			if err := tr.logRecord(rec); err != nil {
 				return err
 			}
 			tr.progress(rec, emaStep)
 		}
 		if cfg.OutDir != "" && (last || (cfg.CheckpointEvery > 0 && tr.step%cfg.CheckpointEvery == 0)) {
-			if err := tr.Checkpoint(); err != nil {
+			if err := tr.writePending(); err != nil {
 				return err
+			}
+			if last {
+				if err := tr.publishPending(); err != nil {
+					return err
+				}
 			}
 		}
 	}
 	return nil
+}
+
+func isFinite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+
+// checkState turns the step graph's non-finite counts into a NaNError naming the first variable.
+func (tr *Trainer) checkState(counts []float64) error {
+	var bad []string
+	total := 0.0
+	for i, c := range counts {
+		if c != 0 || math.IsNaN(c) {
+			total += c
+			if i < len(tr.checked) {
+				bad = append(bad, tr.checked[i])
+			}
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	what := fmt.Sprintf("the updated state holds %g non-finite values, in %s", total, bad[0])
+	if len(bad) > 1 {
+		what += fmt.Sprintf(" and %d other tensors", len(bad)-1)
+	}
+	return tr.nanError(what, total)
+}
+
+func (tr *Trainer) nanError(what string, v float64) error {
+	e := &NaNError{Step: tr.step, Steps: tr.Config.Steps, What: what, Value: v}
+	if tr.Config.OutDir != "" {
+		e.LastCheckpoint, _ = LatestCheckpoint(tr.Config.OutDir)
+	}
+	return e
 }
 
 func (tr *Trainer) dueHook() bool {
@@ -327,190 +626,4 @@ func (tr *Trainer) progress(rec Record, stepSeconds float64) {
 	}
 	fmt.Fprintf(tr.Log, "[%s] step %d/%d | loss %.4f | lr %.2e | %.0f tok/s | %.2f s/step | ETA %s%s\n",
 		tr.Method.Name(), rec.Step, tr.Config.Steps, rec.Loss, rec.LR, rec.TokensPerSec, stepSeconds, eta, extra.String())
-}
-
-// appendMetrics appends one JSON line to OutDir/metrics.jsonl.
-func (tr *Trainer) appendMetrics(rec Record) error {
-	if tr.Config.OutDir == "" {
-		return nil
-	}
-	if err := os.MkdirAll(tr.Config.OutDir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(filepath.Join(tr.Config.OutDir, "metrics.jsonl"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return errors.Wrap(err, "train: opening metrics.jsonl")
-	}
-	defer f.Close()
-	line, _ := json.Marshal(rec)
-	_, err = f.Write(append(line, '\n'))
-	return err
-}
-
-// --- checkpoints ---------------------------------------------------------------------------------
-
-// trainerState is trainer_state.json.
-type trainerState struct {
-	Step   int             `json:"step"`
-	Method string          `json:"method"`
-	Config json.RawMessage `json:"config"`
-}
-
-// isStateVar reports whether a store variable is optimizer/method state (saved for resume):
-// everything but the model weights and the frozen inputs.
-func isStateVar(path string) bool {
-	return !strings.HasPrefix(path, "/model/") && !strings.HasPrefix(path, "/lm_head/") &&
-		!strings.HasPrefix(path, FrozenScope+"/")
-}
-
-// Checkpoint writes OutDir/checkpoint-<step>: an HF checkpoint (config.json, model.safetensors,
-// tokenizer files) plus trainer_state.safetensors (AdamW moments, counters, method state) and
-// trainer_state.json. It is written into a temporary directory and renamed, so it is complete or
-// absent; older checkpoints beyond KeepCheckpoints are removed afterwards.
-func (tr *Trainer) Checkpoint() error {
-	final := filepath.Join(tr.Config.OutDir, fmt.Sprintf("checkpoint-%d", tr.step))
-	tmp := final + ".tmp"
-	_ = os.RemoveAll(tmp)
-	if err := tr.SaveTo(tmp); err != nil {
-		_ = os.RemoveAll(tmp)
-		return err
-	}
-	_ = os.RemoveAll(final)
-	if err := os.Rename(tmp, final); err != nil {
-		return errors.Wrapf(err, "train: publishing %s", final)
-	}
-	steps, _ := checkpointSteps(tr.Config.OutDir)
-	for i := 0; i+tr.Config.KeepCheckpoints < len(steps); i++ {
-		_ = os.RemoveAll(filepath.Join(tr.Config.OutDir, fmt.Sprintf("checkpoint-%d", steps[i])))
-	}
-	return nil
-}
-
-// SaveTo writes the model, tokenizer and trainer state into dir.
-func (tr *Trainer) SaveTo(dir string) error {
-	if err := tr.LM.Save(dir, model.SaveOptions{}); err != nil {
-		return err
-	}
-	if tr.Tokenizer != nil {
-		if err := tr.Tokenizer.Save(dir); err != nil {
-			return err
-		}
-	}
-	var named []model.NamedTensor
-	for v := range tr.LM.Store.IterVariables() {
-		if !isStateVar(v.Path()) {
-			continue
-		}
-		t, err := v.Value()
-		if err != nil {
-			return errors.WithMessagef(err, "train: reading state %s", v.Path())
-		}
-		named = append(named, model.NamedTensor{Name: v.Path(), Tensor: t})
-	}
-	sort.Slice(named, func(i, j int) bool { return named[i].Name < named[j].Name })
-	if err := model.WriteSafetensors(filepath.Join(dir, "trainer_state.safetensors"), named, nil); err != nil {
-		return err
-	}
-	st, _ := json.MarshalIndent(trainerState{Step: tr.step, Method: tr.Method.Name(), Config: tr.Config.JSON()}, "", "  ")
-	return atomicfile.WriteBytes(filepath.Join(dir, "trainer_state.json"), st)
-}
-
-// checkpointSteps lists the complete checkpoint-<step> directories of outDir, ascending.
-func checkpointSteps(outDir string) ([]int, error) {
-	entries, err := os.ReadDir(outDir)
-	if err != nil {
-		return nil, err
-	}
-	var steps []int
-	for _, e := range entries {
-		if !e.IsDir() || !strings.HasPrefix(e.Name(), "checkpoint-") || strings.HasSuffix(e.Name(), ".tmp") {
-			continue
-		}
-		if n, err := strconv.Atoi(strings.TrimPrefix(e.Name(), "checkpoint-")); err == nil {
-			steps = append(steps, n)
-		}
-	}
-	sort.Ints(steps)
-	return steps, nil
-}
-
-// LatestCheckpoint returns the newest complete checkpoint directory under outDir ("" if none).
-func LatestCheckpoint(outDir string) (string, error) {
-	steps, err := checkpointSteps(outDir)
-	if err != nil || len(steps) == 0 {
-		if os.IsNotExist(err) {
-			err = nil
-		}
-		return "", err
-	}
-	return filepath.Join(outDir, fmt.Sprintf("checkpoint-%d", steps[len(steps)-1])), nil
-}
-
-// Resume restores weights and trainer state from a checkpoint written by Checkpoint, and truncates
-// metrics.jsonl to the steps before it, so Run continues exactly where that run was.
-func (tr *Trainer) Resume(dir string) error {
-	raw, err := os.ReadFile(filepath.Join(dir, "trainer_state.json"))
-	if err != nil {
-		return errors.Wrapf(err, "train: %s is not a resumable checkpoint", dir)
-	}
-	var st trainerState
-	if err := json.Unmarshal(raw, &st); err != nil {
-		return errors.Wrapf(err, "train: parsing %s/trainer_state.json", dir)
-	}
-	if st.Method != tr.Method.Name() {
-		return errors.Errorf("train: checkpoint %s was trained with method %q, resuming with %q", dir, st.Method, tr.Method.Name())
-	}
-	saved, err := model.Load(tr.LM.Backend, dir, tr.LM.DType)
-	if err != nil {
-		return err
-	}
-	if !saved.Config.Equal(tr.LM.Config) {
-		return errors.Errorf("train: checkpoint %s has a different model config", dir)
-	}
-	named, err := saved.ParamTensors()
-	if err != nil {
-		return err
-	}
-	for _, nt := range named {
-		if err := tr.LM.Param(nt.Name).SetValue(nt.Tensor); err != nil {
-			return err
-		}
-	}
-	state, _, err := model.ReadSafetensors(filepath.Join(dir, "trainer_state.safetensors"))
-	if err != nil {
-		return err
-	}
-	for path, t := range state {
-		if err := model.SetFrozen(tr.LM.Store, path, t); err != nil {
-			return errors.WithMessage(err, "train: restoring the trainer state")
-		}
-	}
-	tr.step = st.Step
-	if r, ok := tr.Method.(interface{ Resumed(step int) }); ok {
-		r.Resumed(st.Step)
-	}
-	if tr.Config.OutDir != "" {
-		if err := truncateMetrics(filepath.Join(tr.Config.OutDir, "metrics.jsonl"), st.Step); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func truncateMetrics(path string, step int) error {
-	data, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	var keep []byte
-	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-		var r Record
-		if json.Unmarshal([]byte(line), &r) == nil && r.Step <= step {
-			keep = append(keep, line+"\n"...)
-		}
-	}
-	return atomicfile.WriteBytes(path, keep)
 }

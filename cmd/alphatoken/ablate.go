@@ -29,8 +29,8 @@ func runAblate(args []string) error {
 	fs.Var(&suites, "suite", "suite name ("+strings.Join(ablations.SuiteNames(), ", ")+", or all) or a suite .json file; repeatable")
 	preset := fs.String("preset", "mini", "MiniBench scale: mini or small")
 	seeds := fs.String("seeds", "1", "comma-separated seeds (each trained row runs once per seed)")
-	out := fs.String("out", "", "directory for the tables (default ablations/results/<preset>)")
-	cache := fs.String("cache", defaultCache(), "cache of reference models, Fisher files and runs (reused and resumed)")
+	out := fs.String("out", "", "directory for the tables (default runs/ablate/<preset>; the committed tables are regenerated with --out ablations/results/<preset>)")
+	cache := fs.String("cache", defaultCache(), cacheUsage)
 	steps := fs.Int("steps", 0, "SFT steps of every run instead of the preset's (quick smoke runs; cached apart)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -42,7 +42,7 @@ func runAblate(args []string) error {
 		return fmt.Errorf("--suite is required (%s, all)", strings.Join(ablations.SuiteNames(), ", "))
 	}
 	if *out == "" {
-		*out = filepath.Join("ablations", "results", *preset)
+		*out = filepath.Join("runs", "ablate", *preset)
 	}
 	return ablate(*backendSpec, suites, *preset, *seeds, *out, *cache, *steps, "alphatoken ablate "+strings.Join(args, " "))
 }
@@ -50,7 +50,7 @@ func runAblate(args []string) error {
 func runDemo(args []string) error {
 	fs, backendSpec := newFlags("demo", "[flags]")
 	out := fs.String("out", filepath.Join("runs", "demo"), "directory for the tables")
-	cache := fs.String("cache", defaultCache(), "cache of reference models, Fisher files and runs")
+	cache := fs.String("cache", defaultCache(), cacheUsage)
 	seeds := fs.String("seeds", "1", "comma-separated seeds")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -58,6 +58,11 @@ func runDemo(args []string) error {
 	return ablate(*backendSpec, []string{"main", "ranking"}, "mini", *seeds, *out, *cache, 0, "alphatoken demo "+strings.Join(args, " "))
 }
 
+// cacheUsage documents the run cache for -h.
+const cacheUsage = "cache of reference models, Fisher files and runs, reused and resumed (default $ALPHATOKEN_CACHE, else .cache/alphatoken under the current directory)"
+
+// defaultCache is $ALPHATOKEN_CACHE, else .cache/alphatoken under the current directory (where the
+// notebooks, run from the repository, find the same cache).
 func defaultCache() string {
 	if c := os.Getenv("ALPHATOKEN_CACHE"); c != "" {
 		return c
@@ -86,6 +91,7 @@ func ablate(backendSpec string, suites []string, preset, seedList, out, cache st
 	if err != nil {
 		return err
 	}
+	announce(out, cache)
 	r, err := ablations.NewRunner(backend, preset, cache, os.Stderr)
 	if err != nil {
 		return err
@@ -118,4 +124,15 @@ func parseSeeds(list string) ([]int, error) {
 		seeds = append(seeds, n)
 	}
 	return seeds, nil
+}
+
+// announce prints where a command writes and which run cache it uses (absolute paths).
+func announce(out, cache string) {
+	abs := func(p string) string {
+		if a, err := filepath.Abs(p); err == nil {
+			return a
+		}
+		return p
+	}
+	logf("writing to %s; run cache %s (--cache, $ALPHATOKEN_CACHE)", abs(out), abs(cache))
 }

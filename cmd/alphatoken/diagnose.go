@@ -28,8 +28,8 @@ func runDiagnose(args []string) error {
 	kind := args[0]
 	fs, backendSpec := newFlags("diagnose "+kind, "[flags]")
 	preset := fs.String("preset", "mini", "MiniBench preset whose reference model and runs are used (trained if not cached)")
-	out := fs.String("out", "", "output directory (default ablations/results/<preset>/figures)")
-	cache := fs.String("cache", defaultCache(), "cache of reference models, Fisher files and runs")
+	out := fs.String("out", "", "output directory (default runs/diagnose/<preset>; the committed figures are regenerated with --out ablations/results/<preset>/figures)")
+	cache := fs.String("cache", defaultCache(), cacheUsage)
 	seed := fs.Int("seed", 1, "run seed / sampling seed")
 	seedList := fs.String("seeds", "", "tradeoff, sensitivity: comma-separated run seeds (mean ± std over them; default --seed)")
 	runMethod := fs.String("model", "alphatoken", "which run's model is diagnosed (value-propagation, coverage): reference, full, random, alphatoken")
@@ -39,8 +39,9 @@ func runDiagnose(args []string) error {
 		return err
 	}
 	if *out == "" {
-		*out = filepath.Join("ablations", "results", *preset, "figures")
+		*out = filepath.Join("runs", "diagnose", *preset)
 	}
+	announce(*out, *cache)
 	backend, err := model.NewBackend(*backendSpec)
 	if err != nil {
 		return err

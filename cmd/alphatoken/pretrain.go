@@ -18,23 +18,30 @@ func init() {
 
 func runPretrain(args []string) error {
 	fs, backendSpec := newFlags("pretrain", "--out DIR --corpus FILE [flags]")
-	out := fs.String("out", "", "output directory (final HF checkpoint at the top, checkpoint-N/ for resuming)")
+	rf := addRunFlags(fs, "output directory: the final HF checkpoint at the top, checkpoint-N/ for resuming, metrics.jsonl, tb/ (TensorBoard)", false)
 	corpus := fs.String("corpus", "", "corpus: .txt (documents separated by blank lines) or .jsonl ({\"text\": ...})")
 	preset := fs.String("preset", "mini", "model size: tiny, mini, small, deep12")
 	steps := fs.Int("steps", 600, "optimizer steps")
-	batch := fs.Int("batch", 16, "sequences per step")
+	batch := fs.Int("batch", 16, "sequences per micro-batch; a step is --grad-accum micro-batches")
 	seq := fs.Int("seq", 128, "tokens per training sequence")
 	lr := fs.Float64("lr", 2e-3, "peak learning rate")
 	warmup := fs.Int("warmup", 0, "warm-up steps (default steps/20)")
 	seed := fs.Uint64("seed", 1, "initialisation and data-order seed")
 	evalEvery := fs.Int("eval-every", 100, "held-out loss every N steps")
 	ckptEvery := fs.Int("checkpoint-every", 200, "resumable checkpoint every N steps (0: only at the end)")
-	resume := fs.Bool("resume", false, "continue from the newest checkpoint in --out")
 	samples := fs.Int("samples", 3, "greedy samples printed at the end")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if err := need(fs, "out", "corpus"); err != nil {
+		return err
+	}
+	if err := positiveLR(*lr); err != nil {
+		return err
+	}
+	tc := train.Config{Steps: *steps, BatchSize: *batch, MaxLen: *seq, BucketQuantum: *seq, LR: *lr, WarmupSteps: *warmup,
+		Seed: *seed, CheckpointEvery: *ckptEvery, KeepCheckpoints: 1, OutDir: *rf.out, LogEvery: 20}
+	if err := rf.apply(&tc); err != nil {
 		return err
 	}
 	backend, err := model.NewBackend(*backendSpec)
@@ -58,32 +65,28 @@ func runPretrain(args []string) error {
 	if err != nil {
 		return err
 	}
-	tc := train.Config{Steps: *steps, BatchSize: *batch, MaxLen: *seq, BucketQuantum: *seq, LR: *lr, WarmupSteps: *warmup,
-		Seed: *seed, CheckpointEvery: *ckptEvery, KeepCheckpoints: 1, OutDir: *out, LogEvery: 20}
 	tr, err := train.New(lm, tok, tc, train.Full{})
 	if err != nil {
 		return err
 	}
+	// --out is taken (and with --overwrite cleared) once the corpus has loaded.
+	if err := rf.prepare(); err != nil {
+		return err
+	}
+	defer rf.release()
 	tr.Hooks = append(tr.Hooks, train.EvalHook(lm, heldOut, *evalEvery, 32))
-	if *resume {
-		latest, err := train.LatestCheckpoint(*out)
-		if err != nil || latest == "" {
-			return fmt.Errorf("--resume: no checkpoint in %s (%v)", *out, err)
-		}
-		if err := tr.Resume(latest); err != nil {
-			return err
-		}
-		logf("resuming from %s (step %d)", latest, tr.Step())
+	if err := rf.start(tr, fs); err != nil {
+		return err
 	}
 	logf("pretrain %s", train.Describe(lm, tr.Config, tr.Method, len(trainSet)))
 	logf("corpus %s: %d documents, %d training windows of %d tokens, %d held out", *corpus, len(docs), len(trainSet), *seq, len(heldOut))
 	if err := tr.Run(trainSet); err != nil {
 		return err
 	}
-	if err := saveFinal(lm, tok, *out); err != nil {
+	if err := saveFinal(lm, tok, *rf.out); err != nil {
 		return err
 	}
-	logf("saved %s", *out)
+	logf("saved %s", *rf.out)
 	if *samples > 0 {
 		gen, err := model.NewGenerator(lm)
 		if err != nil {

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-
 	"github.com/alphatoken/alphatoken/alphatoken/data"
 	"github.com/alphatoken/alphatoken/alphatoken/train"
 )
@@ -16,11 +14,11 @@ func runSFT(args []string) error {
 	modelDir := fs.String("model", "", "checkpoint to fine-tune (HF format)")
 	dataPath := fs.String("data", "", "training data, JSONL or Parquet in a TRL format: {text}, {prompt,completion}, {messages}, {prompt_ids,completion_ids}")
 	evalPath := fs.String("eval", "", "optional held-out JSONL: its response loss is logged as eval_loss")
-	out := fs.String("out", "", "output directory")
+	rf := addRunFlags(fs, "output directory: the final model at the top, checkpoint-N/ for resuming, metrics.jsonl, tb/ (TensorBoard)", true)
 	method := fs.String("method", "full", "token-selection method (listed below): "+methodNames())
 	steps := fs.Int("steps", 0, "optimizer steps (default: --epochs over the data)")
 	epochs := fs.Float64("epochs", 1, "epochs, when --steps is not given")
-	batch := fs.Int("batch", 16, "sequences per step")
+	batch := fs.Int("batch", 16, "sequences per micro-batch (with --packing: rows); a step is --grad-accum micro-batches")
 	maxLen := fs.Int("max-len", 256, "context length; longer examples lose the end of the response (counted in the log)")
 	lr := fs.Float64("lr", 1e-4, "peak learning rate")
 	warmup := fs.Int("warmup", 0, "warm-up steps (default steps/20)")
@@ -30,7 +28,6 @@ func runSFT(args []string) error {
 	dtype := fs.String("dtype", "float32", "compute dtype: float32, bfloat16 (GPU), float64")
 	ckptEvery := fs.Int("checkpoint-every", 0, "resumable checkpoint every N steps (0: only at the end)")
 	evalEvery := fs.Int("eval-every", 50, "eval loss every N steps (with --eval)")
-	resume := fs.Bool("resume", false, "continue from the newest checkpoint in --out")
 	logEvery := fs.Int("log-every", 10, "a metrics line (metrics.jsonl, progress) every N steps")
 	mf := addMethodFlags(fs, true)
 	methodUsage(fs)
@@ -38,6 +35,17 @@ func runSFT(args []string) error {
 		return err
 	}
 	if err := need(fs, "model", "data", "out"); err != nil {
+		return err
+	}
+	if err := positiveLR(*lr); err != nil {
+		return err
+	}
+	if err := finite(fs, "epochs", "weight-decay"); err != nil {
+		return err
+	}
+	tc := train.Config{BatchSize: *batch, MaxLen: *maxLen, LR: *lr, WarmupSteps: *warmup, WeightDecay: *wd,
+		Seed: *seed, CheckpointEvery: *ckptEvery, OutDir: *rf.out, LogEvery: *logEvery}
+	if err := rf.apply(&tc); err != nil {
 		return err
 	}
 	lm, tok, err := openModel(*backendSpec, *modelDir, *dtype)
@@ -56,12 +64,17 @@ func runSFT(args []string) error {
 	if st.Truncated > 0 {
 		logf("warning: %d of %d examples longer than --max-len %d were truncated at the end of the response", st.Truncated, st.Examples, *maxLen)
 	}
+	var evalSet []data.Example
+	if *evalPath != "" {
+		if evalSet, _, err = data.ReadExamples(*evalPath, tok, opts); err != nil {
+			return err
+		}
+	}
 	n := *steps
 	if n == 0 {
-		n = train.StepsForEpochs(*epochs, len(examples), *batch)
+		n = train.StepsForEpochs(*epochs, train.RowsPerEpoch(examples, tc), *batch**rf.gradAccum)
 	}
-	tc := train.Config{Steps: n, BatchSize: *batch, MaxLen: *maxLen, LR: *lr, WarmupSteps: *warmup, WeightDecay: *wd,
-		Seed: *seed, CheckpointEvery: *ckptEvery, OutDir: *out, LogEvery: *logEvery}
+	tc.Steps = n
 	m, err := mf.build(*method, runSpec{lm: lm, tok: tok, opts: opts, backend: *backendSpec, dtype: *dtype,
 		steps: n, batch: *batch, maxLen: *maxLen})
 	if err != nil {
@@ -71,30 +84,25 @@ func runSFT(args []string) error {
 	if err != nil {
 		return err
 	}
-	if *evalPath != "" {
-		evalSet, _, err := data.ReadExamples(*evalPath, tok, opts)
-		if err != nil {
-			return err
-		}
+	// --out is taken (and with --overwrite cleared) once the model, the data and the method have
+	// loaded: a mistake in any of them leaves it as it was.
+	if err := rf.prepare(); err != nil {
+		return err
+	}
+	defer rf.release()
+	if evalSet != nil {
 		tr.Hooks = append(tr.Hooks, train.EvalHook(lm, evalSet, *evalEvery, *batch))
 	}
-	if *resume {
-		latest, err := train.LatestCheckpoint(*out)
-		if err != nil || latest == "" {
-			return fmt.Errorf("--resume: no checkpoint in %s (%v)", *out, err)
-		}
-		if err := tr.Resume(latest); err != nil {
-			return err
-		}
-		logf("resuming from %s (step %d)", latest, tr.Step())
+	if err := rf.start(tr, fs); err != nil {
+		return err
 	}
 	logf("train-sft %s", train.Describe(lm, tr.Config, m, len(examples)))
 	if err := tr.Run(examples); err != nil {
 		return err
 	}
-	if err := saveFinal(lm, tok, *out); err != nil {
+	if err := saveFinal(lm, tok, *rf.out); err != nil {
 		return err
 	}
-	logf("saved %s", *out)
+	logf("saved %s", *rf.out)
 	return nil
 }
