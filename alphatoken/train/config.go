@@ -22,7 +22,13 @@ import (
 // DefaultConfig where noted.
 type Config struct {
 	Steps           int     // optimizer steps (required)
-	BatchSize       int     // sequences per step (default 8)
+	BatchSize       int     // sequences per step (default 8); groups per step when GroupSize > 1
+	// GroupSize > 1: the examples come in groups of GroupSize consecutive ones that always share a
+	// batch (a DPO pair: chosen, then rejected). The sampler shuffles groups; a batch holds
+	// BatchSize groups in BatchSize·GroupSize rows, member j of every group in rows
+	// [j·BatchSize, (j+1)·BatchSize) (TRL's DPO layout: the chosen half, then the rejected half),
+	// with padding rows where a batch has fewer groups. 0 or 1: one example per row.
+	GroupSize int
 	MaxLen          int     // context length for training; longer examples are truncated (default 256)
 	BucketQuantum   int     // batches are padded to a multiple of this length (default 32)
 	LR              float64 // peak learning rate (default 3e-4)
@@ -87,6 +93,8 @@ func (c *Config) Validate() error {
 		return errors.Errorf("train: WarmupSteps %d must be in [0, Steps=%d]", c.WarmupSteps, c.Steps)
 	case c.WeightDecay < 0 || c.Beta1 < 0 || c.Beta1 >= 1 || c.Beta2 < 0 || c.Beta2 >= 1 || c.Eps <= 0:
 		return errors.Errorf("train: invalid AdamW settings (weight decay %g, betas %g/%g, eps %g)", c.WeightDecay, c.Beta1, c.Beta2, c.Eps)
+	case c.GroupSize < 0:
+		return errors.Errorf("train: GroupSize must be ≥ 0, got %d", c.GroupSize)
 	case c.CheckpointEvery < 0 || c.LogEvery <= 0:
 		return errors.Errorf("train: CheckpointEvery must be ≥ 0 and LogEvery > 0")
 	}

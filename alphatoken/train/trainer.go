@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -171,13 +172,17 @@ func (tr *Trainer) RunUntil(examples []data.Example, stop int) error {
 	if len(examples) == 0 {
 		return errors.New("train: no training examples")
 	}
-	lengths := make([]int, len(examples))
+	group := max(cfg.GroupSize, 1)
+	if len(examples)%group != 0 {
+		return errors.Errorf("train: %d examples do not split into groups of %d", len(examples), group)
+	}
+	lengths := make([]int, len(examples)/group) // per group: its longest member
 	for i := range examples {
 		if len(examples[i].IDs) > cfg.MaxLen {
 			return errors.Errorf("train: example %s has %d tokens > MaxLen %d (read the data with data.Options.MaxLen to truncate)",
 				examples[i].Source, len(examples[i].IDs), cfg.MaxLen)
 		}
-		lengths[i] = len(examples[i].IDs)
+		lengths[i/group] = max(lengths[i/group], len(examples[i].IDs))
 	}
 	sampler := data.Sampler{Lengths: lengths, BatchSize: cfg.BatchSize, Seed: cfg.Seed}
 	perEpoch := sampler.BatchesPerEpoch()
@@ -188,7 +193,7 @@ func (tr *Trainer) RunUntil(examples []data.Example, stop int) error {
 			if e := step / perEpoch; e != plannedEpoch {
 				planned, plannedEpoch = sampler.Epoch(e), e
 			}
-			return planned[step%perEpoch]
+			return slices.DeleteFunc(groupRows(planned[step%perEpoch], group, cfg.BatchSize), func(i int) bool { return i < 0 })
 		}
 		if err := p.Plan(examples, batchAt, cfg.Steps); err != nil {
 			return errors.WithMessagef(err, "train: %s", tr.Method.Name())
@@ -210,12 +215,14 @@ func (tr *Trainer) RunUntil(examples []data.Example, stop int) error {
 		if epoch != epochLoaded {
 			epochBatches, epochLoaded = sampler.Epoch(epoch), epoch
 		}
-		ids := epochBatches[idx]
+		ids := groupRows(epochBatches[idx], group, cfg.BatchSize)
 		longest := 0
 		for _, i := range ids {
-			longest = max(longest, len(examples[i].IDs))
+			if i >= 0 {
+				longest = max(longest, len(examples[i].IDs))
+			}
 		}
-		batch := data.MakeBatch(examples, ids, cfg.BatchSize, data.BucketLen(longest, cfg.BucketQuantum, cfg.MaxLen), pad)
+		batch := data.MakeBatch(examples, ids, cfg.BatchSize*group, data.BucketLen(longest, cfg.BucketQuantum, cfg.MaxLen), pad)
 		if batch.NumTokens == 0 {
 			return errors.Errorf("train: step %d: the batch has no response tokens (examples %v)", tr.step, ids)
 		}
@@ -228,7 +235,7 @@ func (tr *Trainer) RunUntil(examples []data.Example, stop int) error {
 			return err
 		}
 		t0 := time.Now()
-		outs, err := tr.exec.Call(append([]any{batch.Tokens, batch.Targets, batch.Weights, tr.noise(cfg.BatchSize, batch.T())}, extra...)...)
+		outs, err := tr.exec.Call(append([]any{batch.Tokens, batch.Targets, batch.Weights, tr.noise(len(batch.Tokens), batch.T())}, extra...)...)
 		if err != nil {
 			return errors.WithMessagef(err, "train: step %d", tr.step)
 		}
@@ -252,7 +259,9 @@ func (tr *Trainer) RunUntil(examples []data.Example, stop int) error {
 		tr.step++
 		realTokens := 0
 		for _, i := range ids {
-			realTokens += len(examples[i].IDs)
+			if i >= 0 {
+				realTokens += len(examples[i].IDs)
+			}
 		}
 		tokensSince += realTokens
 		if emaStep == 0 {
@@ -289,6 +298,25 @@ func (tr *Trainer) RunUntil(examples []data.Example, stop int) error {
 		}
 	}
 	return nil
+}
+
+// groupRows lays out a batch of sampled items as example rows: with group 1 the items themselves;
+// otherwise member j of the r-th item (example item·group + j) in row j·batchSize + r, and -1
+// (a padding row) where the batch has fewer than batchSize items (Config.GroupSize).
+func groupRows(items []int, group, batchSize int) []int {
+	if group == 1 {
+		return items
+	}
+	rows := make([]int, group*batchSize)
+	for j := range group {
+		for r := range batchSize {
+			rows[j*batchSize+r] = -1
+			if r < len(items) {
+				rows[j*batchSize+r] = items[r]*group + j
+			}
+		}
+	}
+	return rows
 }
 
 func (tr *Trainer) dueHook() bool {
