@@ -21,14 +21,8 @@ import (
 // Config holds the run-level settings of a training run. Zero values take the defaults of
 // DefaultConfig where noted.
 type Config struct {
-	Steps     int // optimizer steps (required)
-	BatchSize int // sequences per step (default 8); groups per step when GroupSize > 1
-	// GroupSize > 1: the examples come in groups of GroupSize consecutive ones that always share a
-	// batch (a DPO pair: chosen, then rejected). The sampler shuffles groups; a batch holds
-	// BatchSize groups in BatchSize·GroupSize rows, member j of every group in rows
-	// [j·BatchSize, (j+1)·BatchSize) (TRL's DPO layout: the chosen half, then the rejected half),
-	// with padding rows where a batch has fewer groups. 0 or 1: one example per row.
-	GroupSize       int
+	Steps           int     // optimizer steps (required)
+	BatchSize       int     // sequences per step (default 8)
 	MaxLen          int     // context length for training; longer examples are truncated (default 256)
 	BucketQuantum   int     // batches are padded to a multiple of this length (default 32)
 	LR              float64 // peak learning rate (default 3e-4)
@@ -45,6 +39,12 @@ type Config struct {
 	KeepCheckpoints int     // most recent checkpoints kept (default 2)
 	OutDir          string  // where checkpoints and metrics.jsonl go ("" keeps nothing on disk)
 	Quiet           bool    // no progress lines on stderr
+	// GroupSize > 1: the examples come in groups of GroupSize consecutive ones that always share a
+	// batch (a DPO pair: chosen, then rejected). The sampler shuffles groups; a batch holds
+	// BatchSize groups in BatchSize·GroupSize rows, member j of every group in rows
+	// [j·BatchSize, (j+1)·BatchSize) (TRL's DPO layout: the chosen half, then the rejected half),
+	// with padding rows where a batch has fewer groups. 0 or 1: one example per row.
+	GroupSize int
 }
 
 // DefaultConfig returns the defaults for a run of the given number of steps.
