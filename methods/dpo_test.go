@@ -260,7 +260,7 @@ func TestDPOBadInputs(t *testing.T) {
 	}
 	cases := []struct {
 		name, method, want string
-		edit           func(e *DPOEnv)
+		edit               func(e *DPOEnv)
 	}{
 		{"vocabulary", "dpo", "--ref: the reference model's vocabulary", func(e *DPOEnv) { e.Ref = ref }},
 		{"oracle", "sepo", "--oracle", func(e *DPOEnv) { e.Oracle = nil }},
