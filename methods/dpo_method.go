@@ -37,6 +37,10 @@ type dpoMethod struct {
 	c       dpo.Config
 	sched   rhoSchedule
 	selects bool // keep counts come from ρ
+	noRho   bool // a threshold mask: ρ is logged as 0
+	// refFree: the loss does not read the reference (SePO, ConfPO's SimPO form); its log-probs
+	// only feed the logged rewards, so they are always precomputed, never a per-step forward.
+	refFree bool
 	// refMode: precompute (a table filled by Plan) or online (a reference forward per step).
 	refMode  RefLogps
 	refLM    *model.LM
@@ -58,8 +62,11 @@ type dpoMethod struct {
 
 // newDPOMethod is a DPO method named name over env, with loss builder build.
 func newDPOMethod(env *DPOEnv, name string, build dpoLossFn) *dpoMethod {
-	m := &dpoMethod{name: name, c: env.DPO, sched: env.schedule(), selects: env.info.Selects, refMode: env.RefLogps,
-		refLM: env.Ref, cacheEnv: &env.Env, build: build}
+	m := &dpoMethod{name: name, c: env.DPO, sched: env.schedule(), refMode: env.RefLogps, refLM: env.Ref,
+		cacheEnv: &env.Env, build: build}
+	// A threshold mask (ConfPO's) has no k unless budget matched; its logged ρ is then 0.
+	m.selects = env.info.Selects && (!env.info.Threshold || env.Options.BudgetMatched)
+	m.noRho = env.info.Threshold && !env.Options.BudgetMatched
 	return m
 }
 
@@ -74,7 +81,7 @@ func (m *dpoMethod) MetricNames() []string {
 func (m *dpoMethod) Plan(examples []data.Example, _ func(int) []int, _ int) error {
 	start := time.Now()
 	defer func() { m.offline += time.Since(start) }()
-	if m.refMode == RefOnline {
+	if m.refMode == RefOnline && !m.refFree {
 		var err error
 		if m.refExec, err = newOnlineNLL(m.refLM, "ref_logps"); err != nil {
 			return err
@@ -114,7 +121,7 @@ func (m *dpoMethod) LastValLoss() (float64, bool) {
 
 // refRows is the reference's per-position loss of the batch's rows.
 func (m *dpoMethod) refRows(b *data.Batch) ([][]float64, error) {
-	if m.refMode == RefOnline {
+	if m.refExec != nil {
 		return m.refExec.rows(b.Tokens, b.Targets, b.Weights)
 	}
 	return dpo.Rows(m.refTable, b), nil
@@ -132,6 +139,9 @@ func (m *dpoMethod) Prepare(step int, b *data.Batch) ([]any, error) {
 	}
 	var kc, kr int32
 	rho := 1.0
+	if m.noRho {
+		rho = 0
+	}
 	if m.selects {
 		rho = m.sched.at(step)
 		kc, kr = dpo.KeepCounts(rho, b.Weights, m.c.Threshold)

@@ -2,6 +2,7 @@ package methods
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -90,9 +91,13 @@ func TestDPOMethodsTrain(t *testing.T) {
 	runs = append(runs,
 		variant{"alphatoken", func(e *DPOEnv) { e.DPO.Threshold, e.DPO.Coefficient = dpo.Shared, dpo.Masked }},
 		variant{"alphatoken", func(e *DPOEnv) { e.DPO.Loss, e.RefLogps = dpo.LossIPO, RefOnline }},
-		variant{"dpo", func(e *DPOEnv) { e.DPO.Loss = dpo.LossHinge }})
-	for _, v := range runs {
-		t.Run(v.name, func(t *testing.T) {
+		variant{"dpo", func(e *DPOEnv) { e.DPO.Loss = dpo.LossHinge }},
+		variant{"confpo", func(e *DPOEnv) { e.Options.BudgetMatched = true }},
+		variant{"confpo", func(e *DPOEnv) { e.Options.Params = map[string]float64{"confpo-simpo": 1} }},
+		variant{"sepo", func(e *DPOEnv) { e.Options.BudgetMatched = true }},
+		variant{"ti-dpo", func(e *DPOEnv) { e.RefLogps = RefOnline }})
+	for i, v := range runs {
+		t.Run(fmt.Sprintf("%s/%d", v.name, i), func(t *testing.T) {
 			lm := tinyLM(t, 3)
 			env := testDPOEnv(t, lm, 2)
 			if v.edit != nil {
@@ -114,16 +119,17 @@ func TestDPOMethodsTrain(t *testing.T) {
 					t.Errorf("step %d: loss NaN", r.Step)
 				}
 				kc, kr, nc, nr := r.Metrics["kept_chosen"], r.Metrics["kept_rejected"], r.Metrics["tokens_chosen"], r.Metrics["tokens_rejected"]
+				budget := env.Options.BudgetMatched || (in.Native == 0 && !in.Threshold)
 				switch {
-				case !in.Selects && v.name != "confpo" && v.name != "sepo":
+				case !in.Selects:
 					if kc != nc || kr != nr {
 						t.Errorf("step %d: %s keeps %v/%v of %v/%v tokens", r.Step, v.name, kc, kr, nc, nr)
 					}
-				case in.Selects && in.Native == 0 && env.DPO.Threshold == dpo.Separate:
+				case budget && env.DPO.Threshold == dpo.Separate:
 					if int(kc) != alphatoken.KeepCount(0.5, int(nc)) || int(kr) != alphatoken.KeepCount(0.5, int(nr)) {
 						t.Errorf("step %d: kept %v/%v of %v/%v tokens, want floor(ρN+0.5) per branch", r.Step, kc, kr, nc, nr)
 					}
-				case in.Selects && env.DPO.Threshold == dpo.Shared:
+				case budget && env.DPO.Threshold == dpo.Shared:
 					if int(kc+kr) != alphatoken.KeepCount(0.5, int(nc+nr)) {
 						t.Errorf("step %d: kept %v+%v of %v+%v tokens, want floor(ρN+0.5) of the batch", r.Step, kc, kr, nc, nr)
 					}
