@@ -65,8 +65,8 @@ func TIDPOImportance(cfg *model.Config, w *model.Weights, tokens, valid *Node) *
 	last := Gather(out.Logits, idx) // [rows, V]
 	has := ConvertDType(ReduceLogicalOr(valid, 1), last.DType())
 	target := ReduceAllSum(Mul(ReduceMax(last, -1), has))
-	grad := Gradient(target, out.Hidden[0])[0]                        // [rows, t, d]
-	imp := ShiftLeft(ReduceSum(Abs(grad), -1), 1, 0)                  // label position p ← context position p+1
+	grad := Gradient(target, out.Hidden[0])[0]                      // [rows, t, d]
+	imp := ShiftLeft(ReduceSum(Abs(grad), -1), 1, 0)                // label position p ← context position p+1
 	return StopGradient(Mul(imp, ConvertDType(valid, imp.DType()))) // [rows, t]
 }
 
@@ -121,7 +121,7 @@ func newTIDPO(env *DPOEnv, name string) (train.Method, error) {
 			aTok, aTgt, aW, aRef := ins[0], ins[1], ins[2], ins[3]
 			aNLL := model.TokenNLL(model.Forward(lm.Config, w, aTok, model.ForwardOptions{}).Logits, aTgt)
 			hA := ReduceSum(Mul(dpo.LogRatios(aNLL, aRef), ConvertDType(aW, aNLL.DType())), 1) // H(ŷ) [n]
-			hc, hr := dpo.Halves(ReduceSum(Mul(h, ConvertDType(b.Weights, h.DType())), 1))   // H(y_w), H(y_l)
+			hc, hr := dpo.Halves(ReduceSum(Mul(h, ConvertDType(b.Weights, h.DType())), 1))     // H(y_w), H(y_l)
 			trip := Max(AddScalar(Sub(Square(Sub(hA, hc)), Square(Sub(hr, hA))), alpha), ZerosLike(hA))
 			tl := dpo.MeanOver(trip, real)
 			loss = Add(loss, MulScalar(tl, gamma))
