@@ -290,4 +290,3 @@ func runDPO(args []string) error {
 	logf("saved %s", *out)
 	return nil
 }
-
