@@ -58,8 +58,9 @@
 //
 // # Where this departs from SPEC
 //
-//   - The DPO branch (SPEC §6) is supported by the per-token loss weight ω (sign and pair weight)
-//     that every function takes, but no DPO trainer exists yet.
+//   - The DPO branch (SPEC §6): Build takes the per-token loss weight ω (BuildWith computes it from
+//     the forward pass: ±w per branch) and NewValuerFor a target objective J_tgt other than SFT's
+//     (Objective: the mean DPO loss of validation pairs); package dpo holds the DPO side.
 //   - K-FAC factors (SPEC §3): A = mean over real positions of a aᵀ, S = (1/#sequences) Σ_n Σ_t e eᵀ,
 //     so that S ⊗ A has the scale of the per-sequence Fisher (SPEC leaves the normalisation open).
 package alphatoken

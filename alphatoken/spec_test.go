@@ -43,6 +43,20 @@ func components(t *testing.T, v *Valuer, b data.Batch) [4][]float64 {
 // unmodified model, and C_p built by explicit loops over heads, queries and window, both turned
 // into [d_out, d_in] matrices and multiplied elementwise with G and P.
 func bruteForce(t *testing.T, fx *fixture, cfg Config, b data.Batch) [4][]float64 {
+	omega := make([][]float64, len(b.Weights))
+	for i, row := range b.Weights {
+		omega[i] = make([]float64, len(row))
+		for p, w := range row {
+			omega[i][p] = float64(w)
+		}
+	}
+	return bruteForceWith(t, fx, cfg, b, omega, nil)
+}
+
+// bruteForceWith is bruteForce for per-token losses ω_p·l_p (e_p = ω_p ∂l_p/∂z_p, g = ∂(Σ ω l)/∂u)
+// and, when obj is not nil, G the gradient of obj's J_tgt on its batch (else the SFT objective on
+// fx.val).
+func bruteForceWith(t *testing.T, fx *fixture, cfg Config, b data.Batch, omega [][]float64, obj *Objective) [4][]float64 {
 	lm := fx.lm
 	mc := lm.Config
 	layers := ScoredLayers(mc, cfg.Blocks)
@@ -58,11 +72,14 @@ func bruteForce(t *testing.T, fx *fixture, cfg Config, b data.Batch) [4][]float6
 		longest = max(longest, len(fx.val[i].IDs))
 	}
 	vb := data.MakeBatch(fx.val, vidx, len(vidx), longest, 0)
+	loss := MeanTokenLoss
+	if obj != nil {
+		vb, loss = obj.Batch, obj.Loss
+	}
 	gExec := gm.MustNewExec(lm.Backend, lm.Store, func(scope *gm.Scope, tok, tgt, w *Node) []*Node {
 		wts := lm.Weights(tok.Graph())
 		nll := model.TokenNLL(model.Forward(mc, wts, tok, model.ForwardOptions{}).Logits, tgt)
-		wt := ConvertDType(w, nll.DType())
-		j := Div(ReduceAllSum(Mul(nll, wt)), ReduceAllSum(wt))
+		j := loss(nll, w)
 		var ws []*Node
 		for _, l := range layers {
 			ws = append(ws, wts.Blocks[l.Block].Linear[l.Kind])
@@ -129,7 +146,7 @@ func bruteForce(t *testing.T, fx *fixture, cfg Config, b data.Batch) [4][]float6
 		}
 		return append(res, Gradient(loss, us...)...)
 	})
-	fr := fwd.MustCall(b.Tokens, b.Targets, b.Weights)
+	fr := fwd.MustCall(b.Tokens, b.Targets, omega)
 	acts := make([][]float64, len(layers))
 	for i := range layers {
 		acts[i] = f64(t, fr[i])
@@ -161,16 +178,16 @@ func bruteForce(t *testing.T, fx *fixture, cfg Config, b data.Batch) [4][]float6
 	grp := nh / nk
 	for bi := range B {
 		for p := range T {
-			if b.Weights[bi][p] == 0 {
+			if omega[bi][p] == 0 {
 				continue
 			}
 			pos := bi*T + p
 			if cfg.Direct {
-				sel := make([][]float32, B)
+				sel := make([][]float64, B)
 				for r := range sel {
-					sel[r] = make([]float32, T)
+					sel[r] = make([]float64, T)
 				}
-				sel[bi][p] = 1
+				sel[bi][p] = omega[bi][p]
 				es := perTok.MustCall(b.Tokens, b.Targets, sel)
 				for li, l := range layers {
 					eAll := f64(t, es[li])

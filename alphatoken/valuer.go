@@ -60,7 +60,7 @@ type Valuer struct {
 	LM     *model.LM
 	Layers []Layer
 
-	valBatch  data.Batch
+	objective Objective
 	valExec   *gm.Exec
 	refreshed bool
 	mVal      int // validation positions (batch × length): the s axis of the ghost vectors
@@ -71,13 +71,6 @@ type Valuer struct {
 // first Config.ValExamples are used). batchTokens, the number of positions of a training batch,
 // decides per layer between the ghost and the materialised form (Config.Ghost = auto).
 func NewValuer(lm *model.LM, ref *model.LM, fisher *Fisher, val []data.Example, cfg Config, batchTokens int) (*Valuer, error) {
-	if cfg.Ghost == "" {
-		cfg.Ghost = GhostAuto
-	}
-	if err := cfg.Validate(lm.Config.Layers); err != nil {
-		return nil, err
-	}
-	v := &Valuer{Config: cfg, LM: lm, Layers: ScoredLayers(lm.Config, cfg.Blocks)}
 	if len(val) == 0 {
 		return nil, errors.New("alphatoken: no validation examples")
 	}
@@ -96,8 +89,37 @@ func NewValuer(lm *model.LM, ref *model.LM, fisher *Fisher, val []data.Example, 
 	}
 	t := data.BucketLen(longest, 32, lm.Config.MaxPositions)
 	pad := max(lm.Config.PadTokenID, 0)
-	v.valBatch = data.MakeBatch(val, idx, len(val), t, pad)
-	mVal := len(val) * t
+	obj := Objective{Batch: data.MakeBatch(val, idx, len(val), t, pad), Loss: MeanTokenLoss}
+	return NewValuerFor(lm, ref, fisher, obj, cfg, batchTokens)
+}
+
+// Objective is the target objective J_tgt of SPEC §3 on a fixed validation batch: Loss maps the
+// batch's per-position loss l [b, t] (with gradient) and its response weights [b, t] to the scalar
+// J_tgt. SFT's is MeanTokenLoss; DPO's is the mean DPO loss of validation pairs (package dpo).
+type Objective struct {
+	Batch data.Batch
+	Loss  func(nll, weights *Node) *Node
+}
+
+// MeanTokenLoss is SFT's J_tgt: Σ w·l / Σ w, pooled over every response token (SPEC §3).
+func MeanTokenLoss(nll, weights *Node) *Node {
+	wt := ConvertDType(weights, nll.DType())
+	return Div(ReduceAllSum(Mul(nll, wt)), ReduceAllSum(wt))
+}
+
+// NewValuerFor is NewValuer with the target objective given: its validation batch and loss.
+func NewValuerFor(lm *model.LM, ref *model.LM, fisher *Fisher, obj Objective, cfg Config, batchTokens int) (*Valuer, error) {
+	if cfg.Ghost == "" {
+		cfg.Ghost = GhostAuto
+	}
+	if err := cfg.Validate(lm.Config.Layers); err != nil {
+		return nil, err
+	}
+	if obj.Loss == nil || len(obj.Batch.Tokens) == 0 || obj.Batch.NumTokens == 0 {
+		return nil, errors.New("alphatoken: the target objective needs a validation batch with response tokens and a loss")
+	}
+	v := &Valuer{Config: cfg, LM: lm, Layers: ScoredLayers(lm.Config, cfg.Blocks), objective: obj}
+	mVal := len(obj.Batch.Tokens) * obj.Batch.T()
 	for i := range v.Layers {
 		l := &v.Layers[i]
 		switch cfg.Ghost {
@@ -246,7 +268,7 @@ func (v *Valuer) RefreshValidationGradient() (float64, error) {
 		v.refreshed = true
 		return 0, nil
 	}
-	b := v.valBatch
+	b := v.objective.Batch
 	outs, err := v.valExec.Call(b.Tokens, b.Targets, b.Weights)
 	if err != nil {
 		return 0, errors.WithMessage(err, "alphatoken: validation gradient")
@@ -259,8 +281,9 @@ func (v *Valuer) RefreshValidationGradient() (float64, error) {
 	return vals[0], nil
 }
 
-// valGraph: J_tgt = Σ w·l / Σ w over the validation batch; G^l = ∂J/∂W^l for materialised layers,
-// e'_s = ∂J/∂z'_s and a'_s for ghost layers — written into StateScope variables.
+// valGraph: J_tgt (the objective's loss; SFT: Σ w·l / Σ w) over the validation batch; G^l = ∂J/∂W^l
+// for materialised layers, e'_s = ∂J/∂z'_s and a'_s for ghost layers — written into StateScope
+// variables.
 func (v *Valuer) valGraph(tokens, targets, weights *Node) *Node {
 	g := tokens.Graph()
 	lm := v.LM
@@ -282,8 +305,7 @@ func (v *Valuer) valGraph(tokens, targets, weights *Node) *Node {
 	}
 	out := model.Forward(lm.Config, w, tokens, opts)
 	nll := model.TokenNLL(out.Logits, targets)
-	wt := ConvertDType(weights, nll.DType())
-	j := Div(ReduceAllSum(Mul(nll, wt)), ReduceAllSum(wt))
+	j := v.objective.Loss(nll, weights)
 	var wrt []*Node
 	for _, l := range v.Layers {
 		if l.Ghost {
@@ -328,6 +350,12 @@ type Evaluation struct {
 // per-token loss weight (1 at SFT response positions; sign and pair weight for DPO branches): the
 // direct errors are e_p = ω_p ∂l_p/∂z_p and the causal path differentiates L = Σ_p ω_p l_p.
 func (v *Valuer) Build(w *model.Weights, tokens, targets, omega *Node) *Evaluation {
+	return v.BuildWith(w, tokens, targets, func(*Node) *Node { return omega })
+}
+
+// BuildWith is Build with ω computed from the batch's per-position loss l [b, t] of the same
+// forward pass (detached): a DPO branch's ω depends on the pair's log-ratio (package dpo).
+func (v *Valuer) BuildWith(w *model.Weights, tokens, targets *Node, omegaOf func(nll *Node) *Node) *Evaluation {
 	g := tokens.Graph()
 	cfg, lmc := v.Config, v.LM.Config
 	if cfg.Adaptation && !v.refreshed {
@@ -336,7 +364,7 @@ func (v *Valuer) Build(w *model.Weights, tokens, targets, omega *Node) *Evaluati
 	needDirect, needCausal := cfg.Direct, cfg.Causal
 	out := model.Forward(lmc, w, tokens, model.ForwardOptions{TapBlocks: cfg.Blocks, Diagonal: needDirect})
 	nll := model.TokenNLL(out.Logits, targets)
-	om := StopGradient(ConvertDType(omega, nll.DType()))
+	om := StopGradient(ConvertDType(omegaOf(StopGradient(nll)), nll.DType()))
 	ev := &Evaluation{Out: out, NLL: nll, Valid: NotEqual(om, ZerosLike(om))}
 
 	// One backward pass yields both: e_p from the diagonal copy, g_r from the unmodified blocks.

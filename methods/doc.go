@@ -1,10 +1,10 @@
-// Package methods is the registry of token-selection methods for SFT: AlphaToken and its ablations
-// (SPEC §4, §6), the paper's baselines (../shared/BASELINES.md) and what the paper left as future
-// work. Each method is one file that registers itself (Register, from init) with its name, a
-// one-line summary, the inputs it needs (Need: validation set, Fisher, θ_ref, helper model) and its
-// numeric parameters (Param) declared as data, so the CLI (`train-sft --method`, `score --method`,
-// `-h`), the ablation runner and the suites all construct methods through Build and check them
-// the same way. A method is a train.Method: package train is a generic trainer and imports none.
+// Package methods is the registry of token-selection methods for SFT and, in a sibling registry,
+// for DPO: AlphaToken and its ablations (SPEC §4, §6), the paper's baselines (../shared/BASELINES.md)
+// and what the paper left as future work. Each method is one file that registers itself (Register,
+// from init) with its name, a one-line summary, the inputs it needs (Need: validation set, Fisher,
+// θ_ref, helper model) and its numeric parameters (Param) declared as data, so the CLI
+// (`train-sft --method`, `score --method`, `-h`), the ablation runner and the suites all construct
+// methods through Build and check them the same way. A method is a train.Method: package train is a generic trainer and imports none.
 //
 // # Selection
 //
@@ -47,6 +47,23 @@
 //	xtf.go                XTF (attention IQR outlier, p > 0.95, Multi-Otsu embedding class)
 //	sstoken.go            ssToken (retrospective excess loss + attention to the prompt)
 //	rho1.go               Rho-1 (excess loss over the helper model)
+//
+// # DPO methods (`train-dpo --method`)
+//
+// A sibling registry (RegisterDPO, LookupDPO, BuildDPO, DPOUsage) with the same Info, built from a
+// DPOEnv (the reference model, package dpo's loss settings, validation pairs, SePO's oracle pair).
+// A DPO method trains on pair batches (chosen rows, then rejected rows; the trainer's GroupSize 2)
+// and logs the branch token counts, kept counts and TRL's reward metrics every step.
+//
+//	dpo_registry.go       DPOInfo, DPOEnv, RegisterDPO, LookupDPO, BuildDPO, DPOUsage, the checks
+//	dpo_method.go         the generic DPO method: reference log-probs (precomputed or online), keep counts, metrics
+//	dpo_ref.go            per-position log-probabilities of a frozen model (float64, cached)
+//	dpo_eval.go           held-out pair loss, reward accuracy and margin (a trainer hook)
+//	dpo_plain.go          dpo (every token; sigmoid, ipo, hinge), random
+//	dpo_alphatoken.go     alphatoken, adaptation-only, stability-only, direct-only, causal-only, bottom
+//	dpo_confpo.go         ConfPO (low-confidence tokens per response; DPO or SimPO form)
+//	dpo_sepo.go           SePO (oracle token rewards; top 30% chosen, bottom 30% rejected; reference free)
+//	dpo_tidpo.go          TI-DPO (gradient importance + Gaussian prior, triplet term) and ti-dpo-budget
 //
 // Adding a method is one new file that calls Register, plus its test.
 package methods

@@ -43,7 +43,8 @@ func BucketLen(n, quantum, maxLen int) int {
 }
 
 // MakeBatch pads examples[idx...] to length t (all must fit) into rows; rows beyond len(idx) up to
-// size are padding rows with zero weight, so a fixed batch size keeps one graph shape.
+// size, and rows whose idx is negative, are padding rows with zero weight, so a fixed batch size
+// keeps one graph shape.
 func MakeBatch(examples []Example, idx []int, size, t, pad int) Batch {
 	if size < len(idx) {
 		size = len(idx)
@@ -61,7 +62,7 @@ func MakeBatch(examples []Example, idx []int, size, t, pad int) Batch {
 		for p := range tok {
 			tok[p] = int32(pad)
 		}
-		if row < len(idx) {
+		if row < len(idx) && idx[row] >= 0 {
 			ex := &examples[idx[row]]
 			b.Index[row] = idx[row]
 			for p, id := range ex.IDs[:min(len(ex.IDs), t)] {

@@ -71,6 +71,12 @@ type Config struct {
 	OutDir          string   // where checkpoints and metrics.jsonl go ("" keeps nothing on disk)
 	TensorBoardDir  string   // TensorBoard event files of the logged steps ("" writes none)
 	Quiet           bool     // no progress lines on stderr
+	// GroupSize > 1: the examples come in groups of GroupSize consecutive ones that always share a
+	// batch (a DPO pair: chosen, then rejected). The sampler shuffles groups; a batch holds
+	// BatchSize groups in BatchSize·GroupSize rows, member j of every group in rows
+	// [j·BatchSize, (j+1)·BatchSize) (TRL's DPO layout: the chosen half, then the rejected half),
+	// with padding rows where a batch has fewer groups. 0 or 1: one example per row. Not with Packing.
+	GroupSize int
 }
 
 // DefaultConfig returns the defaults for a run of the given number of steps.
@@ -136,6 +142,8 @@ func (c *Config) Validate() error {
 		return errors.Errorf("train: WarmupSteps %d must be in [0, Steps=%d]", c.WarmupSteps, c.Steps)
 	case c.WeightDecay < 0 || c.Beta1 < 0 || c.Beta1 >= 1 || c.Beta2 < 0 || c.Beta2 >= 1 || c.Eps <= 0:
 		return errors.Errorf("train: invalid AdamW settings (weight decay %g, betas %g/%g, eps %g)", c.WeightDecay, c.Beta1, c.Beta2, c.Eps)
+	case c.GroupSize < 0 || (c.GroupSize > 1 && c.Packing):
+		return errors.Errorf("train: GroupSize must be ≥ 0 and cannot be combined with Packing, got %d", c.GroupSize)
 	case c.CheckpointEvery < 0 || c.LogEvery <= 0 || c.KeepCheckpoints < 1:
 		return errors.Errorf("train: CheckpointEvery must be ≥ 0, LogEvery > 0 and KeepCheckpoints ≥ 1, got %d, %d, %d",
 			c.CheckpointEvery, c.LogEvery, c.KeepCheckpoints)

@@ -286,21 +286,46 @@ func (tr *Trainer) noise(micro []data.Batch) [][][]float32 {
 	return all
 }
 
-// units is what the sampler draws: single examples, or packed rows of them.
+// units is what the sampler draws: single examples, groups of Config.GroupSize consecutive
+// examples (a DPO pair), or packed rows of examples.
 type units struct {
-	lengths []int   // tokens per unit
+	lengths []int   // tokens per unit (a group: its longest member)
+	group   int     // examples per unit (1 unless Config.GroupSize > 1)
 	rows    [][]int // with Packing: the examples of each row
 }
 
+// examples lists the examples of units ids (a group's members in groupRows order).
 func (u *units) examples(ids []int) []int {
-	if u.rows == nil {
-		return ids
+	switch {
+	case u.rows != nil:
+		var out []int
+		for _, r := range ids {
+			out = append(out, u.rows[r]...)
+		}
+		return out
+	case u.group > 1:
+		return groupRows(ids, u.group, len(ids))
 	}
-	var out []int
-	for _, r := range ids {
-		out = append(out, u.rows[r]...)
+	return ids
+}
+
+// groupRows lays out a batch of sampled groups as example rows: member j of the r-th group
+// (example item·group + j) in row j·batchSize + r, and -1 (a padding row) where the batch has fewer
+// than batchSize groups (Config.GroupSize; TRL's DPO layout: the chosen half, then the rejected half).
+func groupRows(items []int, group, batchSize int) []int {
+	if group == 1 {
+		return items
 	}
-	return out
+	rows := make([]int, group*batchSize)
+	for j := range group {
+		for r := range batchSize {
+			rows[j*batchSize+r] = -1
+			if r < len(items) {
+				rows[j*batchSize+r] = items[r]*group + j
+			}
+		}
+	}
+	return rows
 }
 
 // batch lays out the units ids as one micro-batch.
@@ -311,6 +336,9 @@ func (tr *Trainer) batch(examples []data.Example, u *units, ids []int, pad int) 
 		longest = max(longest, u.lengths[i])
 	}
 	t := data.BucketLen(longest, cfg.BucketQuantum, cfg.MaxLen)
+	if u.group > 1 {
+		return data.MakeBatch(examples, groupRows(ids, u.group, cfg.BatchSize), cfg.BatchSize*u.group, t, pad)
+	}
 	if u.rows == nil {
 		return data.MakeBatch(examples, ids, cfg.BatchSize, t, pad)
 	}
@@ -346,13 +374,17 @@ func (tr *Trainer) RunUntil(examples []data.Example, stop int) (err error) {
 	if len(examples) == 0 {
 		return errors.New("train: no training examples")
 	}
-	u := &units{lengths: make([]int, len(examples))}
+	group := max(cfg.GroupSize, 1)
+	if len(examples)%group != 0 {
+		return errors.Errorf("train: %d examples do not split into groups of %d", len(examples), group)
+	}
+	u := &units{lengths: make([]int, len(examples)/group), group: group}
 	for i := range examples {
 		if len(examples[i].IDs) > cfg.MaxLen {
 			return errors.Errorf("train: example %s has %d tokens > MaxLen %d (read the data with data.Options.MaxLen to truncate)",
 				examples[i].Source, len(examples[i].IDs), cfg.MaxLen)
 		}
-		u.lengths[i] = len(examples[i].IDs)
+		u.lengths[i/group] = max(u.lengths[i/group], len(examples[i].IDs))
 	}
 	if cfg.Packing {
 		u.rows = data.Pack(u.lengths, cfg.MaxLen)

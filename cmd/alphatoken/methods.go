@@ -101,6 +101,7 @@ type runSpec struct {
 	backend, dtype string
 	steps, batch   int
 	maxLen         int
+	stop           []int // the template's stop tokens (sampling)
 }
 
 // env assembles the environment of method name: the options, and each input the method needs

@@ -43,11 +43,18 @@ func runScore(args []string) error {
 	seed := fs.Uint64("seed", 1, "seed for --select random")
 	maxLen := fs.Int("max-len", 0, "truncate examples to this many tokens (default: the model's context)")
 	mf := addMethodFlags(fs, false)
+	pf := addPairScoreFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if err := need(fs, "model", "data", "out"); err != nil {
 		return err
+	}
+	if isPairs, err := data.IsPreferenceFile(*dataPath); err != nil {
+		return err
+	} else if isPairs {
+		return scorePairs(pairScoreArgs{backend: *backendSpec, model: *modelDir, data: *dataPath, out: *out, export: *export,
+			method: *method, sel: *sel, template: *template, dtype: *dtype, batch: *batch, seed: *seed, maxLen: *maxLen}, mf, pf)
 	}
 	if *export != "" && *export != "trl" {
 		return fmt.Errorf("--export %q: only trl is supported", *export)

@@ -1,0 +1,301 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/alphatoken/alphatoken/alphatoken"
+	"github.com/alphatoken/alphatoken/alphatoken/data"
+	"github.com/alphatoken/alphatoken/alphatoken/dpo"
+	"github.com/alphatoken/alphatoken/alphatoken/train"
+	"github.com/alphatoken/alphatoken/methods"
+	"github.com/alphatoken/alphatoken/model"
+)
+
+func init() {
+	register("train-dpo", "preference optimisation (DPO, IPO, hinge) on preference pairs with a token-selection method", runDPO)
+}
+
+// dpoFlags are the flags of a DPO method, shared by train-dpo and score on preference data: the
+// DPO loss (β, type, thresholds, coefficient), the reference, ρ and its schedule, AlphaToken's
+// valuation settings and inputs, SePO's oracle pair, and every parameter a DPO method declares.
+type dpoFlags struct {
+	beta                         *float64
+	loss, threshold, coefficient *string
+	ref, refLogps, cache         *string
+	rho, rhoStart, lambda        *float64
+	schedule                     *string
+	budget                       *bool
+	window, k, valN, refresh     *int
+	normalize, ghost             *string
+	fisher, val                  *string
+	oracle, oracleRef            *string
+	params                       map[string]*paramValue
+}
+
+func addDPOFlags(fs *flag.FlagSet, training bool) *dpoFlags {
+	d := alphatoken.DefaultConfig()
+	losses := make([]string, len(dpo.LossTypes))
+	for i, l := range dpo.LossTypes {
+		losses[i] = string(l)
+	}
+	f := &dpoFlags{
+		beta:        fs.Float64("beta", dpo.DefaultBeta, "β of the DPO loss"),
+		loss:        fs.String("loss", string(dpo.LossSigmoid), "pair loss (TRL's loss_type): "+strings.Join(losses, ", ")),
+		threshold:   fs.String("dpo-threshold", string(dpo.Separate), "masks keep the top ρ of each branch (separate) or of the batch's tokens (shared)"),
+		coefficient: fs.String("dpo-coefficient", string(dpo.Unmasked), "pair weight of the masked loss from the unmasked or the masked logit"),
+		ref:         fs.String("ref", "", "DPO reference model π_ref, also θ_ref of the stability term (default: --model at its start)"),
+		refLogps:    fs.String("ref-logps", string(methods.RefPrecompute), "reference log-probabilities: precompute (once, cached in --cache) or online (a reference forward every step)"),
+		cache:       fs.String("cache", "", "directory for cached reference and oracle log-probabilities (default: OUT/cache; none when empty for score)"),
+		rho:         fs.Float64("rho", alphatoken.DefaultRho, "ρ: share of each branch's response tokens kept (AlphaToken's; a budget-matched baseline's budget)"),
+		schedule:    fs.String("rho-schedule", string(methods.ScheduleConstant), "keep ratio over training: constant, linear or cosine from --rho-start"),
+		rhoStart:    fs.Float64("rho-start", 1, "keep ratio at step 0 under --rho-schedule linear|cosine"),
+		budget:      fs.Bool("budget-matched", false, "baselines keep ρ of each branch of the batch instead of their native ratio or threshold"),
+		lambda:      fs.Float64("lambda", d.Lambda, "λ: weight of the stability (Fisher-proxy) term"),
+		window:      fs.Int("window", d.Window, "W: causal window"),
+		k:           fs.Int("k", d.Blocks, "K: number of last blocks scored"),
+		valN:        fs.Int("val-examples", d.ValExamples, "B_val: validation pairs behind J_tgt"),
+		normalize:   fs.String("normalize", string(d.Normalize), "AlphaToken's combination of its two objectives: none, zscore, rank"),
+		ghost:       fs.String("ghost", string(d.Ghost), "contraction with G: auto, ghost or matrix"),
+		fisher:      fs.String("fisher", "", "Fisher file of θ_ref (alphatoken fisher), or none: the stability term off (AlphaToken methods)"),
+		val:         fs.String("val", "", "validation preference pairs of the target task (B_val are used: AlphaToken's J_tgt)"),
+		oracle:      fs.String("oracle", "", "SePO: π^o, the oracle model (DPO-trained, same vocabulary)"),
+		oracleRef:   fs.String("oracle-ref", "", "SePO: π^o_ref, the oracle's SFT reference"),
+		params:      map[string]*paramValue{},
+	}
+	refresh := 1
+	f.refresh = &refresh
+	if training {
+		f.refresh = fs.Int("val-refresh", d.ValRefresh, "recompute the validation gradient every N steps")
+	}
+	for _, p := range methods.AllDPOParams() {
+		pv := &paramValue{v: p.Default}
+		f.params[p.Name] = pv
+		fs.Var(pv, p.Name, p.Usage)
+	}
+	return f
+}
+
+func dpoUsage(fs *flag.FlagSet) {
+	usage := fs.Usage
+	fs.Usage = func() {
+		usage()
+		fmt.Fprintln(fs.Output(), "\nmethods (--method), with the inputs and parameters each takes:")
+		methods.DPOUsage(fs.Output())
+	}
+}
+
+// env assembles a DPO method's environment: the options, the reference (--ref or a copy of the
+// policy), and each input the method needs.
+func (f *dpoFlags) env(name string, rs runSpec, cacheDir string) (*methods.DPOEnv, error) {
+	info, err := methods.LookupDPO(name)
+	if err != nil {
+		return nil, err
+	}
+	o := methods.Options{Rho: *f.rho, Schedule: methods.Schedule(*f.schedule), BudgetMatched: *f.budget}
+	if o.Schedule != methods.ScheduleConstant {
+		o.RhoStart = *f.rhoStart
+	}
+	for n, pv := range f.params {
+		if pv.set {
+			if o.Params == nil {
+				o.Params = map[string]float64{}
+			}
+			o.Params[n] = pv.v
+		}
+	}
+	v := alphatoken.DefaultConfig()
+	v.Lambda, v.Window, v.Blocks = *f.lambda, *f.window, *f.k
+	v.ValExamples, v.ValRefresh = *f.valN, *f.refresh
+	v.Normalize, v.Ghost = alphatoken.Normalization(*f.normalize), alphatoken.GhostMode(*f.ghost)
+	env := &methods.DPOEnv{
+		Env: methods.Env{LM: rs.lm, Valuation: v, Options: o, Steps: rs.steps, BatchSize: rs.batch, MaxLen: rs.maxLen,
+			Cache: cacheDir, Log: os.Stderr},
+		DPO: dpo.Config{Beta: *f.beta, Loss: dpo.LossType(*f.loss), Threshold: dpo.Threshold(*f.threshold),
+			Coefficient: dpo.Coefficient(*f.coefficient)},
+		RefLogps: methods.RefLogps(*f.refLogps),
+		Stop:     rs.stop,
+	}
+	if err := env.DPO.Validate(); err != nil {
+		return nil, err
+	}
+	if *f.ref != "" {
+		ref, refTok, err := openModel(rs.backend, *f.ref, rs.dtype)
+		if err != nil {
+			return nil, fmt.Errorf("--ref: %w", err)
+		}
+		if refTok.VocabSize() != rs.tok.VocabSize() || ref.Config.VocabSize != rs.lm.Config.VocabSize {
+			return nil, fmt.Errorf("--ref %s: its vocabulary (tokenizer %d ids, vocab_size %d) differs from --model's (tokenizer %d ids, vocab_size %d): DPO compares their log-probabilities token by token",
+				*f.ref, refTok.VocabSize(), ref.Config.VocabSize, rs.tok.VocabSize(), rs.lm.Config.VocabSize)
+		}
+		env.Ref = ref
+	} else if env.Ref, err = rs.lm.Clone(); err != nil {
+		return nil, err
+	}
+	unused := func(flagName, value string) {
+		if value != "" {
+			logf("warning: %s is not used by method %s", flagName, name)
+		}
+	}
+	if info.NeedsInput(methods.NeedVal) && *f.val != "" {
+		val, _, err := data.ReadPairs(*f.val, rs.tok, rs.opts)
+		if err != nil {
+			return nil, err
+		}
+		env.ValPairs = dpo.Examples(val)
+	} else if !info.NeedsInput(methods.NeedVal) {
+		unused("--val", *f.val)
+	}
+	if info.NeedsInput(methods.NeedFisher) {
+		switch *f.fisher {
+		case "":
+		case "none":
+			env.FisherNone = true
+		default:
+			if env.Fisher, err = alphatoken.LoadFisher(*f.fisher); err != nil {
+				return nil, err
+			}
+		}
+	} else {
+		unused("--fisher", *f.fisher)
+	}
+	if info.NeedsInput(methods.NeedOracle) {
+		for _, o := range []struct {
+			flag, dir string
+			dst       **model.LM
+		}{{"--oracle", *f.oracle, &env.Oracle}, {"--oracle-ref", *f.oracleRef, &env.OracleRef}} {
+			if o.dir == "" {
+				continue
+			}
+			m, mTok, err := openModel(rs.backend, o.dir, rs.dtype)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", o.flag, err)
+			}
+			if mTok.VocabSize() != rs.tok.VocabSize() {
+				return nil, fmt.Errorf("%s %s: its tokenizer has %d ids, --model's %d: the oracle must share the policy's vocabulary",
+					o.flag, o.dir, mTok.VocabSize(), rs.tok.VocabSize())
+			}
+			*o.dst = m
+		}
+	} else {
+		unused("--oracle", *f.oracle)
+		unused("--oracle-ref", *f.oracleRef)
+	}
+	return env, nil
+}
+
+func runDPO(args []string) error {
+	fs, backendSpec := newFlags("train-dpo", "--model DIR --data PAIRS.jsonl --out DIR [--method dpo] [flags]")
+	modelDir := fs.String("model", "", "checkpoint to train: the policy's start (e.g. a uniform SFT warm-start from train-sft)")
+	dataPath := fs.String("data", "", "preference pairs, JSONL or Parquet in a TRL preference format: {prompt,chosen,rejected} (text or messages), {chosen,rejected} (implicit prompt), {prompt_ids,chosen_ids,rejected_ids}")
+	evalPath := fs.String("eval", "", "optional held-out pairs: eval_loss, eval_reward_accuracy and eval_reward_margin are logged")
+	rf := addRunFlags(fs, "output directory: the final model at the top, checkpoint-N/ for resuming, metrics.jsonl, tb/ (TensorBoard), cache/ (reference log-probabilities)", false)
+	method := fs.String("method", "dpo", "DPO method (listed below): "+strings.Join(methods.DPONames(), ", "))
+	steps := fs.Int("steps", 0, "optimizer steps (default: --epochs over the pairs)")
+	epochs := fs.Float64("epochs", 1, "epochs, when --steps is not given")
+	batch := fs.Int("batch", 8, "pairs per step (a step's batch holds 2× as many sequences: chosen, then rejected)")
+	maxLen := fs.Int("max-len", 256, "context length; a pair longer than it is an error")
+	lr := fs.Float64("lr", 1e-4, "peak learning rate")
+	warmup := fs.Int("warmup", 0, "warm-up steps (default steps/20)")
+	wd := fs.Float64("weight-decay", 0, "AdamW decoupled weight decay")
+	seed := fs.Uint64("seed", 1, "data-order, random-mask and anchor-sampling seed")
+	template := fs.String("template", "auto", "chat template for text data: auto, jinja, plain, chatml, llama3, gemma")
+	dtype := fs.String("dtype", "float32", "compute dtype: float32, bfloat16 (GPU), float64")
+	ckptEvery := fs.Int("checkpoint-every", 0, "resumable checkpoint every N steps (0: only at the end)")
+	evalEvery := fs.Int("eval-every", 50, "held-out pair metrics every N steps (with --eval)")
+	logEvery := fs.Int("log-every", 10, "a metrics line (metrics.jsonl, progress) every N steps")
+	f := addDPOFlags(fs, true)
+	dpoUsage(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := need(fs, "model", "data", "out"); err != nil {
+		return err
+	}
+	if *batch <= 0 {
+		return fmt.Errorf("--batch must be positive, got %d", *batch)
+	}
+	if err := positiveLR(*lr); err != nil {
+		return err
+	}
+	if err := finite(fs, "epochs", "weight-decay"); err != nil {
+		return err
+	}
+	out := rf.out
+	tc := train.Config{BatchSize: *batch, GroupSize: 2, MaxLen: *maxLen, LR: *lr, WarmupSteps: *warmup, WeightDecay: *wd,
+		Seed: *seed, CheckpointEvery: *ckptEvery, OutDir: *out, LogEvery: *logEvery}
+	if err := rf.apply(&tc); err != nil {
+		return err
+	}
+	lm, tok, err := openModel(*backendSpec, *modelDir, *dtype)
+	if err != nil {
+		return err
+	}
+	tmpl, err := data.TemplateByName(*template, tok)
+	if err != nil {
+		return err
+	}
+	opts := data.Options{MaxLen: *maxLen, Template: tmpl}
+	pairs, _, err := data.ReadPairs(*dataPath, tok, opts)
+	if err != nil {
+		return err
+	}
+	examples := dpo.Examples(pairs)
+	n := *steps
+	if n == 0 {
+		n = train.StepsForEpochs(*epochs, len(pairs), *batch**rf.gradAccum)
+	}
+	tc.Steps = n
+	cacheDir := *f.cache
+	if cacheDir == "" {
+		cacheDir = filepath.Join(*out, "cache")
+	}
+	// --out is taken (and with --overwrite cleared) once the model and the data have loaded, before
+	// the method builds: precomputed reference log-probabilities are cached in OUT/cache by default.
+	if err := rf.prepare(); err != nil {
+		return err
+	}
+	defer rf.release()
+	rs := runSpec{lm: lm, tok: tok, opts: opts, backend: *backendSpec, dtype: *dtype, steps: n, batch: *batch, maxLen: *maxLen,
+		stop: tmpl.Stop(tok)}
+	env, err := f.env(*method, rs, cacheDir)
+	if err != nil {
+		return err
+	}
+	env.Seed = *seed
+	m, err := methods.BuildDPO(*method, env)
+	if err != nil {
+		return err
+	}
+	tr, err := train.New(lm, tok, tc, m)
+	if err != nil {
+		return err
+	}
+	if *evalPath != "" {
+		held, _, err := data.ReadPairs(*evalPath, tok, opts)
+		if err != nil {
+			return err
+		}
+		ev, err := methods.NewPairEval(env, dpo.Examples(held))
+		if err != nil {
+			return err
+		}
+		tr.Hooks = append(tr.Hooks, methods.PairEvalHook(ev, *evalEvery))
+	}
+	if err := rf.start(tr, fs); err != nil {
+		return err
+	}
+	logf("train-dpo %s; %s β=%g, thresholds %s, coefficient %s, reference log-probs %s", train.Describe(lm, tr.Config, m, len(pairs)),
+		env.DPO.Loss, env.DPO.Beta, env.DPO.Threshold, env.DPO.Coefficient, env.RefLogps)
+	if err := tr.Run(examples); err != nil {
+		return err
+	}
+	if err := saveFinal(lm, tok, *out); err != nil {
+		return err
+	}
+	logf("saved %s", *out)
+	return nil
+}
