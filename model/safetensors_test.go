@@ -36,7 +36,7 @@ func entry(dtype string, shape []int64, begin, end int64) map[string]any {
 func TestReadSafetensorsRejects(t *testing.T) {
 	dir := t.TempDir()
 	a := tensors.FromValue([][]float32{{1, 2, 3}, {4, 5, 6}}) // 24 bytes
-	b := tensors.FromValue([]float32{7, 8, 9, 10})             // 16 bytes
+	b := tensors.FromValue([]float32{7, 8, 9, 10})            // 16 bytes
 	good := filepath.Join(dir, "good.safetensors")
 	if err := WriteSafetensors(good, []NamedTensor{{"a", a}, {"b", b}}, map[string]string{"k": "v"}); err != nil {
 		t.Fatal(err)
