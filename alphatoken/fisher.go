@@ -409,8 +409,9 @@ func LoadFisher(path string) (*Fisher, error) {
 				return nil, errors.Errorf("alphatoken: %s: tensor %s of a K-FAC Fisher must be a factor, NAME.A or NAME.S", path, name)
 			}
 		}
-		if _, ok := blockOf(base); !ok {
-			return nil, errors.Errorf("alphatoken: %s: tensor %s is not a decoder block's weight (model.layers.N.…)", path, name)
+		if _, ok := blockOf(base); !ok || !strings.HasSuffix(base, ".weight") {
+			return nil, errors.Errorf("alphatoken: %s: tensor %s is not named after a decoder block's weight (model.layers.N.….weight%s)",
+				path, name, map[bool]string{true: " + .A or .S", false: ""}[f.Kind == FisherKFAC])
 		}
 		if !t.Shape().DType.IsFloat() {
 			return nil, errors.Errorf("alphatoken: %s: tensor %s has dtype %s, not a float", path, name, t.Shape().DType)
