@@ -374,6 +374,11 @@ func LoadFisher(path string) (*Fisher, error) {
 	if err != nil {
 		return nil, err
 	}
+	return fisherFromTensors(path, ts, meta)
+}
+
+// fisherFromTensors validates the tensors and metadata of a Fisher file (LoadFisher).
+func fisherFromTensors(path string, ts map[string]*tensors.Tensor, meta map[string]string) (*Fisher, error) {
 	kind, ok := meta["alphatoken_fisher"]
 	if !ok {
 		return nil, errors.Errorf("alphatoken: %s is not a Fisher file: its metadata has no alphatoken_fisher entry "+

@@ -10,14 +10,11 @@ import (
 	"math"
 	"math/bits"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
-	"github.com/gomlx/go-huggingface/hub"
-	"github.com/gomlx/go-huggingface/models/safetensors"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/pkg/errors"
 
@@ -30,22 +27,32 @@ type NamedTensor struct {
 	Tensor *tensors.Tensor
 }
 
-var safetensorsDTypes = map[dtypes.DType]string{
-	dtypes.Float32: "F32", dtypes.Float64: "F64", dtypes.BFloat16: "BF16", dtypes.Float16: "F16",
-	dtypes.Int32: "I32", dtypes.Int64: "I64", dtypes.Uint8: "U8", dtypes.Bool: "BOOL",
-}
+// safetensorsDTypes names each dtype this package writes (the inverse of safetensorsByName).
+var safetensorsDTypes = func() map[dtypes.DType]string {
+	m := map[dtypes.DType]string{}
+	for name, dt := range safetensorsByName {
+		m[dt] = name
+	}
+	return m
+}()
 
 // WriteSafetensors writes the tensors (in the given order) to path in the safetensors format,
 // atomically: a reader never sees a partial file. metadata goes to the "__metadata__" entry.
 func WriteSafetensors(path string, named []NamedTensor, metadata map[string]string) error {
+	err := atomicfile.Write(path, func(w io.Writer) error { return EncodeSafetensors(w, named, metadata) })
+	return errors.WithMessagef(err, "model: writing %s", path)
+}
+
+// EncodeSafetensors writes the tensors (in the given order) to w in the safetensors format.
+func EncodeSafetensors(w io.Writer, named []NamedTensor, metadata map[string]string) error {
 	header := map[string]any{}
 	if len(metadata) > 0 {
 		header["__metadata__"] = metadata
 	}
 	var offset int64
 	for _, nt := range named {
-		if _, dup := header[nt.Name]; dup {
-			return errors.Errorf("model: duplicate tensor name %q writing %s", nt.Name, path)
+		if _, dup := header[nt.Name]; dup || nt.Name == "__metadata__" {
+			return errors.Errorf("model: duplicate or reserved tensor name %q", nt.Name)
 		}
 		shape := nt.Tensor.Shape()
 		dt, ok := safetensorsDTypes[shape.DType]
@@ -68,69 +75,72 @@ func WriteSafetensors(path string, named []NamedTensor, metadata map[string]stri
 	for len(hdr)%8 != 0 {
 		hdr = append(hdr, ' ')
 	}
-	return atomicfile.Write(path, func(w io.Writer) error {
-		if err := binary.Write(w, binary.LittleEndian, uint64(len(hdr))); err != nil {
-			return err
+	if err := binary.Write(w, binary.LittleEndian, uint64(len(hdr))); err != nil {
+		return err
+	}
+	if _, err := w.Write(hdr); err != nil {
+		return err
+	}
+	for _, nt := range named {
+		var werr error
+		if err := nt.Tensor.ConstBytes(func(data []byte) { _, werr = w.Write(data) }); err != nil {
+			return errors.Wrapf(err, "model: reading tensor %q", nt.Name)
 		}
-		if _, err := w.Write(hdr); err != nil {
-			return err
+		if werr != nil {
+			return werr
 		}
-		for _, nt := range named {
-			var werr error
-			if err := nt.Tensor.ConstBytes(func(data []byte) { _, werr = w.Write(data) }); err != nil {
-				return errors.Wrapf(err, "reading tensor %q", nt.Name)
-			}
-			if werr != nil {
-				return werr
-			}
-		}
-		return nil
-	})
+	}
+	return nil
 }
 
-// ReadSafetensors reads every tensor of one safetensors file into host memory. It also returns
-// the file's "__metadata__". The header is validated first (ParseSafetensorsHeader: every tensor's
-// dtype, shape and byte range against the file's size), so that a damaged or crafted file is an
-// error naming the file and the tensor; only then does go-huggingface's memory-mapped reader
-// copy the data (it slices the mapping with the header's offsets and builds shapes from the
-// header's dimensions, which panic on what the validation refuses).
+// ReadSafetensors reads every tensor of one safetensors file into host memory, with the file's
+// "__metadata__" (DecodeSafetensors).
 func ReadSafetensors(path string) (map[string]*tensors.Tensor, map[string]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, errors.Wrapf(err, "model: reading %s", path)
 	}
+	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		f.Close()
 		return nil, nil, errors.Wrapf(err, "model: reading %s", path)
 	}
 	if st.IsDir() {
-		f.Close()
 		return nil, nil, errors.Errorf("model: %s is a directory, not a safetensors file", path)
 	}
-	hdr, err := ParseSafetensorsHeader(path, f, st.Size())
-	f.Close()
+	return DecodeSafetensors(path, f, st.Size())
+}
+
+// DecodeSafetensors reads the tensors of a safetensors file of size bytes from r (name labels the
+// errors). The header is validated first (ParseSafetensorsHeader: every tensor's dtype, shape and
+// byte range against the size), so a damaged or crafted file is an error naming the file and the
+// tensor; then each tensor's bytes are read straight into its buffer. (go-huggingface's reader
+// builds shapes and slices its memory map from the header as given, which panics on negative
+// dimensions, and reads only files; this reads any io.ReaderAt, so the fuzz targets run in memory.)
+func DecodeSafetensors(name string, r io.ReaderAt, size int64) (map[string]*tensors.Tensor, map[string]string, error) {
+	hdr, err := ParseSafetensorsHeader(name, io.NewSectionReader(r, 0, size), size)
 	if err != nil {
 		return nil, nil, err
 	}
-	dir, file := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	reader, err := safetensors.NewEmpty(hub.NewLocal(dir)).NewTensorReader(file)
-	if err != nil {
-		return nil, nil, errors.Wrapf(err, "model: reading %s", path)
-	}
-	defer reader.Close()
+	dataStart := size - hdr.DataSize
 	out := make(map[string]*tensors.Tensor, len(hdr.Tensors))
 	for _, e := range hdr.Tensors {
-		meta, ok := reader.Header.Tensors[e.Name]
-		if !ok || meta.DataOffsets != [2]int64{e.Begin, e.End} {
-			return nil, nil, errors.Errorf("model: %s changed while it was read (tensor %q)", path, e.Name)
+		t := tensors.FromShape(shapes.Make(e.DType, e.Shape...))
+		var rerr error
+		err := t.MutableBytes(func(b []byte) {
+			if int64(len(b)) != e.End-e.Begin {
+				rerr = errors.Errorf("%d bytes in memory for %d in the file", len(b), e.End-e.Begin)
+				return
+			}
+			if n, err := r.ReadAt(b, dataStart+e.Begin); n < len(b) { // io.ReaderAt may say EOF with all bytes read
+				rerr = err
+			}
+		})
+		if err == nil {
+			err = rerr
 		}
-		t, err := reader.ReadTensor(nil, e.Name)
 		if err != nil {
-			return nil, nil, errors.Wrapf(err, "model: reading tensor %q from %s", e.Name, path)
+			return nil, nil, errors.Wrapf(err, "model: %s: reading tensor %q", name, e.Name)
 		}
 		out[e.Name] = t
 	}
