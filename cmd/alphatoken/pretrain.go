@@ -25,7 +25,7 @@ func runPretrain(args []string) error {
 	batch := fs.Int("batch", 16, "sequences per step")
 	seq := fs.Int("seq", 128, "tokens per training sequence")
 	lr := fs.Float64("lr", 2e-3, "peak learning rate")
-	warmup := fs.Int("warmup", 0, "warm-up steps (default steps/20)")
+	warmup := fs.Int("warmup", 0, "warm-up steps (0: steps/20, at least 1)")
 	seed := fs.Uint64("seed", 1, "initialisation and data-order seed")
 	evalEvery := fs.Int("eval-every", 100, "held-out loss every N steps")
 	ckptEvery := fs.Int("checkpoint-every", 200, "resumable checkpoint every N steps (0: only at the end)")
@@ -35,6 +35,11 @@ func runPretrain(args []string) error {
 		return err
 	}
 	if err := need(fs, "out", "corpus"); err != nil {
+		return err
+	}
+	if err := checkFlags(atLeast("steps", *steps, 1), atLeast("batch", *batch, 1), atLeast("seq", *seq, 2), positiveFloat("lr", *lr),
+		atLeast("warmup", *warmup, 0), atLeast("eval-every", *evalEvery, 1), atLeast("checkpoint-every", *ckptEvery, 0),
+		atLeast("samples", *samples, 0)); err != nil {
 		return err
 	}
 	backend, err := model.NewBackend(*backendSpec)
@@ -49,6 +54,9 @@ func runPretrain(args []string) error {
 	cfg, err := model.Preset(*preset, tok.VocabSize(), tok.BOS(), tok.EOS(), tok.PAD())
 	if err != nil {
 		return err
+	}
+	if *seq > cfg.MaxPositions {
+		return fmt.Errorf("--seq %d exceeds the %s preset's context of %d tokens: use --seq 2..%d", *seq, *preset, cfg.MaxPositions, cfg.MaxPositions)
 	}
 	lm, err := model.New(backend, cfg, dtypes.Float32, *seed)
 	if err != nil {
