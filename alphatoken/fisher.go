@@ -2,6 +2,7 @@ package alphatoken
 
 import (
 	"fmt"
+	"io"
 	"math"
 	"slices"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"github.com/pkg/errors"
 
 	"github.com/alphatoken/alphatoken/alphatoken/data"
+	"github.com/alphatoken/alphatoken/internal/progress"
 	"github.com/alphatoken/alphatoken/model"
 )
 
@@ -86,6 +88,20 @@ func EstimateFisher(ref *model.LM, prompts [][]int, opts FisherOptions) (*Fisher
 		opts.Progress = func(done, total int) { progress(len(prompts)+done*len(prompts)/max(total, 1), 2*len(prompts)) }
 	}
 	return FisherFromSequences(ref, seqs, opts)
+}
+
+// FisherProgress reports EstimateFisher's progress on w (stderr) in its two phases: sampling the
+// responses, then the gradient passes over the sampled sequences.
+func FisherProgress(w io.Writer) func(done, total int) {
+	sample, grad := progress.New(w, "fisher: sampling", "prompts"), progress.New(w, "fisher: gradients", "prompts")
+	return func(done, total int) {
+		// EstimateFisher counts prompts sampled in [0, n] and gradient passes in (n, 2n].
+		if n := total / 2; done <= n {
+			sample.Update(done, n)
+		} else {
+			grad.Update(done-n, n)
+		}
+	}
 }
 
 // FisherFromSequences computes the Fisher from given sequences (prompt ++ sampled response):

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"time"
 
 	"github.com/alphatoken/alphatoken/alphatoken/data"
+	"github.com/alphatoken/alphatoken/internal/progress"
 	"github.com/alphatoken/alphatoken/model"
 )
 
@@ -81,7 +81,7 @@ func evaluate(lm *model.LM, examples []data.Example, batch int) (evalResult, err
 	if err != nil {
 		return evalResult{}, err
 	}
-	start, last := time.Now(), time.Now()
+	rep := progress.New(os.Stderr, "eval", "examples")
 	var sum float64
 	var tokens int
 	chunk := 8 * batch
@@ -99,13 +99,7 @@ func evaluate(lm *model.LM, examples []data.Example, batch int) (evalResult, err
 			sum -= ll[i]
 			tokens += n[i]
 		}
-		if time.Since(last) > 2*time.Second || c1 == len(examples) {
-			el := time.Since(start)
-			eta := time.Duration(float64(el) * float64(len(examples)-c1) / float64(c1)).Round(time.Second)
-			logf("eval: %d/%d examples, %d tokens | %.0f tokens/s | ETA %s", c1, len(examples), tokens,
-				float64(tokens)/max(el.Seconds(), 1e-9), eta)
-			last = time.Now()
-		}
+		rep.Update(c1, len(examples))
 	}
 	if tokens == 0 {
 		return evalResult{}, fmt.Errorf("no response tokens to evaluate")

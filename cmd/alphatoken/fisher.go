@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/alphatoken/alphatoken/alphatoken"
@@ -58,17 +59,9 @@ func runFisher(args []string) error {
 		prompts = prompts[:*n]
 	}
 	start := time.Now()
-	last := time.Now()
 	f, err := alphatoken.EstimateFisher(ref, prompts, alphatoken.FisherOptions{Kind: alphatoken.FisherKind(*kind), Blocks: *k,
 		MaxNewTokens: *maxNew, Stop: tmpl.Stop(tok), Seed: *seed, BatchSize: *batch, SampleBatch: *sampleBatch,
-		Progress: func(done, total int) {
-			if time.Since(last) > 2*time.Second || done == total {
-				el := time.Since(start)
-				eta := time.Duration(float64(el) * float64(total-done) / float64(max(done, 1))).Round(time.Second)
-				logf("fisher: %d/%d (%.0f%%) | %s elapsed | ETA %s", done, total, 100*float64(done)/float64(total), el.Round(time.Second), eta)
-				last = time.Now()
-			}
-		}})
+		Progress: alphatoken.FisherProgress(os.Stderr)})
 	if err != nil {
 		return err
 	}

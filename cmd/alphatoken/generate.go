@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/alphatoken/alphatoken/alphatoken/data"
+	"github.com/alphatoken/alphatoken/internal/progress"
 	"github.com/alphatoken/alphatoken/model"
 )
 
@@ -72,7 +73,7 @@ func runGenerate(args []string) error {
 		return err
 	}
 	outs, err := gen.Generate(prompts, model.GenerateOptions{MaxNewTokens: *maxNew, Temperature: *temp, TopP: *topP,
-		Stop: tmpl.Stop(tok), Seed: *seed, BatchSize: *batch})
+		Stop: tmpl.Stop(tok), Seed: *seed, BatchSize: *batch, Progress: progress.New(os.Stderr, "generate", "prompts").Func()})
 	if err != nil {
 		return err
 	}

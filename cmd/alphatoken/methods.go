@@ -183,6 +183,8 @@ func (mf *methodFlags) env(name string, rs runSpec) (*methods.Env, error) {
 		if env.Ref, _, err = openModel(rs.backend, *mf.ref, rs.dtype); err != nil {
 			return nil, err
 		}
+	} else if *mf.ref != "" {
+		logf("warning: --ref is not used: it anchors the stability term, which method %s computes only with a --fisher file", name)
 	}
 	if info.NeedsInput(methods.NeedHelper) && *mf.helper != "" {
 		if env.Helper, _, err = openModel(rs.backend, *mf.helper, rs.dtype); err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/alphatoken/alphatoken/alphatoken"
 	"github.com/alphatoken/alphatoken/alphatoken/data"
 	"github.com/alphatoken/alphatoken/internal/atomicfile"
+	"github.com/alphatoken/alphatoken/internal/progress"
 	"github.com/alphatoken/alphatoken/methods"
 )
 
@@ -100,9 +102,7 @@ func runScore(args []string) error {
 	}
 	start := time.Now()
 	scores, err := alphatoken.Score(v, examples, alphatoken.ScoreOptions{BatchSize: *batch, Rho: *mf.rho, Selection: alphatoken.Selection(*sel),
-		Seed: *seed, Tokenizer: tok, Progress: func(done, total int) {
-			logf("score: %d/%d examples | %s", done, total, time.Since(start).Round(time.Millisecond))
-		}})
+		Seed: *seed, Tokenizer: tok, Progress: progress.New(os.Stderr, "score", "examples").Func()})
 	if err != nil {
 		return err
 	}
