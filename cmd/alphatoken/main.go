@@ -131,11 +131,13 @@ func newFlags(name, usageLine string) (*flag.FlagSet, *string) {
 	return fs, backend
 }
 
-// versionString is the version line: the module version, the VCS commit the binary was built from
-// (debug.ReadBuildInfo), GoMLX's version and the Go toolchain.
-func versionString() string {
-	version, commit, gomlx := "(unknown)", "unknown", "(unknown)"
-	if bi, ok := debug.ReadBuildInfo(); ok {
+// versionString is the version: the module version, the VCS commit the binary was built from,
+// GoMLX's version and the Go toolchain (debug.ReadBuildInfo).
+func versionString() string { return formatVersion(debug.ReadBuildInfo()) }
+
+func formatVersion(bi *debug.BuildInfo, ok bool) string {
+	version, commit, gomlx := "(unknown)", "unknown (no build information)", "(unknown)"
+	if ok && bi != nil {
 		version = bi.Main.Version
 		var rev, when, modified string
 		for _, s := range bi.Settings {
@@ -153,7 +155,7 @@ func versionString() string {
 		if rev != "" {
 			commit = rev + " (" + when + modified + ")"
 		} else {
-			commit = "unknown (built without VCS information, e.g. by go test or -buildvcs=false)"
+			commit = "unknown (built without VCS information: go test, or GOFLAGS=-buildvcs=false)"
 		}
 		for _, d := range bi.Deps {
 			if d.Path == "github.com/gomlx/gomlx" {

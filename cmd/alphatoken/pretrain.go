@@ -42,6 +42,9 @@ func runPretrain(args []string) error {
 		atLeast("samples", *samples, 0)); err != nil {
 		return err
 	}
+	if p, ok := model.Presets[*preset]; ok && *seq > p.MaxPositions {
+		return fmt.Errorf("--seq %d exceeds the %s preset's context of %d tokens: use --seq 2..%d", *seq, *preset, p.MaxPositions, p.MaxPositions)
+	}
 	backend, err := model.NewBackend(*backendSpec)
 	if err != nil {
 		return err
@@ -54,9 +57,6 @@ func runPretrain(args []string) error {
 	cfg, err := model.Preset(*preset, tok.VocabSize(), tok.BOS(), tok.EOS(), tok.PAD())
 	if err != nil {
 		return err
-	}
-	if *seq > cfg.MaxPositions {
-		return fmt.Errorf("--seq %d exceeds the %s preset's context of %d tokens: use --seq 2..%d", *seq, *preset, cfg.MaxPositions, cfg.MaxPositions)
 	}
 	lm, err := model.New(backend, cfg, dtypes.Float32, *seed)
 	if err != nil {
