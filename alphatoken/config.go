@@ -104,7 +104,7 @@ func Variant(name string, base Config) (Config, error) {
 func (c *Config) Validate(numBlocks int) error {
 	switch {
 	case !(c.Lambda >= 0) || math.IsInf(c.Lambda, 0):
-		return errors.Errorf("alphatoken: λ (--lambda) must be a finite number ≥ 0, got %g", c.Lambda)
+		return errors.Errorf("alphatoken: λ must be a finite number ≥ 0 (--lambda), got %g", c.Lambda)
 	case c.Window < 1:
 		return errors.Errorf("alphatoken: the causal window W must be ≥ 1, got %d", c.Window)
 	case c.Blocks < 1 || c.Blocks > numBlocks:
