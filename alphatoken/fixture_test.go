@@ -39,8 +39,13 @@ func tinyConfig(arch model.Arch) *model.Config {
 	c := &model.Config{Arch: arch, VocabSize: 41, Hidden: 16, Layers: 3, Heads: 4, KVHeads: 2, HeadDim: 4,
 		Intermediate: 24, RMSNormEps: 1e-5, RoPETheta: 10000, MaxPositions: 64, BOSTokenID: -1, PadTokenID: 0,
 		DType: "float64"}
-	if arch == model.Qwen3 {
+	switch arch {
+	case model.Qwen3:
 		c.HeadDim = 6
+	case model.Gemma3: // sliding layers (window 4, shorter than the batches) around a global one
+		c.HeadDim, c.HiddenAct, c.QueryPreAttnScalar, c.TieEmbeddings = 6, "gelu_pytorch_tanh", 5, true
+		c.RoPETheta, c.RoPEScaling, c.RoPELocalTheta = 1e6, model.RoPEScaling{Type: "linear", Factor: 8}, 1e4
+		c.SlidingWindow, c.LayerTypes = 4, []string{model.SlidingAttention, model.FullAttention, model.SlidingAttention}
 	}
 	return c
 }

@@ -230,6 +230,8 @@ func TestComponentsAgainstMaterialisedGradients(t *testing.T) {
 		{model.Llama, FisherDiag, 3, GhostAlways},
 		{model.Qwen3, FisherKFAC, 32, GhostNever},
 		{model.Qwen2, FisherKFAC, 2, GhostAlways},
+		{model.Gemma3, FisherDiag, 3, GhostNever},
+		{model.Gemma3, FisherKFAC, 32, GhostAlways},
 	}
 	for _, tc := range cases {
 		t.Run(fmt.Sprintf("%s/%s/W%d/%s", tc.arch, tc.fisher, tc.window, tc.ghost), func(t *testing.T) {
@@ -264,23 +266,25 @@ func TestComponentsAgainstMaterialisedGradients(t *testing.T) {
 
 // TestGhostEqualsMaterialised: SPEC §7.3 on the same batch, in float32 too.
 func TestGhostEqualsMaterialised(t *testing.T) {
-	fx := newFixture(t, model.Llama, FisherDiag, 3)
-	var outs [2][4][]float64
-	for i, mode := range []GhostMode{GhostNever, GhostAlways} {
-		cfg := DefaultConfig()
-		cfg.Ghost = mode
-		v, err := NewValuer(fx.lm, fx.ref, fx.fisher, fx.val, cfg, 0)
-		if err != nil {
-			t.Fatal(err)
+	for _, arch := range []model.Arch{model.Llama, model.Gemma3} {
+		fx := newFixture(t, arch, FisherDiag, 3)
+		var outs [2][4][]float64
+		for i, mode := range []GhostMode{GhostNever, GhostAlways} {
+			cfg := DefaultConfig()
+			cfg.Ghost = mode
+			v, err := NewValuer(fx.lm, fx.ref, fx.fisher, fx.val, cfg, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := v.RefreshValidationGradient(); err != nil {
+				t.Fatal(err)
+			}
+			outs[i] = components(t, v, fx.trainBatch(10))
 		}
-		if _, err := v.RefreshValidationGradient(); err != nil {
-			t.Fatal(err)
-		}
-		outs[i] = components(t, v, fx.trainBatch(10))
-	}
-	for c := range 2 { // the target terms are the ones with two forms
-		if e := relErr(outs[1][c], outs[0][c]); e > 1e-10 {
-			t.Errorf("%s: ghost vs materialised relative error %.3g", componentNames[c], e)
+		for c := range 2 { // the target terms are the ones with two forms
+			if e := relErr(outs[1][c], outs[0][c]); e > 1e-10 {
+				t.Errorf("%s %s: ghost vs materialised relative error %.3g", arch, componentNames[c], e)
+			}
 		}
 	}
 }
@@ -288,7 +292,7 @@ func TestGhostEqualsMaterialised(t *testing.T) {
 // TestValuePropagationExactForWV: SPEC §7.4 — with W ≥ T the causal errors of ALL positions
 // (prompt positions included) add up to ∂L/∂W_V exactly: Σ_c ẽ_c x_cᵀ = ∂L/∂W_V.
 func TestValuePropagationExactForWV(t *testing.T) {
-	for _, arch := range []model.Arch{model.Llama, model.Qwen2, model.Qwen3} {
+	for _, arch := range []model.Arch{model.Llama, model.Qwen2, model.Qwen3, model.Gemma3} {
 		fx := newFixture(t, arch, FisherDiag, 2)
 		lm, mc := fx.lm, fx.lm.Config
 		b := fx.trainBatch(10)

@@ -1,8 +1,6 @@
 package model
 
 import (
-	"math"
-
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph"
@@ -15,19 +13,44 @@ import (
 // table at the queries' positions and a visibility mask over the s keys. Training uses positions
 // 0..t−1 for every row and the causal mask (s = t); decoding with a key/value cache (kvCache) writes
 // the t new keys and values into the cache at a slot and attends over all of its s slots, with
-// per-row positions and masks (left-padded prompts, see decode.go). A sliding-window layer would only
-// change the mask.
+// per-row positions and masks (left-padded prompts, see decode.go). A sliding-window layer
+// (Config.LayerTypes) has a context of its own: the same positions with its RoPE base, and a mask
+// that also hides keys more than sliding_window − 1 positions back.
 
 // attnContext says where a forward pass's queries sit and which keys each of them sees.
 type attnContext struct {
 	rope *rope // cos/sin at the query positions: [t, e] (shared by every row) or [b, t, e]
 	// visible [1 or b, t, s] (bool): query r may attend to key c.
 	visible *Node
+	// sliding is the context of sliding_attention layers (nil if the model has none).
+	sliding *attnContext
+}
+
+// layer returns the context of block i: the sliding one on a sliding_attention layer.
+func (c *attnContext) layer(cfg *Config, i int) *attnContext {
+	if c.sliding != nil && cfg.LayerTypes[i] == SlidingAttention {
+		return c.sliding
+	}
+	return c
 }
 
 // causalContext is the training context: positions 0..t−1 for every row and the causal mask c ≤ r.
 func causalContext(g *Graph, cfg *Config, t int, dtype dtypes.DType) *attnContext {
-	return &attnContext{rope: newRoPE(g, cfg, t, dtype), visible: InsertAxes(LowerTriangular(g, t), 0)}
+	ctx := &attnContext{rope: newRoPE(g, cfg, t, dtype), visible: InsertAxes(LowerTriangular(g, t), 0)}
+	if cfg.HasSlidingLayers() {
+		grid := shapes.Make(dtypes.Int32, 1, t, t)
+		r, c := Iota(g, grid, 1), Iota(g, grid, 2)
+		ctx.sliding = &attnContext{rope: ropeTable(g, cfg.LocalInvFrequencies(), t, dtype),
+			visible: And(ctx.visible, inWindow(r, c, cfg.SlidingWindow))}
+	}
+	return ctx
+}
+
+// inWindow is the sliding-window overlay r − c < W (HF masking_utils: kv_idx > q_idx −
+// sliding_window) over query and key positions (or cache slots, which differ from positions by the
+// same offset) r, c of one shape: a query sees itself and the W − 1 keys before it.
+func inWindow(r, c *Node, w int) *Node {
+	return LessThan(Sub(r, c), Scalar(r.Graph(), r.DType(), w))
 }
 
 // kvCache is one block's key/value cache inside a graph: keys and values in head layout [b, k, s, e]
@@ -39,7 +62,9 @@ type kvCache struct {
 	Slots int
 }
 
-// attention is grouped-query self-attention with RoPE, on the normalised input a [b, t, d].
+// attention is grouped-query self-attention with RoPE, on the normalised input a [b, t, d]: the
+// scores q·k are scaled by Config.AttnScale (1/√e, or Gemma's query_pre_attn_scalar^−½), q and k
+// normalised first by the family's norm where it has q/k norms.
 //
 // Query head h = kv·g + i uses key/value head kv (HF's repeat_kv order). Internally the heads are laid
 // out as [b·k, g·t, e] (queries) and [b·k, s, e] (keys, values) so each score and value product is one
@@ -66,8 +91,9 @@ func attention(cfg *Config, w *BlockWeights, a *Node, ctx *attnContext, diagonal
 	k = Reshape(k, b, t, nk, e)
 	v = Reshape(v, b, t, nk, e)
 	if w.QNorm != nil {
-		q = rmsNorm(q, w.QNorm, cfg.RMSNormEps)
-		k = rmsNorm(k, w.KNorm, cfg.RMSNormEps)
+		norm := cfg.family().norm
+		q = norm(q, w.QNorm, cfg.RMSNormEps)
+		k = norm(k, w.KNorm, cfg.RMSNormEps)
 	}
 	q = ctx.rope.apply(q)
 	k = ctx.rope.apply(k)
@@ -101,7 +127,7 @@ func attention(cfg *Config, w *BlockWeights, a *Node, ctx *attnContext, diagonal
 		scores = Add(scores, Reshape(diagEmbed(Reshape(qdk, b*nk*ng, t)), b*nk, ng*t, t))
 	}
 	scores = Reshape(scores, b*nk, ng, t, s)
-	scores = MulScalar(scores, 1/math.Sqrt(float64(e)))
+	scores = MulScalar(scores, cfg.AttnScale())
 	probs := maskedSoftmax(scores, ctx.visible, b) // [b·k, g, t, s]
 	if taps != nil {
 		taps.Probs = Reshape(probs, b, nh, t, s)

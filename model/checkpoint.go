@@ -61,13 +61,27 @@ func Load(backend compute.Backend, dir string, dtype dtypes.DType) (*LM, error) 
 				dir, name, weightMap[name])
 		}
 	}
+	missingNote := ""
+	if cfg.textOf != "" { // a multimodal checkpoint: keep its text stack, under the causal LM's names
+		text, textIn := map[string]*tensors.Tensor{}, map[string]string{}
+		for _, name := range SortedNames(found) {
+			if hf, ok := gemma3TextTensor(name); ok {
+				if _, dup := text[hf]; dup {
+					return nil, errors.Errorf("model: checkpoint %s: two tensors map to the text stack's %s (%s in %s is the second)", dir, hf, name, foundIn[name])
+				}
+				text[hf], textIn[hf] = found[name], foundIn[name]
+			}
+		}
+		found, foundIn = text, textIn
+		missingNote = fmt.Sprintf("; config.json is a %s's, whose text weights are read under language_model.model.* or model.language_model.*", cfg.textOf)
+	}
 	lm := &LM{Config: cfg, Store: gm.NewStore(), Backend: backend, DType: dtype}
 	expected := map[string]bool{}
 	for _, spec := range cfg.ParamSpecs() {
 		expected[spec.Name] = true
 		t, ok := found[spec.Name]
 		if !ok {
-			return nil, errors.Errorf("model: checkpoint %s: tensor %s is missing (config.json implies shape %v)", dir, spec.Name, spec.Shape)
+			return nil, errors.Errorf("model: checkpoint %s: tensor %s is missing (config.json implies shape %v%s)", dir, spec.Name, spec.Shape, missingNote)
 		}
 		if got := t.Shape().Dimensions; !slices.Equal(got, spec.Shape) {
 			return nil, errors.Errorf("model: checkpoint %s: tensor %s has shape %v in %s, but config.json implies %v",
@@ -184,6 +198,10 @@ type SaveOptions struct {
 	// MaxShardBytes > 0 splits the weights into model-0000i-of-0000n.safetensors shards of at most
 	// this size (a single tensor larger than that gets a shard of its own) plus the index file.
 	MaxShardBytes int64
+	// Transformers5 writes config.json in the transformers-5 form (rope_parameters, dtype) instead
+	// of the transformers-4 one (rope_theta, rope_scaling, torch_dtype); both load here and in
+	// transformers.
+	Transformers5 bool
 }
 
 // Save writes config.json and the weights (HF names, safetensors) to dir. Every file is written
@@ -192,7 +210,11 @@ type SaveOptions struct {
 func (lm *LM) Save(dir string, opts SaveOptions) error {
 	cfg := *lm.Config
 	cfg.DType = DTypeName(lm.DType)
-	cfgJSON, err := cfg.MarshalHF()
+	marshal := cfg.MarshalHF
+	if opts.Transformers5 {
+		marshal = cfg.MarshalHF5
+	}
+	cfgJSON, err := marshal()
 	if err != nil {
 		return err
 	}

@@ -17,26 +17,13 @@ const (
 	Llama Arch = "llama" // LlamaForCausalLM: RMSNorm, RoPE, GQA, SwiGLU; optional attention_bias.
 	Qwen2 Arch = "qwen2" // Qwen2ForCausalLM: as Llama with q/k/v biases.
 	Qwen3 Arch = "qwen3" // Qwen3ForCausalLM: as Llama with per-head RMSNorm of q and k (q_norm, k_norm).
-	// Gemma3 (Gemma3ForCausalLM, the text stack) is read from config.json but its model is not
-	// implemented yet: Validate refuses it.
+	// Gemma3 is Gemma3ForCausalLM, the text stack of Gemma 3 (gemma3.go): scaled embeddings, Gemma
+	// RMSNorm before and after attention and MLP, q/k norms, GELU-tanh MLP, sliding-window layers.
 	Gemma3 Arch = "gemma3_text"
 )
 
-// architectures maps the Arch to the HF "architectures" entry written to config.json.
-var architectures = map[Arch]string{
-	Llama: "LlamaForCausalLM",
-	Qwen2: "Qwen2ForCausalLM",
-	Qwen3: "Qwen3ForCausalLM",
-}
-
-// parsedArchitectures are the model_types ParseConfig reads (architectures plus the ones parsed
-// ahead of their model code).
-var parsedArchitectures = map[Arch]string{
-	Llama:  "LlamaForCausalLM",
-	Qwen2:  "Qwen2ForCausalLM",
-	Qwen3:  "Qwen3ForCausalLM",
-	Gemma3: "Gemma3ForCausalLM",
-}
+// supportedArchs lists the model_types for error messages.
+const supportedArchs = "llama, qwen2, qwen3, gemma3_text"
 
 // Attention kinds of layer_types.
 const (
@@ -95,16 +82,18 @@ type Config struct {
 	// QueryPreAttnScalar is Gemma's query_pre_attn_scalar: attention scores are scaled by its
 	// inverse square root instead of head_dim's (0: not set).
 	QueryPreAttnScalar float64
+
+	// textOf names the multimodal architecture whose text stack this is, when config.json was a
+	// Gemma3ForConditionalGeneration's (its weights are then read under their language-model
+	// prefix, see gemma3TextTensor); "" for a causal LM's own config. Saving writes a text-only
+	// Gemma3ForCausalLM checkpoint.
+	textOf string
 }
 
 // Validate checks the internal consistency of the configuration.
 func (c *Config) Validate() error {
-	if c.Arch == Gemma3 {
-		return errors.Errorf("model: architecture gemma3_text (Gemma3ForCausalLM) is not implemented yet: its config is read, " +
-			"but its norms, sliding-window attention and blocks are not (supported: llama, qwen2, qwen3)")
-	}
-	if _, ok := architectures[c.Arch]; !ok {
-		return errors.Errorf("model: unsupported architecture %q (supported: llama, qwen2, qwen3)", c.Arch)
+	if _, ok := families[c.Arch]; !ok {
+		return errors.Errorf("model: unsupported architecture %q (supported: %s)", c.Arch, supportedArchs)
 	}
 	for _, f := range []struct {
 		name string
@@ -133,18 +122,36 @@ func (c *Config) Validate() error {
 	default:
 		return errors.Errorf("model: unsupported torch_dtype %q", c.DType)
 	}
-	if c.HiddenAct != "" && c.HiddenAct != "silu" {
-		return errors.Errorf("model: hidden_act %q unsupported for %s (only silu/SwiGLU)", c.HiddenAct, c.Arch)
-	}
 	if len(c.LayerTypes) != 0 && len(c.LayerTypes) != c.Layers {
 		return errors.Errorf("model: layer_types has %d entries for %d layers", len(c.LayerTypes), c.Layers)
+	}
+	if c.Arch == Gemma3 {
+		return c.validateGemma3()
+	}
+	if c.HiddenAct != "" && c.HiddenAct != "silu" {
+		return errors.Errorf("model: hidden_act %q unsupported for %s (only silu/SwiGLU)", c.HiddenAct, c.Arch)
 	}
 	for i, lt := range c.LayerTypes {
 		if lt != FullAttention {
 			return errors.Errorf("model: layer_types[%d] is %q: %s supports only full_attention", i, lt, c.Arch)
 		}
 	}
+	if c.QueryPreAttnScalar != 0 || c.SlidingWindow != 0 {
+		return errors.Errorf("model: query_pre_attn_scalar and sliding_window are Gemma's, not %s's", c.Arch)
+	}
 	return nil
+}
+
+// HasSlidingLayers reports whether some block is a sliding_attention layer.
+func (c *Config) HasSlidingLayers() bool { return slices.Contains(c.LayerTypes, SlidingAttention) }
+
+// AttnScale is the factor of the attention scores q·k: query_pre_attn_scalar^−½ where set (Gemma),
+// else head_dim^−½.
+func (c *Config) AttnScale() float64 {
+	if c.QueryPreAttnScalar > 0 {
+		return 1 / math.Sqrt(c.QueryPreAttnScalar)
+	}
+	return 1 / math.Sqrt(float64(c.HeadDim))
 }
 
 // validate checks the parameters a scaling type needs.
@@ -170,10 +177,10 @@ func (c *Config) Groups() int { return c.Heads / c.KVHeads }
 
 // QKVBias reports whether q/k/v projections carry biases; OBias whether o_proj does.
 func (c *Config) QKVBias() bool { return c.Arch == Qwen2 || c.AttentionBias }
-func (c *Config) OBias() bool   { return c.Arch == Llama && c.AttentionBias }
+func (c *Config) OBias() bool   { return (c.Arch == Llama || c.Arch == Gemma3) && c.AttentionBias }
 
-// QKNorm reports whether q and k get a per-head RMSNorm (Qwen3).
-func (c *Config) QKNorm() bool { return c.Arch == Qwen3 }
+// QKNorm reports whether q and k get a per-head norm (Qwen3, Gemma 3).
+func (c *Config) QKNorm() bool { return c.family().qkNorm }
 
 // ParamSpec names one parameter tensor the HF way, with its shape.
 type ParamSpec struct {
@@ -252,6 +259,11 @@ func (c *Config) ParamSpecs() []ParamSpec {
 				ParamSpec{p + "self_attn.k_norm.weight", []int{hd}})
 		}
 		specs = append(specs, ParamSpec{p + "post_attention_layernorm.weight", []int{d}})
+		if c.family().ffnNorms {
+			specs = append(specs,
+				ParamSpec{p + "pre_feedforward_layernorm.weight", []int{d}},
+				ParamSpec{p + "post_feedforward_layernorm.weight", []int{d}})
+		}
 		for k := GateProj; k <= DownProj; k++ {
 			specs = append(specs, ParamSpec{LinearName(i, k), c.LinearShape(k)})
 		}
@@ -276,13 +288,21 @@ func (c *Config) NumParams() int64 {
 	return n
 }
 
-// MarshalHF renders the configuration as a Hugging Face config.json that transformers can load.
-func (c *Config) MarshalHF() ([]byte, error) {
+// MarshalHF renders the configuration as a Hugging Face config.json that transformers can load, in
+// the transformers-4 form (rope_theta, rope_scaling, torch_dtype; see hfconfig.go), or the -5 form
+// for a Gemma 3 configuration with a scaled local RoPE, which only that form can express.
+func (c *Config) MarshalHF() ([]byte, error) { return c.marshalHF(false) }
+
+// MarshalHF5 renders the configuration in the transformers-5 form: rope_parameters (one object per
+// attention kind for Gemma 3) and dtype.
+func (c *Config) MarshalHF5() ([]byte, error) { return c.marshalHF(true) }
+
+func (c *Config) marshalHF(form5 bool) ([]byte, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	m := map[string]any{
-		"architectures":           []string{architectures[c.Arch]},
+		"architectures":           []string{c.family().class},
 		"model_type":              string(c.Arch),
 		"vocab_size":              c.VocabSize,
 		"hidden_size":             c.Hidden,
@@ -307,6 +327,15 @@ func (c *Config) MarshalHF() ([]byte, error) {
 	}
 	if c.RoPEScaling.Type != "" && c.RoPEScaling.Type != "default" {
 		m["rope_scaling"] = c.RoPEScaling
+	}
+	if c.Arch == Gemma3 {
+		c.gemma3Keys(m)
+		if c.RoPELocalScaling.Type != "" && c.RoPELocalScaling.Type != "default" {
+			form5 = true // transformers 4 has no key for a scaled local RoPE: only the -5 form says it
+		}
+	}
+	if form5 {
+		rope5(m)
 	}
 	if c.BOSTokenID >= 0 {
 		m["bos_token_id"] = c.BOSTokenID
@@ -335,6 +364,12 @@ func (c *Config) Equal(o *Config) bool {
 		a.HiddenAct == b.HiddenAct && slices.Equal(a.LayerTypes, b.LayerTypes) && a.SlidingWindow == b.SlidingWindow &&
 		a.RoPELocalTheta == b.RoPELocalTheta && a.RoPELocalScaling == b.RoPELocalScaling &&
 		a.QueryPreAttnScalar == b.QueryPreAttnScalar
+}
+
+// LocalInvFrequencies are the inverse frequencies of sliding_attention layers (Gemma 3's local
+// base rope_local_base_freq and its scaling).
+func (c *Config) LocalInvFrequencies() []float64 {
+	return InvFrequencies(c.HeadDim, c.RoPELocalTheta, c.RoPELocalScaling)
 }
 
 // InvFrequencies returns RoPE's inverse frequencies (length HeadDim/2) after rope_scaling, computed
@@ -401,4 +436,28 @@ func Preset(name string, vocab, bos, eos, pad int) (*Config, error) {
 		c.EOSTokenIDs = []int{eos}
 	}
 	return &c, c.Validate()
+}
+
+// rope5 turns a transformers-4 config map into the transformers-5 form: rope_theta, rope_scaling
+// (and Gemma's rope_local_base_freq) become rope_parameters, torch_dtype becomes dtype.
+func rope5(m map[string]any) {
+	params := func(theta any, scaling any) map[string]any {
+		p := map[string]any{"rope_theta": theta, "rope_type": "default"}
+		if s, ok := scaling.(RoPEScaling); ok {
+			b, _ := json.Marshal(s)
+			_ = json.Unmarshal(b, &p)
+		}
+		return p
+	}
+	global := params(m["rope_theta"], m["rope_scaling"])
+	if local, ok := m["rope_local_base_freq"]; ok {
+		m["rope_parameters"] = map[string]any{FullAttention: global, SlidingAttention: params(local, m["rope_local_scaling"])}
+	} else {
+		m["rope_parameters"] = global
+	}
+	m["dtype"] = m["torch_dtype"]
+	for _, k := range []string{"rope_theta", "rope_scaling", "rope_local_base_freq", "rope_local_scaling", "torch_dtype"} {
+		delete(m, k)
+	}
+	m["transformers_version"] = "5.0.0"
 }

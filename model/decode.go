@@ -29,7 +29,8 @@ import (
 
 // forwardAt runs the decoder blocks over tokens [b, t] placed at cache slots [slot, slot+t) of every
 // row, whose first real slot is pad [b] (int32): slot c has position c − pad_i, and the query at slot
-// r sees the keys at slots pad_i ≤ c ≤ r (and itself, so a padding query is never fully masked).
+// r sees the keys at slots pad_i ≤ c ≤ r (and itself, so a padding query is never fully masked;
+// on sliding_attention layers only those with r − c < sliding_window).
 // Every block writes its new keys and values into its cache (updated in place in caches[i]). It
 // returns the last block's output [b, t, d] (before the final norm; see lastLogits).
 func forwardAt(cfg *Config, w *Weights, tokens, slot, pad *Node, caches []*kvCache) *Node {
@@ -46,12 +47,17 @@ func forwardAt(cfg *Config, w *Weights, tokens, slot, pad *Node, caches []*kvCac
 	visible := Or(And(GreaterOrEqual(key, BroadcastToShape(Reshape(first, b, 1, 1), grid)), LessOrEqual(key, r)), Equal(key, r))
 	dtype := w.Embed.DType()
 	ctx := &attnContext{rope: newRoPE(g, cfg, s, dtype).at(pos), visible: visible}
+	if cfg.HasSlidingLayers() { // slots differ from positions by the row's offset: the window is the same
+		ctx.sliding = &attnContext{rope: ropeTable(g, cfg.LocalInvFrequencies(), s, dtype).at(pos),
+			visible: And(visible, inWindow(r, key, cfg.SlidingWindow))}
+	}
 	for _, c := range caches {
 		c.slot = slot
 	}
-	x := Gather(w.Embed, Reshape(tokens, b, t, 1)) // [b, t, d]
+	fam := cfg.family()
+	x := fam.embed(cfg, w, tokens) // [b, t, d]
 	for i := range cfg.Layers {
-		x = block(cfg, &w.Blocks[i], x, ctx, false, nil, caches[i])
+		x = fam.block(cfg, &w.Blocks[i], x, ctx.layer(cfg, i), false, nil, caches[i])
 	}
 	return x
 }

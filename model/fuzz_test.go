@@ -18,6 +18,9 @@ func FuzzParseConfig(f *testing.F) {
 		f.Add(data)
 	}
 	f.Add([]byte(`{"model_type": "llama", "rope_parameters": {"full_attention": {"rope_type": "yarn"}}}`))
+	f.Add([]byte(`{"model_type": "gemma3_text", "hidden_size": 8, "intermediate_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2,
+		"num_key_value_heads": 1, "head_dim": 4, "vocab_size": 11, "sliding_window_pattern": 2, "sliding_window": 2,
+		"rope_parameters": {"full_attention": {"rope_type": "default", "rope_theta": 1e6}, "sliding_attention": {"rope_type": "linear", "factor": 2, "rope_theta": 1e4}}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := ParseConfig(data)
 		if err != nil {

@@ -165,25 +165,32 @@ func decodeConfig(data []byte) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	arch := Arch(mt)
-	if mt == "gemma3" {
-		return nil, errors.New(`model: config key "model_type": "gemma3" is the multimodal Gemma3ForConditionalGeneration; ` +
-			"only text stacks (model_type gemma3_text, Gemma3ForCausalLM) are read")
+	textOf := ""
+	if mt == "gemma3" { // Gemma3ForConditionalGeneration: its text stack (gemma3.go)
+		if h, err = gemma3TextConfig(h); err != nil {
+			return nil, err
+		}
+		mt, textOf = string(Gemma3), gemma3Multimodal
 	}
-	if _, ok := parsedArchitectures[arch]; !ok {
-		return nil, errors.Errorf("model: config key \"model_type\": %q is unsupported (supported: llama, qwen2, qwen3; gemma3_text is read but not implemented yet)", mt)
+	arch := Arch(mt)
+	if arch == Gemma3 {
+		withGemma3Defaults(h)
+	}
+	fam, ok := families[arch]
+	if !ok {
+		return nil, errors.Errorf("model: config key \"model_type\": %q is unsupported (supported: %s)", mt, supportedArchs)
 	}
 	if h.present("architectures") {
 		var archs []string
 		if err := h.decode("architectures", &archs); err != nil {
 			return nil, err
 		}
-		if len(archs) > 0 && !slices.Contains(archs, parsedArchitectures[arch]) {
+		if len(archs) > 0 && !slices.Contains(archs, fam.class) {
 			return nil, errors.Errorf("model: config key \"architectures\": %v: only %s is supported for model_type %s",
-				archs, parsedArchitectures[arch], mt)
+				archs, fam.class, mt)
 		}
 	}
-	c := &Config{Arch: arch, BOSTokenID: -1, PadTokenID: -1}
+	c := &Config{Arch: arch, BOSTokenID: -1, PadTokenID: -1, textOf: textOf}
 	ints := []struct {
 		dst *int
 		key string
@@ -249,8 +256,13 @@ func decodeConfig(data []byte) (*Config, error) {
 	}
 	for _, key := range []string{"attn_logit_softcapping", "final_logit_softcapping"} {
 		if h.present(key) {
-			return nil, errors.Errorf("model: config key %q: logit soft-capping is not implemented (must be null or absent)", key)
+			return nil, errors.Errorf("model: config key %q: logit soft-capping (Gemma 2's; Gemma 3 checkpoints have null) is not implemented (must be null or absent)", key)
 		}
+	}
+	if bidi, err := h.bool("use_bidirectional_attention", false); err != nil {
+		return nil, err
+	} else if bidi {
+		return nil, errors.New(`model: config key "use_bidirectional_attention": true (an encoder such as EmbeddingGemma) is not implemented: only causal language models`)
 	}
 	if v, err := h.float("partial_rotary_factor", 1); err != nil {
 		return nil, err

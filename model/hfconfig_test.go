@@ -1,9 +1,11 @@
 package model
 
 import (
+	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -52,8 +54,7 @@ func TestParseConfigBothForms(t *testing.T) {
 }
 
 // TestParseGemma3Config: both forms of Gemma 3 text configs fill the Gemma fields (local RoPE base,
-// sliding window, layer kinds, query_pre_attn_scalar), and Validate refuses the architecture
-// until its model exists.
+// sliding window, layer kinds, query_pre_attn_scalar) and validate.
 func TestParseGemma3Config(t *testing.T) {
 	var parsed []*Config
 	for _, name := range []string{"gemma-3-4b-text.t4.json", "gemma-3-4b-text.t5.json"} {
@@ -71,9 +72,9 @@ func TestParseGemma3Config(t *testing.T) {
 			t.Errorf("%s: layer_types %v", name, c.LayerTypes)
 		}
 		parsed = append(parsed, c)
-		_, err = ParseConfig(readFixture(t, name))
-		if err == nil || !strings.Contains(err.Error(), "gemma3_text") || !strings.Contains(err.Error(), "not implemented yet") {
-			t.Errorf("%s: want the not-implemented error, got %v", name, err)
+		v, err := ParseConfig(readFixture(t, name))
+		if err != nil || !v.Equal(c) {
+			t.Errorf("%s: ParseConfig: %v", name, err)
 		}
 	}
 	if !parsed[0].Equal(parsed[1]) {
@@ -117,7 +118,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{edit(`"max_window_layers": 28`, `"layer_types": ["full_attention"]`), `"layer_types" has 1 entries, num_hidden_layers is 28`},
 		{edit(`"eos_token_id": 151645`, `"eos_token_id": "x"`), `"eos_token_id": expected an integer or a list`},
 		{edit(`"model_type": "qwen3"`, `"model_type": "mistral"`), `"model_type": "mistral" is unsupported`},
-		{edit(`"model_type": "qwen3"`, `"model_type": "gemma3"`), `multimodal`},
+		{edit(`"model_type": "qwen3"`, `"model_type": "gemma3"`), `only Gemma3ForConditionalGeneration is supported for model_type gemma3`},
 		{edit(`"Qwen3ForCausalLM"`, `"Qwen3ForSequenceClassification"`), `"architectures"`},
 		{edit(`"attention_bias": false`, `"attention_bias": false, "mlp_bias": true`), `"mlp_bias": true is not implemented`},
 		{edit(`"attention_bias": false`, `"attention_bias": false, "partial_rotary_factor": 0.5`), `"partial_rotary_factor"`},
@@ -180,21 +181,50 @@ func TestDynamicRoPE(t *testing.T) {
 	}
 }
 
-// TestMarshalHFRoundTrip: configs written here read back identically (transformers-4 form).
+// TestMarshalHFRoundTrip: configs written here read back identically, in both forms; the
+// transformers-5 form written from a transformers-4 file has the rope_parameters and dtype
+// transformers 5 itself wrote for the same model (Llama 3.2: flat; Gemma 3: one set per kind).
 func TestMarshalHFRoundTrip(t *testing.T) {
-	for _, name := range []string{"llama-3.2-1b.t5.json", "qwen3-0.6b.t5.json", "qwen2.5-0.5b.t4.json"} {
+	for _, name := range []string{"llama-3.2-1b.t5.json", "qwen3-0.6b.t5.json", "qwen2.5-0.5b.t4.json",
+		"gemma-3-4b-text.t4.json", "gemma-3-4b-text.t5.json", "gemma-3-1b.t4.json"} {
 		c, err := ParseConfig(readFixture(t, name))
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.LayerTypes = nil
-		data, err := c.MarshalHF()
+		if c.Arch != Gemma3 {
+			c.LayerTypes = nil
+		}
+		for form, marshal := range map[string]func() ([]byte, error){"t4": c.MarshalHF, "t5": c.MarshalHF5} {
+			data, err := marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, err := ParseConfig(data)
+			if err != nil || !back.Equal(c) || back.DType != c.DType {
+				t.Errorf("%s as %s: %v\n%+v\n%+v", name, form, err, back, c)
+			}
+		}
+	}
+	for _, model := range []string{"llama-3.2-1b", "gemma-3-4b-text"} {
+		c, err := ParseConfig(readFixture(t, model+".t4.json"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		back, err := ParseConfig(data)
-		if err != nil || !back.Equal(c) {
-			t.Errorf("%s: %v\n%+v\n%+v", name, err, back, c)
+		data, err := c.MarshalHF5()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ours, theirs map[string]any
+		if err := json.Unmarshal(data, &ours); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(readFixture(t, model+".t5.json"), &theirs); err != nil {
+			t.Fatal(err)
+		}
+		for _, key := range []string{"rope_parameters", "dtype", "layer_types", "rope_theta", "rope_scaling", "torch_dtype", "rope_local_base_freq"} {
+			if !reflect.DeepEqual(ours[key], theirs[key]) {
+				t.Errorf("%s: transformers-5 %q written here %v, by transformers %v", model, key, ours[key], theirs[key])
+			}
 		}
 	}
 }

@@ -40,7 +40,8 @@ func HFName(varPath string) string {
 const InitStd = 0.02
 
 // New builds a randomly initialised model (HF's scheme: linear and embedding weights ~ N(0, 0.02²),
-// norm scales 1, biases 0), deterministic in seed and independent of the backend.
+// norm scales 1 (weights 1, or 0 for Gemma's x·(1+w)), biases 0), deterministic in seed and
+// independent of the backend.
 func New(backend compute.Backend, cfg *Config, dtype dtypes.DType, seed uint64) (*LM, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -56,7 +57,7 @@ func New(backend compute.Backend, cfg *Config, dtype dtypes.DType, seed uint64) 
 		switch {
 		case strings.HasSuffix(spec.Name, "norm.weight"):
 			for i := range vals {
-				vals[i] = 1
+				vals[i] = cfg.family().normOne
 			}
 		case strings.HasSuffix(spec.Name, ".bias"):
 		default:
@@ -104,6 +105,10 @@ func WeightsFrom(cfg *Config, get func(hfName string) *Node) *Weights {
 		bw := &w.Blocks[i]
 		bw.InputNorm = get(p + "input_layernorm.weight")
 		bw.PostAttnNorm = get(p + "post_attention_layernorm.weight")
+		if cfg.family().ffnNorms {
+			bw.PreFFNNorm = get(p + "pre_feedforward_layernorm.weight")
+			bw.PostFFNNorm = get(p + "post_feedforward_layernorm.weight")
+		}
 		for k := range NumLinearKinds {
 			bw.Linear[k] = get(LinearName(i, k))
 		}

@@ -45,7 +45,19 @@ func tinyConfigs() map[string]*Config {
 	qwen3 := base
 	qwen3.Arch = Qwen3
 	qwen3.HeadDim = 6 // head_dim ≠ hidden/heads, as in real Qwen3 checkpoints
-	return map[string]*Config{"llama": &llama, "llama-bias": &llamaBias, "qwen2": &qwen2, "qwen3": &qwen3}
+	return map[string]*Config{"llama": &llama, "llama-bias": &llamaBias, "qwen2": &qwen2, "qwen3": &qwen3, "gemma3": tinyGemma3()}
+}
+
+// tinyGemma3 is a small Gemma 3 text model with every feature that differs from Llama on: two
+// sliding-window layers around a global one (window 3, shorter than the test sequences), local and
+// global RoPE bases with linear scaling on the global one, query_pre_attn_scalar ≠ head_dim, head_dim
+// ≠ hidden/heads, GQA, tied embeddings.
+func tinyGemma3() *Config {
+	return &Config{Arch: Gemma3, VocabSize: 37, Hidden: 16, Layers: 3, Heads: 4, KVHeads: 2, HeadDim: 6,
+		Intermediate: 24, RMSNormEps: 1e-6, RoPETheta: 1e6, RoPEScaling: RoPEScaling{Type: "linear", Factor: 8},
+		RoPELocalTheta: 1e4, TieEmbeddings: true, MaxPositions: 64, BOSTokenID: 2, EOSTokenIDs: []int{1}, PadTokenID: 0,
+		DType: "float64", HiddenAct: "gelu_pytorch_tanh", QueryPreAttnScalar: 5, SlidingWindow: 3,
+		LayerTypes: []string{SlidingAttention, FullAttention, SlidingAttention}}
 }
 
 // randomizeNorms perturbs norm scales and biases so tests do not pass by symmetry.
@@ -57,7 +69,7 @@ func randomizeNorms(t *testing.T, lm *LM) {
 			vals := make([]float64, v.Shape().Size())
 			for j := range vals {
 				i++
-				vals[j] = 0.1*math.Sin(float64(i)*1.7) + map[bool]float64{true: 1, false: 0}[strings.HasSuffix(spec.Name, "weight")]
+				vals[j] = 0.1*math.Sin(float64(i)*1.7) + map[bool]float64{true: lm.Config.family().normOne, false: 0}[strings.HasSuffix(spec.Name, "weight")]
 			}
 			tt, _ := TensorFromFloat64(vals, lm.DType, spec.Shape...)
 			if err := v.SetValue(tt); err != nil {
@@ -121,6 +133,9 @@ func TestGradientFiniteDifferences(t *testing.T) {
 			}
 			if cfg.QKNorm() {
 				names = append(names, "model.layers.2.self_attn.q_norm.weight")
+			}
+			if cfg.family().ffnNorms {
+				names = append(names, "model.layers.0.pre_feedforward_layernorm.weight", "model.layers.2.post_feedforward_layernorm.weight")
 			}
 			gradExec, err := NewStoreExec(backend, lm.Store, "grad", func(scope *gm.Scope, _ *Graph, in []*Node) []*Node {
 				tok := in[0]
@@ -302,12 +317,18 @@ func TestLoadRejectsMismatch(t *testing.T) {
 // TestBFloat16: the go backend runs the model in bfloat16 (norms, softmax and the loss in float32):
 // logits stay close to the float32 model's, and gradients are finite.
 func TestBFloat16(t *testing.T) {
+	for _, name := range []string{"qwen2", "gemma3"} {
+		t.Run(name, func(t *testing.T) { testBFloat16(t, tinyConfigs()[name]) })
+	}
+}
+
+func testBFloat16(t *testing.T, cfg *Config) {
 	backend := testBackend(t)
-	cfg := tinyConfigs()["qwen2"]
 	f32, err := New(backend, cfg, dtypes.Float32, 12)
 	if err != nil {
 		t.Fatal(err)
 	}
+	randomizeNorms(t, f32)
 	dir := t.TempDir()
 	if err := f32.Save(dir, SaveOptions{}); err != nil {
 		t.Fatal(err)

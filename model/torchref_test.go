@@ -37,10 +37,12 @@ func TorchRefDir() string {
 	return filepath.Join(filepath.Dir(file), "..", "internal", "torchref")
 }
 
-// TestTorchReference builds tiny random Llama, Qwen2 and Qwen3 checkpoints, runs forward and
-// backward here and in the independent PyTorch implementation (internal/torchref/model_ref.py,
-// which reads the safetensors itself), and requires logits, loss and every parameter gradient
-// to agree within relative error 1e-4 in float32 (and 1e-9 in float64).
+// TestTorchReference builds tiny random Llama, Qwen2, Qwen3 and Gemma 3 checkpoints, runs forward
+// and backward here and in the independent PyTorch implementation (internal/torchref/model_ref.py,
+// which reads config.json and the safetensors itself), and requires logits, loss and every
+// parameter gradient to agree within relative error 1e-4 in float32 (and 1e-9 in float64). The
+// float32 checkpoints are written with a transformers-5 config.json, the float64 ones with a
+// transformers-4 one.
 func TestTorchReference(t *testing.T) {
 	RequireTorch(t)
 	backend := testBackend(t)
@@ -53,8 +55,11 @@ func TestTorchReference(t *testing.T) {
 				}
 				randomizeNorms(t, lm)
 				dir := t.TempDir()
-				if err := lm.Save(dir, SaveOptions{}); err != nil {
+				if err := lm.Save(dir, SaveOptions{Transformers5: dtype == dtypes.Float32}); err != nil {
 					t.Fatal(err)
+				}
+				if back, err := LoadConfig(dir); err != nil || !back.Equal(cfg) {
+					t.Fatalf("config.json does not read back: %v\n%+v\n%+v", err, back, cfg)
 				}
 				const B, T = 3, 9
 				tokens := testTokens(B, T, cfg.VocabSize)

@@ -25,6 +25,7 @@ type Weights struct {
 // BlockWeights are the parameters of decoder block model.layers.N.
 type BlockWeights struct {
 	InputNorm, PostAttnNorm *Node                 // [d]
+	PreFFNNorm, PostFFNNorm *Node                 // [d]; nil unless the family has them (Gemma 3)
 	Linear                  [NumLinearKinds]*Node // indexed by LinearKind, [d_out, d_in]
 	QBias, KBias, VBias     *Node                 // [h·e], [k·e], [k·e]; nil unless Config.QKVBias
 	OBias                   *Node                 // [d]; nil unless Config.OBias
@@ -79,7 +80,7 @@ func Forward(cfg *Config, w *Weights, tokens *Node, opts ForwardOptions) *Output
 	if tokens.Rank() != 2 {
 		Panicf("model.Forward: tokens must be [batch, positions], got %s", tokens.Shape())
 	}
-	b, t := tokens.Shape().Dimensions[0], tokens.Shape().Dimensions[1]
+	t := tokens.Shape().Dimensions[1]
 	if t > cfg.MaxPositions {
 		Panicf("model.Forward: %d positions exceed max_position_embeddings=%d", t, cfg.MaxPositions)
 	}
@@ -90,7 +91,8 @@ func Forward(cfg *Config, w *Weights, tokens *Node, opts ForwardOptions) *Output
 		Panicf("model.Forward: Diagonal needs TapBlocks > 0")
 	}
 	ctx := causalContext(g, cfg, t, w.Embed.DType())
-	x := Gather(w.Embed, Reshape(tokens, b, t, 1)) // [b, t, d]
+	fam := cfg.family()
+	x := fam.embed(cfg, w, tokens) // [b, t, d]
 	out := &Output{}
 	firstTapped := cfg.Layers - opts.TapBlocks
 	var tappedInput *Node
@@ -106,7 +108,7 @@ func Forward(cfg *Config, w *Weights, tokens *Node, opts ForwardOptions) *Output
 			taps = &BlockTaps{Block: i}
 			out.Taps = append(out.Taps, taps)
 		}
-		x = block(cfg, &w.Blocks[i], x, ctx, false, taps, nil)
+		x = fam.block(cfg, &w.Blocks[i], x, ctx.layer(cfg, i), false, taps, nil)
 	}
 	if opts.Hidden {
 		out.Hidden = append(out.Hidden, x)
@@ -118,21 +120,21 @@ func Forward(cfg *Config, w *Weights, tokens *Node, opts ForwardOptions) *Output
 		for i := firstTapped; i < cfg.Layers; i++ {
 			taps := &BlockTaps{Block: i}
 			out.DiagTaps = append(out.DiagTaps, taps)
-			x = block(cfg, &w.Blocks[i], x, ctx, true, taps, nil)
+			x = fam.block(cfg, &w.Blocks[i], x, ctx.layer(cfg, i), true, taps, nil)
 		}
 		out.DiagLogits = head(cfg, w, x)
 	}
 	return out
 }
 
-// head applies the final RMSNorm and the LM head: [b,t,d] -> [b,t,V].
+// head applies the final norm and the LM head: [b,t,d] -> [b,t,V].
 func head(cfg *Config, w *Weights, x *Node) *Node {
-	return linear(rmsNorm(x, w.Norm, cfg.RMSNormEps), w.LMHead, nil)
+	return linear(cfg.family().norm(x, w.Norm, cfg.RMSNormEps), w.LMHead, nil)
 }
 
-// block is one pre-norm decoder block: x + attn(norm(x)), then + mlp(norm(·)). The context and the
-// optional key/value cache are attention's (attention.go).
-func block(cfg *Config, w *BlockWeights, x *Node, ctx *attnContext, diagonal bool, taps *BlockTaps, cache *kvCache) *Node {
+// preNormBlock is the Llama and Qwen decoder block: x + attn(norm(x)), then + mlp(norm(·)). The
+// context and the optional key/value cache are attention's (attention.go).
+func preNormBlock(cfg *Config, w *BlockWeights, x *Node, ctx *attnContext, diagonal bool, taps *BlockTaps, cache *kvCache) *Node {
 	x = Add(x, attention(cfg, w, rmsNorm(x, w.InputNorm, cfg.RMSNormEps), ctx, diagonal, taps, cache))
 	return Add(x, mlp(w, rmsNorm(x, w.PostAttnNorm, cfg.RMSNormEps), taps))
 }
@@ -186,8 +188,13 @@ func rmsNorm(x, weight *Node, eps float64) *Node {
 // rope holds the cos/sin tables [t, e] (frequencies repeated twice, HF's rotate-half convention).
 type rope struct{ cos, sin *Node }
 
+// newRoPE is the table of positions 0..t−1 with the model's (full-attention) frequencies.
 func newRoPE(g *Graph, cfg *Config, t int, dtype dtypes.DType) *rope {
-	inv := cfg.InvFrequencies()
+	return ropeTable(g, cfg.InvFrequencies(), t, dtype)
+}
+
+// ropeTable is the table of positions 0..t−1 for inverse frequencies inv (computed in float64).
+func ropeTable(g *Graph, inv []float64, t int, dtype dtypes.DType) *rope {
 	half := len(inv)
 	e := 2 * half
 	cos := make([]float64, t*e)

@@ -135,7 +135,7 @@ func runBenchGPU(args []string) error {
 	fs, backendSpec := newFlags("bench-gpu", "[--backend xla:cuda] [--preset qwen3-344m | --config config.json] [flags]")
 	f := &benchFlags{
 		preset:          fs.String("preset", "qwen3-344m", "model and workload: qwen3-344m (the GPU check) or tiny (a CPU test)"),
-		configPath:      fs.String("config", "", "an HF config.json (llama, qwen2, qwen3) to use instead of the preset's model"),
+		configPath:      fs.String("config", "", "an HF config.json (llama, qwen2, qwen3, gemma3_text) to use instead of the preset's model"),
 		batch:           fs.Int("batch", 0, "sequences per training step (0: the preset's, 8)"),
 		seq:             fs.Int("seq", 0, "tokens per sequence (0: the preset's, 512)"),
 		prompt:          fs.Int("prompt", 0, "prompt tokens per sequence, not trained on (0: the preset's, 64)"),

@@ -46,6 +46,19 @@ func runInspect(args []string) error {
 		c.Layers, c.Hidden, c.Heads, c.KVHeads, c.HeadDim, c.Intermediate, c.VocabSize)
 	fmt.Fprintf(w, "rope theta %g, scaling %+v; rms eps %g; tied embeddings %v; qkv bias %v; qk norm %v; max positions %d\n",
 		c.RoPETheta, c.RoPEScaling, c.RMSNormEps, c.TieEmbeddings, c.QKVBias(), c.QKNorm(), c.MaxPositions)
+	if c.HasSlidingLayers() || c.QueryPreAttnScalar > 0 {
+		sliding := 0
+		for _, lt := range c.LayerTypes {
+			if lt == model.SlidingAttention {
+				sliding++
+			}
+		}
+		fmt.Fprintf(w, "attention    %d of %d layers sliding (window %d, local rope theta %g, scaling %+v); scores × %g (query_pre_attn_scalar %g)\n",
+			sliding, c.Layers, c.SlidingWindow, c.RoPELocalTheta, c.RoPELocalScaling, c.AttnScale(), c.QueryPreAttnScalar)
+	}
+	if of := c.TextStackOf(); of != "" {
+		fmt.Fprintf(w, "text stack   of a %s checkpoint (its other parts are not loaded)\n", of)
+	}
 	fmt.Fprintf(w, "parameters   %d (%.2fM)\n", c.NumParams(), float64(c.NumParams())/1e6)
 	if tok, err := tokenizer.Load(dir); err == nil {
 		fmt.Fprintf(w, "tokenizer    %T, %d ids, bos %d eos %d pad %d, template family %q\n", tok, tok.VocabSize(), tok.BOS(), tok.EOS(), tok.PAD(), tok.Family())

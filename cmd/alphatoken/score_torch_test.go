@@ -74,6 +74,11 @@ func driftedPair(t *testing.T, dir string, arch model.Arch) (refDir, modelDir st
 	cfg := &model.Config{Arch: arch, VocabSize: tok.VocabSize(), Hidden: 32, Layers: 3, Heads: 4, KVHeads: 2, HeadDim: 8,
 		Intermediate: 48, RMSNormEps: 1e-5, RoPETheta: 10000, MaxPositions: 128, BOSTokenID: tok.BOS(),
 		EOSTokenIDs: []int{tok.EOS()}, PadTokenID: tok.PAD(), DType: "float32"}
+	if arch == model.Gemma3 { // sliding windows of 4 around a global layer, shorter than the examples
+		cfg.HiddenAct, cfg.QueryPreAttnScalar, cfg.TieEmbeddings, cfg.RoPETheta, cfg.RoPELocalTheta = "gelu_pytorch_tanh", 12, true, 1e6, 1e4
+		cfg.RoPEScaling = model.RoPEScaling{Type: "linear", Factor: 8}
+		cfg.SlidingWindow, cfg.LayerTypes = 4, []string{model.SlidingAttention, model.FullAttention, model.SlidingAttention}
+	}
 	ref, err := model.New(backend, cfg, dtypes.Float32, 5)
 	if err != nil {
 		t.Fatal(err)
@@ -110,13 +115,18 @@ func driftedPair(t *testing.T, dir string, arch model.Arch) (refDir, modelDir st
 // with the independent PyTorch brute force (internal/torchref/alphatoken_ref.py: per-token
 // backward() and explicitly materialised per-token gradient matrices) on all four components, the
 // value and the mask, in float64, for a diagonal and a K-FAC Fisher estimated by `alphatoken fisher`
-// (the diagonal case combines with the z-score normalisation, the K-FAC case with the rank).
+// (the diagonal cases combine with the z-score normalisation, the K-FAC case with the rank), on
+// Llama, Qwen2 and Gemma 3 (sliding windows) checkpoints.
 func TestScoreAgainstTorchBruteForce(t *testing.T) {
 	requireTorch(t)
-	for _, kind := range []string{"diag", "kfac"} {
-		t.Run(kind, func(t *testing.T) {
+	for _, tc := range []struct {
+		kind string
+		arch model.Arch
+	}{{"diag", model.Llama}, {"kfac", model.Qwen2}, {"diag", model.Gemma3}} {
+		kind := tc.kind
+		t.Run(string(tc.arch)+"/"+kind, func(t *testing.T) {
 			dir := t.TempDir()
-			refDir, modelDir := driftedPair(t, dir, map[string]model.Arch{"diag": model.Llama, "kfac": model.Qwen2}[kind])
+			refDir, modelDir := driftedPair(t, dir, tc.arch)
 			rng := rand.New(rand.NewPCG(3, 4))
 			mk := func(n int) []any {
 				var out []any

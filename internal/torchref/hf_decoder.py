@@ -1,6 +1,18 @@
 """Functional PyTorch re-implementation of the Hugging Face decoder-only
-models LlamaForCausalLM, Qwen2ForCausalLM and Qwen3ForCausalLM (eager
-attention), written from the published model definitions.
+models LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM and
+Gemma3ForCausalLM (eager attention), written from the published model
+definitions (transformers' modeling_llama.py, modeling_qwen2.py,
+modeling_qwen3.py, modeling_gemma3.py and masking_utils.py).
+
+Gemma 3 (model_type gemma3_text) differs from Llama in: embeddings times
+sqrt(hidden_size); Gemma RMSNorm x*rsqrt(mean x^2+eps)*(1+w) everywhere; four
+norms per block (input, post_attention, pre_feedforward, post_feedforward:
+h = h + post_attn_norm(attn(input_norm(h))), h = h + post_ff_norm(mlp(
+pre_ff_norm(h)))); q_norm/k_norm; scores scaled by query_pre_attn_scalar^-0.5;
+sliding_attention layers see keys kv with q - sliding_window < kv <= q and use
+the local RoPE base (rope_local_base_freq, no scaling), full_attention layers
+the global base with rope_scaling; GELU (tanh approximation) in the MLP; tied
+head by default.
 
 Parameters are a dict {HF tensor name: torch tensor}; `forward` can record
 every linear layer's input/output and every attention's probabilities and
@@ -25,7 +37,7 @@ ATTN_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj")
 MLP_LINEARS = ("gate_proj", "up_proj", "down_proj")
 # (module path inside a decoder layer, short name) of the 7 linear maps.
 LAYER_LINEARS = tuple(("self_attn." + n, n) for n in ATTN_LINEARS) + tuple(("mlp." + n, n) for n in MLP_LINEARS)
-SUPPORTED = ("llama", "qwen2", "qwen3")
+SUPPORTED = ("llama", "qwen2", "qwen3", "gemma3_text")
 
 
 class DecoderConfig:
@@ -36,7 +48,10 @@ class DecoderConfig:
         if mt not in SUPPORTED:
             raise ValueError(f"model_type {mt!r} not supported (want one of {SUPPORTED})")
         self.model_type = mt
-        self.vocab_size = int(d["vocab_size"])
+        self.gemma = mt == "gemma3_text"
+        g = self.gemma
+        # Defaults: LlamaConfig/Qwen*Config, or Gemma3TextConfig's own where config.json omits a key.
+        self.vocab_size = int(d["vocab_size"] if not g else d.get("vocab_size", 262208))
         self.hidden_size = int(d["hidden_size"])
         self.intermediate_size = int(d["intermediate_size"])
         self.num_layers = int(d["num_hidden_layers"])
@@ -46,23 +61,54 @@ class DecoderConfig:
         if self.num_heads % self.num_kv_heads:
             raise ValueError("num_attention_heads must be a multiple of num_key_value_heads")
         hd = d.get("head_dim")
-        self.head_dim = int(hd) if hd is not None else self.hidden_size // self.num_heads
+        self.head_dim = int(hd) if hd is not None else (256 if g else self.hidden_size // self.num_heads)
         if self.head_dim % 2:
             raise ValueError("head_dim must be even for RoPE")
         self.rms_norm_eps = float(d.get("rms_norm_eps", 1e-6))
-        self.rope_theta = float(d.get("rope_theta", 10000.0))
+        self.rope_theta = float(d.get("rope_theta", 1e6 if g else 10000.0))
         self.rope_scaling = d.get("rope_scaling")
+        self.rope_local_theta = float(d.get("rope_local_base_freq", 10000.0))
+        self.rope_local_scaling = None
         rp = d.get("rope_parameters")  # transformers v5 spelling: theta + scaling in one dict
-        if isinstance(rp, dict):
+        if isinstance(rp, dict) and ("full_attention" in rp or "sliding_attention" in rp):
+            # Gemma 3 in transformers v5: one such dict per attention kind
+            full, local = rp.get("full_attention") or {}, rp.get("sliding_attention") or {}
+            self.rope_theta = float(full.get("rope_theta", self.rope_theta))
+            self.rope_scaling = full
+            self.rope_local_theta = float(local.get("rope_theta", self.rope_local_theta))
+            self.rope_local_scaling = local
+        elif isinstance(rp, dict):
             self.rope_theta = float(rp.get("rope_theta", self.rope_theta))
             self.rope_scaling = rp
-        self.tie_word_embeddings = bool(d.get("tie_word_embeddings", False))
-        act = d.get("hidden_act", "silu")
-        if act != "silu":
-            raise ValueError(f"hidden_act {act!r} not supported (SwiGLU with silu only)")
+        self.tie_word_embeddings = bool(d.get("tie_word_embeddings", g))
+        if g:
+            act = d.get("hidden_activation", d.get("hidden_act", "gelu_pytorch_tanh"))
+            if act != "gelu_pytorch_tanh":
+                raise ValueError(f"hidden_activation {act!r} not supported (gelu_pytorch_tanh only)")
+        else:
+            act = d.get("hidden_act", "silu")
+            if act != "silu":
+                raise ValueError(f"hidden_act {act!r} not supported (SwiGLU with silu only)")
         if float(d.get("partial_rotary_factor", 1.0)) != 1.0:
             raise ValueError("partial_rotary_factor != 1 not supported")
-        if d.get("use_sliding_window", False) or "sliding_attention" in (d.get("layer_types") or []):
+        self.layer_types = ["full_attention"] * self.num_layers
+        self.sliding_window = None
+        if g:
+            for key in ("attn_logit_softcapping", "final_logit_softcapping"):
+                if d.get(key) is not None:
+                    raise ValueError(f"{key} not supported (Gemma 3 has none)")
+            if d.get("use_bidirectional_attention", False):
+                raise ValueError("use_bidirectional_attention not supported")
+            self.query_pre_attn_scalar = float(d.get("query_pre_attn_scalar", 256))
+            self.sliding_window = int(d.get("sliding_window", 4096))
+            lt = d.get("layer_types")
+            if lt is None:  # transformers 4.50-4.52: every sliding_window_pattern-th layer is global
+                pattern = int(d.get("sliding_window_pattern", 6))
+                lt = ["full_attention" if (i + 1) % pattern == 0 else "sliding_attention" for i in range(self.num_layers)]
+            if len(lt) != self.num_layers or any(t not in ("full_attention", "sliding_attention") for t in lt):
+                raise ValueError(f"layer_types {lt!r} does not fit num_hidden_layers={self.num_layers}")
+            self.layer_types = list(lt)
+        elif d.get("use_sliding_window", False) or "sliding_attention" in (d.get("layer_types") or []):
             raise ValueError("sliding-window attention not supported")
         # Biases, as the transformers modules construct their nn.Linear layers.
         if mt == "qwen2":
@@ -71,7 +117,7 @@ class DecoderConfig:
             ab = bool(d.get("attention_bias", False))
             self.qkv_bias, self.o_bias = ab, ab
             self.mlp_bias = bool(d.get("mlp_bias", False)) if mt == "llama" else False
-        self.qk_norm = mt == "qwen3"
+        self.qk_norm = mt in ("qwen3", "gemma3_text")
 
     @property
     def n_rep(self):
@@ -112,6 +158,9 @@ class DecoderConfig:
                     s[pre + "self_attn.q_norm.weight"] = (self.head_dim,)
                     s[pre + "self_attn.k_norm.weight"] = (self.head_dim,)
             s[pre + "post_attention_layernorm.weight"] = (d,)
+            if self.gemma:
+                s[pre + "pre_feedforward_layernorm.weight"] = (d,)
+                s[pre + "post_feedforward_layernorm.weight"] = (d,)
         s["model.norm.weight"] = (d,)
         if not self.tie_word_embeddings:
             s["lm_head.weight"] = (self.vocab_size, d)
@@ -147,12 +196,14 @@ def build_params(cfg, tensors, dtype=torch.float64, requires_grad=True):
     return params, aliases
 
 
-def rope_inv_freq(cfg):
+def rope_inv_freq(cfg, local=False):
     """inv_freq (float64) including rope_scaling, as transformers'
-    ROPE_INIT_FUNCTIONS for default / linear / llama3."""
+    ROPE_INIT_FUNCTIONS for default / linear / llama3. local: Gemma 3's
+    sliding-layer frequencies (rope_local_base_freq, and the v5
+    rope_parameters.sliding_attention scaling if any)."""
     hd = cfg.head_dim
-    inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
-    rs = cfg.rope_scaling
+    theta, rs = (cfg.rope_local_theta, cfg.rope_local_scaling) if local else (cfg.rope_theta, cfg.rope_scaling)
+    inv_freq = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
     if not rs:
         return inv_freq
     rtype = rs.get("rope_type", rs.get("type"))
@@ -180,10 +231,10 @@ def rope_inv_freq(cfg):
     raise ValueError(f"rope_scaling type {rtype!r} not supported")
 
 
-def rope_tables(cfg, T, dtype):
+def rope_tables(cfg, T, dtype, local=False):
     """cos, sin [T, head_dim] for positions 0..T-1 (HF: emb = cat(freqs, freqs))."""
     pos = torch.arange(T, dtype=torch.float64)
-    freqs = torch.outer(pos, rope_inv_freq(cfg))
+    freqs = torch.outer(pos, rope_inv_freq(cfg, local))
     emb = torch.cat([freqs, freqs], dim=-1)
     return emb.cos().to(dtype), emb.sin().to(dtype)
 
@@ -195,6 +246,11 @@ def rotate_half(x):
 
 def rms_norm(x, w, eps):
     return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+
+
+def gemma_rms_norm(x, w, eps):
+    """Gemma3RMSNorm: the scale is (1 + weight), the weights start at zero."""
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * (1.0 + w)
 
 
 def forward(cfg, params, tokens, capture_layers=(), capture=None, perturb=None):
@@ -213,13 +269,25 @@ def forward(cfg, params, tokens, capture_layers=(), capture=None, perturb=None):
     H, KV, hd = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
     emb = params["model.embed_tokens.weight"]
     dtype = emb.dtype
-    cos, sin = rope_tables(cfg, T, dtype)
-    causal = torch.ones(T, T, dtype=torch.bool).tril()
-    scale = 1.0 / math.sqrt(hd)
+    rope = {"full_attention": rope_tables(cfg, T, dtype)}
+    q_idx = torch.arange(T).view(T, 1)
+    kv_idx = torch.arange(T).view(1, T)
+    masks = {"full_attention": kv_idx <= q_idx}  # masking_utils.causal_mask_function
+    if cfg.gemma:
+        rope["sliding_attention"] = rope_tables(cfg, T, dtype, local=True)
+        # masking_utils.sliding_window_overlay AND causal: q - W < kv <= q
+        masks["sliding_attention"] = (kv_idx <= q_idx) & (kv_idx > q_idx - cfg.sliding_window)
+        scale = cfg.query_pre_attn_scalar ** -0.5
+        norm = gemma_rms_norm
+    else:
+        scale = 1.0 / math.sqrt(hd)
+        norm = rms_norm
     eps = cfg.rms_norm_eps
     cap_set = set(capture_layers)
 
     h = F.embedding(tokens, emb)
+    if cfg.gemma:  # Gemma3TextScaledWordEmbedding
+        h = h * torch.tensor(cfg.hidden_size ** 0.5, dtype=dtype)
     for i in range(cfg.num_layers):
         pre = f"model.layers.{i}."
         rec = capture is not None and i in cap_set
@@ -232,14 +300,16 @@ def forward(cfg, params, tokens, capture_layers=(), capture=None, perturb=None):
                 capture[(i, short)] = {"a": a, "z": z}
             return z
 
+        kind = cfg.layer_types[i]
+        cos, sin = rope[kind]
         # --- self attention ---
-        x = rms_norm(h, params[pre + "input_layernorm.weight"], eps)
+        x = norm(h, params[pre + "input_layernorm.weight"], eps)
         q = lin("self_attn.q_proj", "q_proj", x).view(B, T, H, hd)
         k = lin("self_attn.k_proj", "k_proj", x).view(B, T, KV, hd)
         v = lin("self_attn.v_proj", "v_proj", x).view(B, T, KV, hd)
-        if cfg.qk_norm:  # Qwen3: RMSNorm over head_dim, per head, before RoPE
-            q = rms_norm(q, params[pre + "self_attn.q_norm.weight"], eps)
-            k = rms_norm(k, params[pre + "self_attn.k_norm.weight"], eps)
+        if cfg.qk_norm:  # Qwen3, Gemma 3: RMSNorm over head_dim, per head, before RoPE
+            q = norm(q, params[pre + "self_attn.q_norm.weight"], eps)
+            k = norm(k, params[pre + "self_attn.k_norm.weight"], eps)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [B, heads, T, hd]
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
@@ -247,20 +317,29 @@ def forward(cfg, params, tokens, capture_layers=(), capture=None, perturb=None):
         k = k.repeat_interleave(cfg.n_rep, dim=1)
         v = v.repeat_interleave(cfg.n_rep, dim=1)
         scores = torch.matmul(q, k.transpose(-1, -2)) * scale
-        scores = scores.masked_fill(~causal, float("-inf"))
+        scores = scores.masked_fill(~masks[kind], float("-inf"))
         A = torch.softmax(scores, dim=-1)
         u = torch.matmul(A, v).transpose(1, 2)  # [B, T, H, hd]
         if rec:
             capture[(i, "attn")] = {"A": A, "u": u}
-        h = h + lin("self_attn.o_proj", "o_proj", u.reshape(B, T, H * hd))
+        o = lin("self_attn.o_proj", "o_proj", u.reshape(B, T, H * hd))
+        if cfg.gemma:
+            h = h + norm(o, params[pre + "post_attention_layernorm.weight"], eps)
+            x = norm(h, params[pre + "pre_feedforward_layernorm.weight"], eps)
+        else:
+            h = h + o
+            x = norm(h, params[pre + "post_attention_layernorm.weight"], eps)
 
-        # --- SwiGLU MLP ---
-        x = rms_norm(h, params[pre + "post_attention_layernorm.weight"], eps)
+        # --- gated MLP: SwiGLU, or GELU-tanh (Gemma's gelu_pytorch_tanh) ---
         g = lin("mlp.gate_proj", "gate_proj", x)
         up = lin("mlp.up_proj", "up_proj", x)
-        h = h + lin("mlp.down_proj", "down_proj", F.silu(g) * up)
+        act = F.gelu(g, approximate="tanh") if cfg.gemma else F.silu(g)
+        m = lin("mlp.down_proj", "down_proj", act * up)
+        if cfg.gemma:
+            m = norm(m, params[pre + "post_feedforward_layernorm.weight"], eps)
+        h = h + m
 
-    h = rms_norm(h, params["model.norm.weight"], eps)
+    h = norm(h, params["model.norm.weight"], eps)
     head = emb if cfg.tie_word_embeddings else params["lm_head.weight"]
     return F.linear(h, head)
 

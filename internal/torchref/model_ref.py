@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Reference forward + backward of a HF-format Llama / Qwen2 / Qwen3 checkpoint.
+"""Reference forward + backward of a HF-format Llama / Qwen2 / Qwen3 / Gemma 3 (text) checkpoint.
 
   /usr/bin/python3 model_ref.py --model DIR --input IN.json --out OUT.safetensors [--dtype float64|float32]
 

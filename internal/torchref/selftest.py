@@ -2,7 +2,9 @@
 """Self-test of the torch references. Builds tiny random checkpoints
 (llama: GQA + tied embeddings + llama3 RoPE scaling, stored F32;
  qwen2: q/k/v biases + linear RoPE scaling, sharded, stored F64;
- qwen3: q/k norm, untied, stored BF16) and checks:
+ qwen3: q/k norm, untied, stored BF16;
+ gemma3: sandwich norms, q/k norms, sliding-window layers in the 4.50
+ sliding_window_pattern form, query_pre_attn_scalar, stored F32) and checks:
 
  (a) model_ref.py (run as a CLI) gradients vs float64 central finite
      differences on entries of many parameters; float32 run vs float64;
@@ -14,7 +16,10 @@
      derivative of l_p along z_p -> z_p + ε G a_p;
  (d) alphatoken_ref.py (run as a CLI, diag / kfac / no Fisher): all four
      components re-derived by an independent route (padded-batch G,
-     autograd.grad e_p and ∂L/∂z^v), z-score / raw combination and top-ρ mask.
+     autograd.grad e_p and ∂L/∂z^v), z-score / raw combination and top-ρ mask;
+ (g) gemma3: the attention probabilities vanish exactly outside
+     q - sliding_window < kv <= q on sliding layers and outside kv <= q on
+     global ones; the transformers-5 config form gives the same logits.
 
   /usr/bin/python3 selftest.py      (exit status 1 on any failure)
 """
@@ -71,15 +76,21 @@ CONFIGS = {
                   num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, head_dim=6,
                   rms_norm_eps=1e-6, rope_theta=1000000.0, tie_word_embeddings=False, hidden_act="silu",
                   attention_bias=False, rope_scaling=None),
+    "gemma3": dict(model_type="gemma3_text", vocab_size=39, hidden_size=16, intermediate_size=24,
+                   num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, head_dim=6,
+                   rms_norm_eps=1e-6, rope_theta=1000000.0, rope_local_base_freq=10000.0,
+                   rope_scaling={"rope_type": "linear", "factor": 8.0}, query_pre_attn_scalar=5,
+                   sliding_window=3, sliding_window_pattern=2, hidden_activation="gelu_pytorch_tanh",
+                   tie_word_embeddings=True),
 }
-STORE = {"llama": "F32", "qwen2": "F64", "qwen3": "BF16"}
+STORE = {"llama": "F32", "qwen2": "F64", "qwen3": "BF16", "gemma3": "F32"}
 
 
 def random_tensors(cfg, rng, scale=1.0):
     out = {}
     for name, shape in cfg.param_shapes().items():
         if name.endswith("norm.weight"):
-            a = 1.0 + 0.2 * rng.standard_normal(shape)
+            a = (0.0 if cfg.gemma else 1.0) + 0.2 * rng.standard_normal(shape)  # Gemma scales by 1 + w
         elif name.endswith(".bias"):
             a = 0.3 * rng.standard_normal(shape)
         elif name == "model.embed_tokens.weight":
@@ -231,6 +242,37 @@ def test_model_ref(arch, ckpt, tmp, rng):
 
     e32 = max(relerr(o32[k], o64[k]) for k in o64)
     check(f"(a) {arch}: float32 run agrees with float64", e32 < 1e-3, f"max rel err {e32:.2e}")
+
+
+# ------------------------------------------------------------ (g) gemma3
+
+def test_gemma_masks(ckpt, tmp, rng):
+    cfg, params, _ = load_model(ckpt, torch.float64)
+    W, T = cfg.sliding_window, 8
+    check("(g) gemma3: layer kinds from sliding_window_pattern=2",
+          cfg.layer_types == ["sliding_attention", "full_attention"] * 2, str(cfg.layer_types))
+    tokens = torch.tensor(rng.integers(0, cfg.vocab_size, size=(2, T)))
+    cap = {}
+    with torch.no_grad():
+        logits = hf_decoder.forward(cfg, params, tokens, range(cfg.num_layers), cap)
+    r, c = torch.arange(T).view(T, 1), torch.arange(T).view(1, T)
+    ok = True
+    for i, kind in enumerate(cfg.layer_types):
+        A = cap[(i, "attn")]["A"]  # [B, H, T, T]
+        visible = (c <= r) & ((c > r - W) if kind == "sliding_attention" else True)
+        ok = ok and bool((A[..., ~visible] == 0).all()) and bool((A[..., visible] > 0).all())
+    check(f"(g) gemma3: probabilities are zero exactly outside q-{W} < kv <= q (sliding) / kv <= q (full)", ok)
+    # transformers-5 form of the same config: rope_parameters per attention kind, layer_types
+    conf5 = dict(CONFIGS["gemma3"])
+    for k in ("rope_theta", "rope_local_base_freq", "rope_scaling", "sliding_window_pattern"):
+        del conf5[k]
+    conf5["layer_types"] = cfg.layer_types
+    conf5["rope_parameters"] = {"full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1000000.0},
+                                "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}}
+    cfg5 = hf_decoder.DecoderConfig(conf5)
+    with torch.no_grad():
+        logits5 = hf_decoder.forward(cfg5, params, tokens)
+    check("(g) gemma3: transformers-5 config gives the same logits", torch.equal(logits, logits5))
 
 
 # ------------------------------------------------------------ (b) causal
@@ -467,7 +509,10 @@ def main():
         for arch, conf in CONFIGS.items():
             cfg = hf_decoder.DecoderConfig(conf)
             ckpts[arch] = os.path.join(tmp, arch)
-            write_checkpoint(ckpts[arch], conf, random_tensors(cfg, rng, scale=1.5), STORE[arch],
+            # gemma3 (added last) draws its weights from a stream of its own, so the other models'
+            # weights and test draws are the ones they always had
+            draw = np.random.default_rng(77) if arch == "gemma3" else rng
+            write_checkpoint(ckpts[arch], conf, random_tensors(cfg, draw, scale=1.5), STORE[arch],
                              shards=2 if arch == "qwen2" else 1)
         # RoPE sanity: llama3 scaling must hit all three frequency bands here
         inv = hf_decoder.rope_inv_freq(hf_decoder.DecoderConfig(CONFIGS["llama"]))
@@ -491,6 +536,7 @@ def main():
             test_direct(arch, ckpts[arch], rng)
         for arch in CONFIGS:
             test_alphatoken_cli(arch, ckpts[arch], tmp, rng)
+        test_gemma_masks(ckpts["gemma3"], tmp, rng)
     print(f"{'FAIL' if FAILURES else 'PASS'}: {len(FAILURES)} failure(s); {time.time() - t0:.1f}s")
     sys.exit(1 if FAILURES else 0)
 
