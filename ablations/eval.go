@@ -2,12 +2,14 @@ package ablations
 
 import (
 	"fmt"
+	"io"
 	"slices"
 
 	"github.com/pkg/errors"
 
 	"github.com/alphatoken/alphatoken/ablations/minibench"
 	"github.com/alphatoken/alphatoken/alphatoken/data"
+	"github.com/alphatoken/alphatoken/internal/progress"
 	"github.com/alphatoken/alphatoken/model"
 	"github.com/alphatoken/alphatoken/model/tokenizer"
 )
@@ -39,6 +41,8 @@ type Evaluator struct {
 	Target  *minibench.Target
 	Tok     tokenizer.Tokenizer
 	Options EvalOptions
+	// Log, if set, receives progress lines (items scored, items/s, ETA) during Evaluate.
+	Log io.Writer
 }
 
 // NewEvaluator prepares the evaluation of a target ("code" or "math").
@@ -76,20 +80,31 @@ func (e *Evaluator) Evaluate(lm *model.LM) (*Scores, error) {
 		return nil, err
 	}
 	s := &Scores{Probes: map[string]float64{}}
-	for name, items := range map[string][]minibench.MCItem{minibench.ProbeARC: e.Bench.ARC,
-		minibench.ProbeHellaSwag: e.Bench.HellaSwag, minibench.ProbeMMLU: e.Bench.MMLU} {
-		acc, err := e.multipleChoice(sc, limit(items, e.Options.MaxProbeItems))
+	mc := map[string][]minibench.MCItem{minibench.ProbeARC: limit(e.Bench.ARC, e.Options.MaxProbeItems),
+		minibench.ProbeHellaSwag: limit(e.Bench.HellaSwag, e.Options.MaxProbeItems), minibench.ProbeMMLU: limit(e.Bench.MMLU, e.Options.MaxProbeItems)}
+	gsm := limit(e.Bench.GSM, e.Options.MaxProbeItems)
+	targets := limit(e.Target.Test, e.Options.MaxTargetItems)
+	total := len(gsm) + len(targets)
+	for _, items := range mc {
+		total += len(items)
+	}
+	rep, done := progress.New(e.Log, "eval", "items"), 0
+	rep.Start()
+	advance := func(base int) func(d, _ int) { return func(d, _ int) { rep.Update(base+d, total) } }
+	for _, name := range []string{minibench.ProbeARC, minibench.ProbeHellaSwag, minibench.ProbeMMLU} {
+		acc, err := e.multipleChoice(sc, mc[name])
 		if err != nil {
 			return nil, errors.WithMessagef(err, "ablations: probe %s", name)
 		}
 		s.Probes[name] = 100 * acc
+		done += len(mc[name])
+		rep.Update(done, total)
 	}
-	gsm := limit(e.Bench.GSM, e.Options.MaxProbeItems)
 	prompts := make([][]int, len(gsm))
 	for i, it := range gsm {
 		prompts[i] = e.prompt(it.Prompt)
 	}
-	outs, err := e.generate(gen, prompts, 64, minibench.GSMStop)
+	outs, err := e.generate(gen, prompts, 64, minibench.GSMStop, advance(done))
 	if err != nil {
 		return nil, errors.WithMessage(err, "ablations: probe gsm")
 	}
@@ -103,7 +118,7 @@ func (e *Evaluator) Evaluate(lm *model.LM) (*Scores, error) {
 	for _, n := range ProbeNames {
 		s.Retention += s.Probes[n] / float64(len(ProbeNames))
 	}
-	s.Target, err = e.TargetScore(gen)
+	s.Target, err = e.targetScore(gen, advance(done+len(gsm)))
 	if err != nil {
 		return nil, err
 	}
@@ -113,12 +128,16 @@ func (e *Evaluator) Evaluate(lm *model.LM) (*Scores, error) {
 
 // TargetScore is pass@1 (code) or exact match (math) on the target's test items, in percent.
 func (e *Evaluator) TargetScore(gen *model.Generator) (float64, error) {
+	return e.targetScore(gen, nil)
+}
+
+func (e *Evaluator) targetScore(gen *model.Generator, onBatch func(done, total int)) (float64, error) {
 	items := limit(e.Target.Test, e.Options.MaxTargetItems)
 	prompts := make([][]int, len(items))
 	for i, it := range items {
 		prompts[i] = e.prompt(it.Prompt)
 	}
-	outs, err := e.generate(gen, prompts, e.Target.MaxNewBytes, e.Target.Stop)
+	outs, err := e.generate(gen, prompts, e.Target.MaxNewBytes, e.Target.Stop, onBatch)
 	if err != nil {
 		return 0, errors.WithMessagef(err, "ablations: target %s", e.Target.Name)
 	}
@@ -132,11 +151,11 @@ func (e *Evaluator) TargetScore(gen *model.Generator) (float64, error) {
 }
 
 // generate decodes greedily, stopping at <eos> or when stop(text) holds; it returns the texts
-// without the <eos>.
-func (e *Evaluator) generate(gen *model.Generator, prompts [][]int, maxNew int, stop func(string) bool) ([]string, error) {
+// without the <eos>. onBatch (optional) is called after each batch.
+func (e *Evaluator) generate(gen *model.Generator, prompts [][]int, maxNew int, stop func(string) bool, onBatch func(done, total int)) ([]string, error) {
 	eos := e.Tok.EOS()
 	outs, err := gen.Generate(prompts, model.GenerateOptions{MaxNewTokens: maxNew, Stop: []int{eos},
-		BatchSize: e.Options.BatchSize, StopFunc: func(_ int, g []int) bool { return stop(e.Tok.Decode(g)) }})
+		BatchSize: e.Options.BatchSize, StopFunc: func(_ int, g []int) bool { return stop(e.Tok.Decode(g)) }, Progress: onBatch})
 	if err != nil {
 		return nil, err
 	}

@@ -70,7 +70,7 @@ func (r *Runner) RunSuite(s *Suite, seeds []int) (*Table, error) {
 	t := &Table{Suite: s, Preset: preset, Seeds: seeds, Commit: Commit(), Date: time.Now().UTC().Format("2006-01-02"),
 		Chance: r.Bench.Chance()}
 	total := len(s.Rows) * len(seeds)
-	done := 0
+	done, start := 0, time.Now()
 	for _, row := range s.Rows {
 		tr := TableRow{Label: row.Label, Method: row.Method, Row: row, Probes: map[string]Stat{}}
 		var target, ret, overall, step, kept []float64
@@ -80,8 +80,13 @@ func (r *Runner) RunSuite(s *Suite, seeds []int) (*Table, error) {
 			rowSeeds = seeds[:1] // no training: one evaluation
 		}
 		for _, seed := range rowSeeds {
+			eta := ""
+			if done > 0 { // the mean time of the finished runs, times the runs left (cached runs count as instant)
+				el := time.Since(start)
+				eta = fmt.Sprintf(" | %s elapsed | ETA %s", el.Round(time.Second), (el * time.Duration(total-done) / time.Duration(done)).Round(time.Second))
+			}
 			done++
-			fmt.Fprintf(r.Log, "[%s %d/%d] %s, seed %d\n", s.Name, done, total, row.Label, seed)
+			fmt.Fprintf(r.Log, "[%s %d/%d] %s, seed %d%s\n", s.Name, done, total, row.Label, seed, eta)
 			res, err := r.RunRow(row, seed)
 			if err != nil {
 				return nil, err

@@ -63,6 +63,7 @@ func NewRunner(backend compute.Backend, preset, cacheDir string, log io.Writer) 
 	if err != nil {
 		return nil, err
 	}
+	ev.Log = log
 	r := &Runner{Preset: p, CacheDir: cacheDir, Log: log, Backend: backend, Bench: bench, Tok: tok, Eval: ev}
 	r.Ref, r.RefDir, r.RefInfo, err = Reference(backend, p, bench, cacheDir, log)
 	if err != nil {
@@ -372,7 +373,8 @@ func (r *Runner) Fisher(v alphatoken.Config, seed uint64) (*alphatoken.Fisher, f
 		v.Fisher, key["prompts"], v.FisherMaxNewTokens)
 	start := time.Now()
 	f, err := alphatoken.EstimateFisher(r.Ref, r.fisherPrompts[:key["prompts"].(int)], alphatoken.FisherOptions{
-		Kind: v.Fisher, Blocks: v.Blocks, MaxNewTokens: v.FisherMaxNewTokens, Stop: []int{r.Tok.EOS()}, Seed: seed, BatchSize: 32})
+		Kind: v.Fisher, Blocks: v.Blocks, MaxNewTokens: v.FisherMaxNewTokens, Stop: []int{r.Tok.EOS()}, Seed: seed, BatchSize: 32,
+		Progress: alphatoken.FisherProgress(r.Log)})
 	if err != nil {
 		return nil, 0, err
 	}

@@ -2,6 +2,7 @@ package alphatoken
 
 import (
 	"encoding/json"
+	"math"
 
 	"github.com/pkg/errors"
 )
@@ -102,12 +103,12 @@ func Variant(name string, base Config) (Config, error) {
 // Validate checks the settings against a model of the given number of blocks.
 func (c *Config) Validate(numBlocks int) error {
 	switch {
-	case c.Lambda < 0:
-		return errors.Errorf("alphatoken: λ must be ≥ 0, got %g", c.Lambda)
+	case !(c.Lambda >= 0) || math.IsInf(c.Lambda, 0):
+		return errors.Errorf("alphatoken: λ must be a finite number ≥ 0 (--lambda), got %g", c.Lambda)
 	case c.Window < 1:
 		return errors.Errorf("alphatoken: the causal window W must be ≥ 1, got %d", c.Window)
 	case c.Blocks < 1 || c.Blocks > numBlocks:
-		return errors.Errorf("alphatoken: K = %d scored blocks, but the model has %d blocks", c.Blocks, numBlocks)
+		return BlocksError(c.Blocks, numBlocks)
 	case c.ValExamples < 1:
 		return errors.Errorf("alphatoken: B_val must be ≥ 1, got %d", c.ValExamples)
 	case c.ValRefresh < 1:
@@ -133,6 +134,14 @@ func (c *Config) Validate(numBlocks int) error {
 		return errors.Errorf("alphatoken: unknown ghost mode %q (auto, ghost, matrix)", c.Ghost)
 	}
 	return nil
+}
+
+// BlocksError is the error for a number of scored blocks K outside 1..n on a model of n blocks.
+func BlocksError(k, n int) error {
+	if k < 1 {
+		return errors.Errorf("alphatoken: K = %d (--k) must be at least 1: use K in 1..%d, the model's %d blocks", k, n, n)
+	}
+	return errors.Errorf("alphatoken: K = %d (--k) exceeds the model's %d blocks: use K in 1..%d", k, n, n)
 }
 
 // JSON renders the configuration for results and checkpoints.

@@ -23,7 +23,7 @@ import (
 func ValuePropagationPairs(lm *model.LM, examples []data.Example, k, n int, seed uint64) ([]diag.PairStat, error) {
 	cfg := lm.Config
 	if k < 1 || k > cfg.Layers {
-		return nil, errors.Errorf("alphatoken: K = %d scored blocks, but the model has %d blocks", k, cfg.Layers)
+		return nil, BlocksError(k, cfg.Layers)
 	}
 	if len(examples) == 0 || n <= 0 {
 		return nil, errors.New("alphatoken: value-propagation diagnostic needs examples and n > 0")

@@ -2,8 +2,11 @@ package alphatoken
 
 import (
 	"fmt"
+	"io"
+	"math"
 	"slices"
 	"strconv"
+	"strings"
 
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
@@ -11,6 +14,7 @@ import (
 	"github.com/pkg/errors"
 
 	"github.com/alphatoken/alphatoken/alphatoken/data"
+	"github.com/alphatoken/alphatoken/internal/progress"
 	"github.com/alphatoken/alphatoken/model"
 )
 
@@ -22,18 +26,19 @@ type Fisher struct {
 	Blocks  int // K: the last Blocks blocks are covered
 	Diag    map[string]*tensors.Tensor
 	A, S    map[string]*tensors.Tensor
-	Samples int // number of sampled sequences it averages
+	Samples int    // number of sampled sequences it averages
+	Path    string // the file it was loaded from ("" when estimated)
 }
 
 // FisherOptions controls EstimateFisher.
 type FisherOptions struct {
 	Kind         FisherKind
 	Blocks       int    // K
-	MaxNewTokens int    // length of the sampled responses (temperature 1)
+	MaxNewTokens int    // length of the sampled responses (temperature 1; 0: SPEC §3's 64)
 	Stop         []int  // ids that end a sampled response
 	Seed         uint64 // sampling seed: prompt n's response is a pure function of (Seed, n)
-	BatchSize    int    // sequences per backward pass (default 8)
-	// SampleBatch is the number of prompts decoded together when sampling the responses (default 64;
+	BatchSize    int    // sequences per backward pass (0: 8)
+	// SampleBatch is the number of prompts decoded together when sampling the responses (0: 64;
 	// it changes the speed, not the samples).
 	SampleBatch int
 	Progress    func(done, total int)
@@ -46,13 +51,17 @@ func EstimateFisher(ref *model.LM, prompts [][]int, opts FisherOptions) (*Fisher
 	if len(prompts) == 0 {
 		return nil, errors.New("alphatoken: no Fisher prompts")
 	}
-	if opts.MaxNewTokens <= 0 {
+	if opts.MaxNewTokens < 0 || opts.BatchSize < 0 || opts.SampleBatch < 0 {
+		return nil, errors.Errorf("alphatoken: Fisher MaxNewTokens (%d), BatchSize (%d) and SampleBatch (%d) must be ≥ 0 (0: the default)",
+			opts.MaxNewTokens, opts.BatchSize, opts.SampleBatch)
+	}
+	if opts.MaxNewTokens == 0 {
 		opts.MaxNewTokens = 64
 	}
-	if opts.BatchSize <= 0 {
+	if opts.BatchSize == 0 {
 		opts.BatchSize = 8
 	}
-	if opts.SampleBatch <= 0 {
+	if opts.SampleBatch == 0 {
 		opts.SampleBatch = 64
 	}
 	gen, err := model.NewGenerator(ref)
@@ -81,6 +90,20 @@ func EstimateFisher(ref *model.LM, prompts [][]int, opts FisherOptions) (*Fisher
 	return FisherFromSequences(ref, seqs, opts)
 }
 
+// FisherProgress reports EstimateFisher's progress on w (stderr) in its two phases: sampling the
+// responses, then the gradient passes over the sampled sequences.
+func FisherProgress(w io.Writer) func(done, total int) {
+	sample, grad := progress.New(w, "fisher: sampling", "prompts"), progress.New(w, "fisher: gradients", "prompts")
+	return func(done, total int) {
+		// EstimateFisher counts prompts sampled in [0, n] and gradient passes in (n, 2n].
+		if n := total / 2; done <= n {
+			sample.Update(done, n)
+		} else {
+			grad.Update(done-n, n)
+		}
+	}
+}
+
 // FisherFromSequences computes the Fisher from given sequences (prompt ++ sampled response):
 //
 //	diag: F = mean_n (∇_W log p_ref(ŷ_n | x_n))²            (per-sequence gradients, squared)
@@ -94,12 +117,15 @@ func FisherFromSequences(ref *model.LM, seqs []data.Example, opts FisherOptions)
 		return nil, errors.Errorf("alphatoken: cannot estimate a Fisher of kind %q", opts.Kind)
 	}
 	if opts.Blocks < 1 || opts.Blocks > ref.Config.Layers {
-		return nil, errors.Errorf("alphatoken: K = %d scored blocks, but the model has %d blocks", opts.Blocks, ref.Config.Layers)
+		return nil, BlocksError(opts.Blocks, ref.Config.Layers)
 	}
 	if len(seqs) == 0 {
 		return nil, errors.New("alphatoken: no sequences for the Fisher (every sampled response was empty?)")
 	}
-	if opts.BatchSize <= 0 {
+	if opts.BatchSize < 0 {
+		return nil, errors.Errorf("alphatoken: Fisher BatchSize must be ≥ 0 (0: 8), got %d", opts.BatchSize)
+	}
+	if opts.BatchSize == 0 {
 		opts.BatchSize = 8
 	}
 	layers := ScoredLayers(ref.Config, opts.Blocks)
@@ -226,19 +252,30 @@ func fisherGraph(ref *model.LM, layers []Layer, opts FisherOptions, tokens, targ
 }
 
 // Check verifies that the Fisher covers the last k blocks of a model with config cfg, naming the
-// first missing or mis-shaped tensor.
+// first missing or mis-shaped tensor; when it covers other blocks, the error says which it covers.
 func (f *Fisher) Check(cfg *model.Config, k int) error {
+	if k < 1 || k > cfg.Layers {
+		return BlocksError(k, cfg.Layers)
+	}
+	covered := f.CoveredBlocks()
+	for b := cfg.Layers - k; b < cfg.Layers; b++ {
+		if !slices.Contains(covered, b) {
+			return errors.Errorf("alphatoken: %s covers blocks %s (made with K = %d), but K = %d (--k) scores blocks %d..%d of this %d-block model: "+
+				"use --k %s, or estimate a Fisher with alphatoken fisher --k %d", f.source(), blockRanges(covered), f.Blocks, k,
+				cfg.Layers-k, cfg.Layers-1, cfg.Layers, kRange(covered, cfg.Layers), k)
+		}
+	}
 	for _, l := range ScoredLayers(cfg, k) {
 		switch f.Kind {
 		case FisherDiag:
-			if err := checkTensor(f.Diag, l.Name, l.Name, []int{l.Out, l.In}); err != nil {
+			if err := f.checkTensor(f.Diag, l.Name, l.Name, []int{l.Out, l.In}); err != nil {
 				return err
 			}
 		case FisherKFAC:
-			if err := checkTensor(f.A, l.Name, l.Name+".A", []int{l.In, l.In}); err != nil {
+			if err := f.checkTensor(f.A, l.Name, l.Name+".A", []int{l.In, l.In}); err != nil {
 				return err
 			}
-			if err := checkTensor(f.S, l.Name, l.Name+".S", []int{l.Out, l.Out}); err != nil {
+			if err := f.checkTensor(f.S, l.Name, l.Name+".S", []int{l.Out, l.Out}); err != nil {
 				return err
 			}
 		}
@@ -246,13 +283,82 @@ func (f *Fisher) Check(cfg *model.Config, k int) error {
 	return nil
 }
 
-func checkTensor(m map[string]*tensors.Tensor, key, shown string, want []int) error {
+// CoveredBlocks lists, sorted, the decoder blocks the Fisher has tensors for.
+func (f *Fisher) CoveredBlocks() []int {
+	var out []int
+	for _, m := range []map[string]*tensors.Tensor{f.Diag, f.A, f.S} {
+		for name := range m {
+			if b, ok := blockOf(name); ok && !slices.Contains(out, b) {
+				out = append(out, b)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// blockOf parses the block index of an HF tensor name "model.layers.N.…".
+func blockOf(name string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, "model.layers.")
+	if !ok {
+		return 0, false
+	}
+	num, _, ok := strings.Cut(rest, ".")
+	b, err := strconv.Atoi(num)
+	return b, ok && err == nil && b >= 0
+}
+
+// blockRanges renders sorted block indices as ranges: "0..1", "3", "0..1, 4".
+func blockRanges(blocks []int) string {
+	if len(blocks) == 0 {
+		return "none"
+	}
+	var parts []string
+	for i := 0; i < len(blocks); {
+		j := i
+		for j+1 < len(blocks) && blocks[j+1] == blocks[j]+1 {
+			j++
+		}
+		if i == j {
+			parts = append(parts, strconv.Itoa(blocks[i]))
+		} else {
+			parts = append(parts, fmt.Sprintf("%d..%d", blocks[i], blocks[j]))
+		}
+		i = j + 1
+	}
+	return strings.Join(parts, ", ")
+}
+
+// kRange is the range of K a Fisher covering blocks can serve on a model of n blocks: K such that
+// the last K blocks are all covered.
+func kRange(covered []int, n int) string {
+	k := 0
+	for k < n && slices.Contains(covered, n-1-k) {
+		k++
+	}
+	if k == 0 {
+		return "(none: the file is for another model)"
+	}
+	if k == 1 {
+		return "1"
+	}
+	return fmt.Sprintf("1..%d", k)
+}
+
+func (f *Fisher) source() string {
+	if f.Path != "" {
+		return "the Fisher file " + f.Path
+	}
+	return "the Fisher"
+}
+
+func (f *Fisher) checkTensor(m map[string]*tensors.Tensor, key, shown string, want []int) error {
 	t, ok := m[key]
 	if !ok {
-		return errors.Errorf("alphatoken: the Fisher has no tensor %s (needed for the scored layers)", shown)
+		return errors.Errorf("alphatoken: %s has no tensor %s (needed for the scored layers)", f.source(), shown)
 	}
 	if got := t.Shape().Dimensions; !slices.Equal(got, want) {
-		return errors.Errorf("alphatoken: Fisher tensor %s has shape %v, the model needs %v", shown, got, want)
+		return errors.Errorf("alphatoken: %s: tensor %s has shape %v, the model needs %v (a Fisher of another model?)", f.source(), shown, got, want)
 	}
 	return nil
 }
@@ -273,37 +379,139 @@ func (f *Fisher) Save(path string) error {
 		"blocks": strconv.Itoa(f.Blocks), "samples": strconv.Itoa(f.Samples)})
 }
 
-// LoadFisher reads a Fisher file written by Save (or by any tool using the same names).
+// LoadFisher reads a Fisher file written by Save and validates it: the metadata names a Fisher
+// (alphatoken_fisher: diag or kfac, blocks ≥ 1, samples ≥ 1), the tensor names match the kind
+// (K-FAC: an .A and an .S factor per weight), every value is finite, a diagonal Fisher is ≥ 0, and
+// K-FAC factors are square and symmetric with a non-negative diagonal (necessary for positive
+// semi-definiteness, and cheap). A model's weights given as a Fisher are refused by the metadata
+// check. Errors name the file and the tensor.
 func LoadFisher(path string) (*Fisher, error) {
 	ts, meta, err := model.ReadSafetensors(path)
 	if err != nil {
 		return nil, err
 	}
-	f := &Fisher{Diag: map[string]*tensors.Tensor{}, A: map[string]*tensors.Tensor{}, S: map[string]*tensors.Tensor{}}
-	for name, t := range ts {
-		switch {
-		case len(name) > 2 && name[len(name)-2:] == ".A":
-			f.A[name[:len(name)-2]] = t
-		case len(name) > 2 && name[len(name)-2:] == ".S":
-			f.S[name[:len(name)-2]] = t
-		default:
-			f.Diag[name] = t
+	return fisherFromTensors(path, ts, meta)
+}
+
+// fisherFromTensors validates the tensors and metadata of a Fisher file (LoadFisher).
+func fisherFromTensors(path string, ts map[string]*tensors.Tensor, meta map[string]string) (*Fisher, error) {
+	kind, ok := meta["alphatoken_fisher"]
+	if !ok {
+		return nil, errors.Errorf("alphatoken: %s is not a Fisher file: its metadata has no alphatoken_fisher entry "+
+			"(model weights? estimate a Fisher with alphatoken fisher)", path)
+	}
+	f := &Fisher{Kind: FisherKind(kind), Path: path, Diag: map[string]*tensors.Tensor{}, A: map[string]*tensors.Tensor{}, S: map[string]*tensors.Tensor{}}
+	if f.Kind != FisherDiag && f.Kind != FisherKFAC {
+		return nil, errors.Errorf("alphatoken: %s: metadata alphatoken_fisher is %q, not diag or kfac", path, kind)
+	}
+	for _, key := range []string{"blocks", "samples"} {
+		v, err := strconv.Atoi(meta[key])
+		if err != nil || v < 1 {
+			return nil, errors.Errorf("alphatoken: %s: metadata %s is %q, not an integer ≥ 1", path, key, meta[key])
+		}
+		if key == "blocks" {
+			f.Blocks = v
+		} else {
+			f.Samples = v
 		}
 	}
-	switch {
-	case len(f.Diag) > 0 && len(f.A)+len(f.S) == 0:
-		f.Kind = FisherDiag
-	case len(f.Diag) == 0 && len(f.A) > 0 && len(f.S) > 0:
-		f.Kind = FisherKFAC
-	default:
-		return nil, errors.Errorf("alphatoken: %s mixes diagonal and K-FAC tensors (or has none)", path)
+	if len(ts) == 0 {
+		return nil, errors.Errorf("alphatoken: %s holds no tensors", path)
 	}
-	if k, ok := meta["alphatoken_fisher"]; ok && FisherKind(k) != f.Kind {
-		return nil, errors.Errorf("alphatoken: %s says kind %q but holds %q tensors", path, k, f.Kind)
+	for _, name := range model.SortedNames(ts) {
+		t := ts[name]
+		base, factor := name, ""
+		if f.Kind == FisherKFAC {
+			if b, ok := strings.CutSuffix(name, ".A"); ok {
+				base, factor = b, "A"
+			} else if b, ok := strings.CutSuffix(name, ".S"); ok {
+				base, factor = b, "S"
+			} else {
+				return nil, errors.Errorf("alphatoken: %s: tensor %s of a K-FAC Fisher must be a factor, NAME.A or NAME.S", path, name)
+			}
+		}
+		if _, ok := blockOf(base); !ok || !strings.HasSuffix(base, ".weight") {
+			return nil, errors.Errorf("alphatoken: %s: tensor %s is not named after a decoder block's weight (model.layers.N.….weight%s)",
+				path, name, map[bool]string{true: " + .A or .S", false: ""}[f.Kind == FisherKFAC])
+		}
+		if !t.Shape().DType.IsFloat() {
+			return nil, errors.Errorf("alphatoken: %s: tensor %s has dtype %s, not a float", path, name, t.Shape().DType)
+		}
+		dims := t.Shape().Dimensions
+		if len(dims) != 2 || (factor != "" && dims[0] != dims[1]) {
+			return nil, errors.Errorf("alphatoken: %s: tensor %s has shape %v; a Fisher needs %s", path, name, dims,
+				map[bool]string{true: "a square matrix (a K-FAC factor)", false: "a matrix [d_out, d_in]"}[factor != ""])
+		}
+		vals, err := model.TensorFloat64(t)
+		if err != nil {
+			return nil, errors.WithMessagef(err, "alphatoken: %s: tensor %s", path, name)
+		}
+		if err := checkFisherValues(vals, dims, factor != ""); err != nil {
+			return nil, errors.Errorf("alphatoken: %s: tensor %s %v: not a Fisher", path, name, err)
+		}
+		switch factor {
+		case "":
+			f.Diag[name] = t
+		case "A":
+			f.A[base] = t
+		case "S":
+			f.S[base] = t
+		}
 	}
-	f.Blocks, _ = strconv.Atoi(meta["blocks"])
-	f.Samples, _ = strconv.Atoi(meta["samples"])
+	for _, name := range model.SortedNames(f.A) {
+		if _, ok := f.S[name]; !ok {
+			return nil, errors.Errorf("alphatoken: %s: K-FAC factor %s.A has no %s.S", path, name, name)
+		}
+	}
+	for _, name := range model.SortedNames(f.S) {
+		if _, ok := f.A[name]; !ok {
+			return nil, errors.Errorf("alphatoken: %s: K-FAC factor %s.S has no %s.A", path, name, name)
+		}
+	}
 	return f, nil
+}
+
+// checkFisherValues checks a diagonal Fisher's entries (finite, ≥ 0) or a K-FAC factor's (finite,
+// symmetric up to float rounding, diagonal ≥ 0).
+func checkFisherValues(vals []float64, dims []int, factor bool) error {
+	for i, v := range vals {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return errors.Errorf("has a non-finite value %v at %v", v, unflatten(i, dims))
+		}
+		if !factor && v < 0 {
+			return errors.Errorf("has a negative entry %g at %v (a diagonal Fisher is a mean of squares)", v, unflatten(i, dims))
+		}
+	}
+	if !factor {
+		return nil
+	}
+	n := dims[0]
+	for i := range n {
+		if d := vals[i*n+i]; d < 0 {
+			return errors.Errorf("has a negative diagonal entry %g at [%d %d] (a K-FAC factor is positive semi-definite)", d, i, i)
+		}
+	}
+	for i := range n {
+		for j := i + 1; j < n; j++ {
+			a, b := vals[i*n+j], vals[j*n+i]
+			scale := math.Sqrt(vals[i*n+i] * vals[j*n+j])
+			if math.Abs(a-b) > 1e-3*(math.Abs(a)+math.Abs(b))+1e-6*scale {
+				return errors.Errorf("is not symmetric: [%d %d] = %g but [%d %d] = %g (a K-FAC factor is symmetric)", i, j, a, j, i, b)
+			}
+		}
+	}
+	return nil
+}
+
+func unflatten(i int, dims []int) []int {
+	out := make([]int, len(dims))
+	for d := len(dims) - 1; d >= 0; d-- {
+		if dims[d] > 0 {
+			out[d] = i % dims[d]
+			i /= dims[d]
+		}
+	}
+	return out
 }
 
 func (f *Fisher) String() string {

@@ -130,7 +130,7 @@ func newFixture(t *testing.T, arch model.Arch, kind FisherKind, k int) *fixture 
 			t.Fatal(err)
 		}
 	}
-	f := &Fisher{Kind: kind, Blocks: k, Diag: map[string]*tensors.Tensor{}, A: map[string]*tensors.Tensor{}, S: map[string]*tensors.Tensor{}}
+	f := &Fisher{Kind: kind, Blocks: k, Samples: 8, Diag: map[string]*tensors.Tensor{}, A: map[string]*tensors.Tensor{}, S: map[string]*tensors.Tensor{}}
 	for _, l := range ScoredLayers(cfg, k) {
 		switch kind {
 		case FisherDiag:

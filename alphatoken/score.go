@@ -28,8 +28,8 @@ type TokenScore struct {
 
 // ScoreOptions controls Score.
 type ScoreOptions struct {
-	BatchSize int       // examples per graph call (default 8); values do not depend on it
-	Rho       float64   // share of the file's response tokens marked kept (default DefaultRho)
+	BatchSize int       // examples per graph call (0: 8); values do not depend on it
+	Rho       float64   // share of the file's response tokens marked kept (0: DefaultRho)
 	Selection Selection // top (default), bottom or random
 	Seed      uint64    // for random selection
 	Tokenizer tokenizer.Tokenizer
@@ -44,11 +44,18 @@ func Score(v *Valuer, examples []data.Example, opts ScoreOptions) ([]TokenScore,
 	if len(examples) == 0 {
 		return nil, errors.New("alphatoken: nothing to score")
 	}
-	if opts.BatchSize <= 0 {
+	if opts.BatchSize < 0 {
+		return nil, errors.Errorf("alphatoken: BatchSize must be ≥ 0 (0: 8), got %d", opts.BatchSize)
+	}
+	if opts.BatchSize == 0 {
 		opts.BatchSize = 8
 	}
-	if opts.Selection == "" {
+	switch opts.Selection {
+	case "":
 		opts.Selection = SelectTop
+	case SelectTop, SelectBottom, SelectRandom:
+	default:
+		return nil, errors.Errorf("alphatoken: unknown selection %q (top, bottom, random)", opts.Selection)
 	}
 	if opts.Rho == 0 {
 		opts.Rho = DefaultRho

@@ -609,8 +609,9 @@ func TestFisherFileAndErrors(t *testing.T) {
 	if back.Kind != FisherKFAC || back.Check(fx.cfg, 2) != nil {
 		t.Fatalf("round trip: kind %s, check %v", back.Kind, back.Check(fx.cfg, 2))
 	}
-	if err := back.Check(fx.cfg, 3); err == nil || !strings.Contains(err.Error(), "model.layers.0.") {
-		t.Fatalf("K beyond the Fisher's blocks: want an error naming the missing tensor, got %v", err)
+	if err := back.Check(fx.cfg, 3); err == nil || !strings.Contains(err.Error(), "covers blocks 1..2 (made with K = 2)") ||
+		!strings.Contains(err.Error(), "use --k 1..2") || !strings.Contains(err.Error(), path) {
+		t.Fatalf("K beyond the Fisher's blocks: want an error naming the blocks the file covers, got %v", err)
 	}
 	cfg := DefaultConfig()
 	cfg.Fisher = FisherKFAC
@@ -622,7 +623,7 @@ func TestFisherFileAndErrors(t *testing.T) {
 	checks := map[string]func(c *Config){
 		"unknown normalisation":  func(c *Config) { c.Normalize = "minmax" },
 		"causal window W":        func(c *Config) { c.Window = 0 },
-		"but the model has 3":    func(c *Config) { c.Blocks = 4 },
+		"exceeds the model's 3":  func(c *Config) { c.Blocks = 4 },
 		"λ must be":              func(c *Config) { c.Lambda = -1 },
 		"unknown Fisher kind":    func(c *Config) { c.Fisher = "full" },
 		"at least one of the di": func(c *Config) { c.Direct, c.Causal = false, false },

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 
@@ -26,9 +27,16 @@ var simdWarning sync.Once
 // DefaultBackend; "go" means DefaultBackend; "go:..." passes options through; "xla:cuda" loads the
 // PJRT CUDA plugin, looking for it in $PJRT_PLUGIN_LIBRARY_PATH and in the JAX CUDA plugin packages
 // of the local Python (nothing is ever downloaded).
+//
+// An unknown backend name is an error listing the valid ones (GoMLX's compute.NewWithConfig
+// panics on it, so the name is checked before the call).
 func NewBackend(spec string) (compute.Backend, error) {
+	source := "--backend"
 	if spec == "" {
-		spec = os.Getenv("GOMLX_BACKEND")
+		spec, source = os.Getenv("GOMLX_BACKEND"), "$GOMLX_BACKEND"
+	}
+	if err := checkBackendSpec(spec); err != nil {
+		return nil, errors.WithMessagef(err, "model: %s %q", source, spec)
 	}
 	switch {
 	case spec == "" || spec == "go":
@@ -48,6 +56,23 @@ func NewBackend(spec string) (compute.Backend, error) {
 		return nil, errors.WithMessagef(err, "model: creating backend %q", spec)
 	}
 	return b, nil
+}
+
+// BackendChoices describes the valid backend specs, for flag help and errors.
+const BackendChoices = "go (CPU, the default), go:OPTIONS (e.g. go:parallelism=4), xla:cuda (or cuda), xla:PLUGIN_PATH"
+
+// checkBackendSpec refuses a spec whose backend name is not compiled in.
+func checkBackendSpec(spec string) error {
+	if spec == "" || spec == "cuda" {
+		return nil
+	}
+	name, _, _ := strings.Cut(spec, ":")
+	known := compute.List()
+	if slices.Contains(known, name) {
+		return nil
+	}
+	slices.Sort(known)
+	return errors.Errorf("unknown backend %q: use %s (compiled-in backends: %s)", name, BackendChoices, strings.Join(known, ", "))
 }
 
 // stdoutMu serialises the os.Stdout swap of newQuietly.

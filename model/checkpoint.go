@@ -3,6 +3,7 @@ package model
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -32,7 +33,7 @@ func Load(backend compute.Backend, dir string, dtype dtypes.DType) (*LM, error) 
 	if dtype == dtypes.InvalidDType {
 		dtype = dtypes.Float32
 	}
-	files, err := weightFiles(dir)
+	files, weightMap, err := weightFiles(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -47,7 +48,17 @@ func Load(backend compute.Backend, dir string, dtype dtypes.DType) (*LM, error) 
 			if prev, dup := foundIn[name]; dup {
 				return nil, errors.Errorf("model: checkpoint %s: tensor %s appears in both %s and %s", dir, name, prev, f)
 			}
+			if weightMap != nil && weightMap[name] != f {
+				return nil, errors.Errorf("model: checkpoint %s: tensor %s is in %s, but model.safetensors.index.json maps it to %q",
+					dir, name, f, weightMap[name])
+			}
 			found[name], foundIn[name] = t, f
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(weightMap)) {
+		if _, ok := found[name]; !ok {
+			return nil, errors.Errorf("model: checkpoint %s: model.safetensors.index.json maps tensor %s to %s, which does not hold it",
+				dir, name, weightMap[name])
 		}
 	}
 	missingNote := ""
@@ -98,33 +109,88 @@ func Load(backend compute.Backend, dir string, dtype dtypes.DType) (*LM, error) 
 	return lm, nil
 }
 
-// weightFiles lists the safetensors files of a checkpoint: the shards named by the index, or model.safetensors.
-func weightFiles(dir string) ([]string, error) {
+// weightFiles lists the safetensors files of a checkpoint: the shards named by the index (with
+// the index's tensor → file map), or model.safetensors (and a nil map).
+func weightFiles(dir string) ([]string, map[string]string, error) {
 	indexPath := filepath.Join(dir, "model.safetensors.index.json")
 	if data, err := os.ReadFile(indexPath); err == nil {
-		var index struct {
-			WeightMap map[string]string `json:"weight_map"`
+		index, err := ParseShardIndex(indexPath, data)
+		if err != nil {
+			return nil, nil, err
 		}
-		if err := json.Unmarshal(data, &index); err != nil {
-			return nil, errors.Wrapf(err, "model: parsing %s", indexPath)
-		}
-		var files []string
-		for _, f := range index.WeightMap {
-			if !slices.Contains(files, f) {
-				files = append(files, f)
+		for _, f := range index.Files {
+			if err := insideCheckpoint(dir, f); err != nil {
+				return nil, nil, errors.WithMessagef(err, "model: %s", indexPath)
 			}
 		}
-		slices.Sort(files)
-		if len(files) == 0 {
-			return nil, errors.Errorf("model: %s lists no weight files", indexPath)
-		}
-		return files, nil
+		return index.Files, index.WeightMap, nil
+	} else if !os.IsNotExist(err) {
+		return nil, nil, errors.Wrapf(err, "model: reading %s", indexPath)
 	}
 	single := filepath.Join(dir, "model.safetensors")
 	if _, err := os.Stat(single); err != nil {
-		return nil, errors.Errorf("model: checkpoint %s has neither model.safetensors nor model.safetensors.index.json", dir)
+		return nil, nil, errors.Errorf("model: checkpoint %s has neither model.safetensors nor model.safetensors.index.json", dir)
 	}
-	return []string{"model.safetensors"}, nil
+	return []string{"model.safetensors"}, nil, nil
+}
+
+// ShardIndex is a validated model.safetensors.index.json.
+type ShardIndex struct {
+	WeightMap map[string]string // tensor name → shard file, relative to the checkpoint directory
+	Files     []string          // the distinct shard files, sorted
+}
+
+// ParseShardIndex parses a shard index (path names it in errors). Every shard must be a
+// .safetensors file named by a local path: not absolute, no "..", nothing outside the checkpoint
+// directory (filepath.IsLocal). Symbolic links are checked when the files are opened.
+func ParseShardIndex(path string, data []byte) (*ShardIndex, error) {
+	var raw struct {
+		WeightMap map[string]string `json:"weight_map"`
+	}
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, errors.Wrapf(err, "model: parsing %s", path)
+	}
+	if len(raw.WeightMap) == 0 {
+		return nil, errors.Errorf("model: %s has no weight_map (tensor → shard file)", path)
+	}
+	index := &ShardIndex{WeightMap: raw.WeightMap}
+	for _, name := range slices.Sorted(maps.Keys(raw.WeightMap)) {
+		f := raw.WeightMap[name]
+		if !filepath.IsLocal(f) || strings.ContainsRune(f, '\\') || !strings.HasSuffix(f, ".safetensors") {
+			return nil, errors.Errorf("model: %s: tensor %s is mapped to %q: a shard must be a .safetensors file inside the checkpoint directory (a relative path without \"..\")",
+				path, name, f)
+		}
+		if !slices.Contains(index.Files, f) {
+			index.Files = append(index.Files, f)
+		}
+	}
+	slices.Sort(index.Files)
+	return index, nil
+}
+
+// insideCheckpoint checks that dir/name, with every symbolic link resolved, lies inside dir, or,
+// for a snapshot of the Hugging Face cache (<repo>/snapshots/<rev>/, whose files are links to
+// <repo>/blobs/), inside that repository's blobs.
+func insideCheckpoint(dir, name string) error {
+	root, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return err
+	}
+	target, err := filepath.EvalSymlinks(filepath.Join(dir, name))
+	if err != nil {
+		return errors.Errorf("shard %s: %v", name, err)
+	}
+	within := func(base string) bool {
+		rel, err := filepath.Rel(base, target)
+		return err == nil && filepath.IsLocal(rel)
+	}
+	if within(root) {
+		return nil
+	}
+	if snapshots := filepath.Dir(root); filepath.Base(snapshots) == "snapshots" && within(filepath.Join(filepath.Dir(snapshots), "blobs")) {
+		return nil
+	}
+	return errors.Errorf("shard %s resolves to %s, outside the checkpoint directory %s", name, target, root)
 }
 
 // SaveOptions controls Save.

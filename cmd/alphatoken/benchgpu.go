@@ -196,13 +196,15 @@ func (f *benchFlags) resolve() error {
 		p.cfg = *cfg
 	}
 	for _, o := range []struct {
+		name string
 		flag *int
 		into *int
-	}{{f.batch, &p.batch}, {f.seq, &p.seq}, {f.prompt, &p.prompt}, {f.warmup, &p.warmup}, {f.steps, &p.steps},
-		{f.valN, &p.valN}, {f.fisherPrompts, &p.fisherPrompts}, {f.fisherPromptLen, &p.fisherPromptLen},
-		{f.fishNew, &p.fisherNew}, {f.sampleBatch, &p.sb}} {
-		if *o.flag < 0 {
-			return fmt.Errorf("negative value %d for a size flag", *o.flag)
+	}{{"batch", f.batch, &p.batch}, {"seq", f.seq, &p.seq}, {"prompt", f.prompt, &p.prompt}, {"warmup", f.warmup, &p.warmup},
+		{"steps", f.steps, &p.steps}, {"val-examples", f.valN, &p.valN}, {"fisher-prompts", f.fisherPrompts, &p.fisherPrompts},
+		{"fisher-prompt-len", f.fisherPromptLen, &p.fisherPromptLen}, {"fisher-new-tokens", f.fishNew, &p.fisherNew},
+		{"sample-batch", f.sampleBatch, &p.sb}} {
+		if err := zeroOrAtLeast(o.name, *o.flag, 1, "the preset's"); err != nil {
+			return err
 		}
 		if *o.flag > 0 {
 			*o.into = *o.flag
@@ -216,7 +218,9 @@ func (f *benchFlags) resolve() error {
 	case p.fisherPromptLen+p.fisherNew > p.cfg.MaxPositions:
 		return fmt.Errorf("--fisher-prompt-len + --fisher-new-tokens exceed max_position_embeddings %d", p.cfg.MaxPositions)
 	case *f.k < 1 || *f.k > p.cfg.Layers:
-		return fmt.Errorf("--k %d must be in [1, %d]", *f.k, p.cfg.Layers)
+		return blocksFlag(*f.k, p.cfg.Layers)
+	case *f.refresh < 1:
+		return atLeast("val-refresh", *f.refresh, 1)
 	case *f.budget <= 0:
 		return fmt.Errorf("--budget must be positive")
 	case p.warmup < 1 || p.steps < 1:

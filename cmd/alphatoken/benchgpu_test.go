@@ -17,7 +17,11 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if fixture != nil {
+		os.RemoveAll(fixture.dir)
+	}
+	os.Exit(code)
 }
 
 // TestBenchGPUTiny runs the GPU check end to end on the go backend with the tiny preset: every

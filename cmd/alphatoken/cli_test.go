@@ -119,10 +119,11 @@ func TestCLIWorkflow(t *testing.T) {
 
 // TestSFTHelpListsMethods: train-sft -h lists every registered method with its description.
 func TestSFTHelpListsMethods(t *testing.T) {
-	out, err := captureStderr(t, func() error { return runSFT([]string{"-h"}) })
-	if err != flag.ErrHelp {
+	if err := runSFT([]string{"-h"}); err != flag.ErrHelp {
 		t.Fatalf("-h: %v", err)
 	}
+	r := runCLI(t, "train-sft", "-h")
+	out := r.stdout
 	for _, n := range methods.Names() {
 		in, _ := methods.Lookup(n)
 		if !strings.Contains(out, "  "+n+" ") || !strings.Contains(out, in.Summary) {
@@ -182,8 +183,8 @@ func TestCLIBadInput(t *testing.T) {
 	}
 	sft := []string{"--model", ckpt, "--data", good, "--out", filepath.Join(dir, "o"), "--steps", "1"}
 	cases = append(cases,
-		badCase{runSFT, append(sft, "--method", "alphatoken", "--val", good), "needs --fisher"},
-		badCase{runSFT, append(sft, "--method", "alphatoken", "--fisher", "none"), "needs --val"},
+		badCase{runSFT, append(sft, "--method", "alphatoken", "--val", good, "--k", "2"), "needs --fisher"},
+		badCase{runSFT, append(sft, "--method", "alphatoken", "--fisher", "none", "--k", "2"), "needs --val"},
 		badCase{runSFT, append(sft, "--method", "rho1"), "needs --helper"},
 		badCase{runSFT, append(sft, "--method", "tokencleaning"), "registered: adaptation-only, alphatoken"},
 		badCase{runSFT, append(sft, "--method", "full", "--rho-schedule", "linear"), "keeps no ρ share"},

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/alphatoken/alphatoken/ablations"
@@ -22,11 +23,11 @@ func init() {
 var diagnoseKinds = []string{"value-propagation", "fisher-proxy", "coverage", "stability", "tradeoff", "sensitivity"}
 
 func runDiagnose(args []string) error {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		return fmt.Errorf("usage: alphatoken diagnose <%s> [flags]", strings.Join(diagnoseKinds, "|"))
+	kind := ""
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		kind, args = args[0], args[1:]
 	}
-	kind := args[0]
-	fs, backendSpec := newFlags("diagnose "+kind, "[flags]")
+	fs, backendSpec := newFlags("diagnose", "<"+strings.Join(diagnoseKinds, "|")+"> [flags]")
 	preset := fs.String("preset", "mini", "MiniBench preset whose reference model and runs are used (trained if not cached)")
 	out := fs.String("out", "", "output directory (default runs/diagnose/<preset>; the committed figures are regenerated with --out ablations/results/<preset>/figures)")
 	cache := fs.String("cache", defaultCache(), cacheUsage)
@@ -35,7 +36,13 @@ func runDiagnose(args []string) error {
 	runMethod := fs.String("model", "alphatoken", "which run's model is diagnosed (value-propagation, coverage): reference, full, random, alphatoken")
 	pairs := fs.Int("pairs", 4000, "value-propagation: sampled (query, key) pairs")
 	examples := fs.Int("examples", 24, "fisher-proxy, coverage: target training examples scored")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if !slices.Contains(diagnoseKinds, kind) {
+		return fmt.Errorf("diagnose needs a diagnostic first, one of %s; got %q", strings.Join(diagnoseKinds, ", "), kind)
+	}
+	if err := checkFlags(atLeast("pairs", *pairs, 1), atLeast("examples", *examples, 1)); err != nil {
 		return err
 	}
 	if *out == "" {

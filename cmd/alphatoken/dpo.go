@@ -218,7 +218,7 @@ func runDPO(args []string) error {
 	if *batch <= 0 {
 		return fmt.Errorf("--batch must be positive, got %d", *batch)
 	}
-	if err := positiveLR(*lr); err != nil {
+	if err := positiveFloat("lr", *lr); err != nil {
 		return err
 	}
 	if err := finite(fs, "epochs", "weight-decay"); err != nil {

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"time"
 
 	"github.com/alphatoken/alphatoken/alphatoken/data"
+	"github.com/alphatoken/alphatoken/internal/progress"
 	"github.com/alphatoken/alphatoken/model"
 )
 
@@ -28,7 +28,7 @@ func runEval(args []string) error {
 	fs, backendSpec := newFlags("eval", "--model DIR|Org/Name --data FILE(.jsonl|.parquet) [--max-len N] [--batch N]")
 	modelDir := fs.String("model", "", "checkpoint directory, or Org/Name in the local Hugging Face cache")
 	dataPath := fs.String("data", "", "dataset in a TRL format (JSONL or Parquet); pre-tokenized ids are used as given")
-	maxLen := fs.Int("max-len", 0, "context length; longer examples lose the end of the response, counted on stderr (default: the model's context)")
+	maxLen := fs.Int("max-len", 0, "context length, 2 … the model's context; longer examples lose the end of the response, counted on stderr (0: the model's context)")
 	batch := fs.Int("batch", 8, "sequences per forward pass (the result does not depend on it)")
 	template := fs.String("template", "auto", "chat template for text data: auto, jinja, plain, chatml, llama3, gemma")
 	dtype := fs.String("dtype", "float32", "compute dtype: float32, bfloat16, float64")
@@ -38,21 +38,18 @@ func runEval(args []string) error {
 	if err := need(fs, "model", "data"); err != nil {
 		return err
 	}
-	if *batch <= 0 {
-		return fmt.Errorf("--batch must be positive, got %d", *batch)
-	}
-	if *maxLen < 0 {
-		return fmt.Errorf("--max-len must be positive (or 0 for the model's context), got %d", *maxLen)
+	if err := checkFlags(atLeast("batch", *batch, 1), zeroOrAtLeast("max-len", *maxLen, 2, "the model's context")); err != nil {
+		return err
 	}
 	lm, tok, err := openModel(*backendSpec, *modelDir, *dtype)
 	if err != nil {
 		return err
 	}
+	if err := contextFlag("max-len", *maxLen, lm); err != nil {
+		return err
+	}
 	ml := *maxLen
-	if ml == 0 || ml > lm.Config.MaxPositions {
-		if ml > lm.Config.MaxPositions {
-			logf("warning: --max-len %d exceeds max_position_embeddings %d; using %d", ml, lm.Config.MaxPositions, lm.Config.MaxPositions)
-		}
+	if ml == 0 {
 		ml = lm.Config.MaxPositions
 	}
 	tmpl, err := data.TemplateByName(*template, tok)
@@ -84,7 +81,7 @@ func evaluate(lm *model.LM, examples []data.Example, batch int) (evalResult, err
 	if err != nil {
 		return evalResult{}, err
 	}
-	start, last := time.Now(), time.Now()
+	rep := progress.New(os.Stderr, "eval", "examples")
 	var sum float64
 	var tokens int
 	chunk := 8 * batch
@@ -102,13 +99,7 @@ func evaluate(lm *model.LM, examples []data.Example, batch int) (evalResult, err
 			sum -= ll[i]
 			tokens += n[i]
 		}
-		if time.Since(last) > 2*time.Second || c1 == len(examples) {
-			el := time.Since(start)
-			eta := time.Duration(float64(el) * float64(len(examples)-c1) / float64(c1)).Round(time.Second)
-			logf("eval: %d/%d examples, %d tokens | %.0f tokens/s | ETA %s", c1, len(examples), tokens,
-				float64(tokens)/max(el.Seconds(), 1e-9), eta)
-			last = time.Now()
-		}
+		rep.Update(c1, len(examples))
 	}
 	if tokens == 0 {
 		return evalResult{}, fmt.Errorf("no response tokens to evaluate")

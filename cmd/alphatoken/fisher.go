@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"time"
 
@@ -16,8 +17,8 @@ func runFisher(args []string) error {
 	fs, backendSpec := newFlags("fisher", "--model REF_DIR --prompts FILE.jsonl --out FISHER.safetensors [flags]")
 	modelDir := fs.String("model", "", "reference checkpoint θ_ref")
 	promptsPath := fs.String("prompts", "", "JSONL of target-task prompts ({prompt}, {messages} or {prompt_ids})")
-	n := fs.Int("n", 1000, "number of prompts used (FisherPrompts)")
-	maxNew := fs.Int("max-new-tokens", 64, "length of the responses sampled from θ_ref (temperature 1)")
+	n := fs.Int("n", 1000, "number of prompts used (FisherPrompts), ≥ 1: the first N of --prompts")
+	maxNew := fs.Int("max-new-tokens", 64, "length of the responses sampled from θ_ref (temperature 1), ≥ 1")
 	kind := fs.String("kind", "diag", "diag or kfac")
 	k := fs.Int("k", 3, "K: the last K blocks are covered")
 	out := fs.String("out", "", "output safetensors file")
@@ -31,9 +32,20 @@ func runFisher(args []string) error {
 	if err := need(fs, "model", "prompts", "out"); err != nil {
 		return err
 	}
+	if err := checkFlags(atLeast("n", *n, 1), atLeast("max-new-tokens", *maxNew, 1), oneOf("kind", *kind, "diag", "kfac"),
+		atLeast("k", *k, 1), atLeast("batch", *batch, 1), atLeast("sample-batch", *sampleBatch, 1)); err != nil {
+		return err
+	}
 	ref, tok, err := openModel(*backendSpec, *modelDir, "float32")
 	if err != nil {
 		return err
+	}
+	if err := blocksFlag(*k, ref.Config.Layers); err != nil {
+		return err
+	}
+	if *maxNew > ref.Config.MaxPositions-2 {
+		return fmt.Errorf("--max-new-tokens %d leaves no room for a prompt in the model's context of %d tokens: use --max-new-tokens 1..%d",
+			*maxNew, ref.Config.MaxPositions, ref.Config.MaxPositions-2)
 	}
 	tmpl, err := data.TemplateByName(*template, tok)
 	if err != nil {
@@ -47,17 +59,9 @@ func runFisher(args []string) error {
 		prompts = prompts[:*n]
 	}
 	start := time.Now()
-	last := time.Now()
 	f, err := alphatoken.EstimateFisher(ref, prompts, alphatoken.FisherOptions{Kind: alphatoken.FisherKind(*kind), Blocks: *k,
 		MaxNewTokens: *maxNew, Stop: tmpl.Stop(tok), Seed: *seed, BatchSize: *batch, SampleBatch: *sampleBatch,
-		Progress: func(done, total int) {
-			if time.Since(last) > 2*time.Second || done == total {
-				el := time.Since(start)
-				eta := time.Duration(float64(el) * float64(total-done) / float64(max(done, 1))).Round(time.Second)
-				logf("fisher: %d/%d (%.0f%%) | %s elapsed | ETA %s", done, total, 100*float64(done)/float64(total), el.Round(time.Second), eta)
-				last = time.Now()
-			}
-		}})
+		Progress: alphatoken.FisherProgress(os.Stderr)})
 	if err != nil {
 		return err
 	}
@@ -65,6 +69,5 @@ func runFisher(args []string) error {
 		return err
 	}
 	logf("wrote %s: %s from %d prompts in %s", *out, f, len(prompts), time.Since(start).Round(time.Millisecond))
-	_ = os.Stdout
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/alphatoken/alphatoken/alphatoken/data"
+	"github.com/alphatoken/alphatoken/internal/progress"
 	"github.com/alphatoken/alphatoken/model"
 )
 
@@ -17,9 +18,9 @@ func runGenerate(args []string) error {
 	modelDir := fs.String("model", "", "checkpoint directory")
 	prompt := fs.String("prompt", "", "one prompt (text)")
 	promptsPath := fs.String("prompts", "", "JSONL of prompts ({prompt}, {messages} or {prompt_ids})")
-	maxNew := fs.Int("max-new-tokens", 64, "tokens to generate at most")
-	temp := fs.Float64("temperature", 0, "sampling temperature (0: greedy)")
-	topP := fs.Float64("top-p", 1, "nucleus sampling mass (1: off)")
+	maxNew := fs.Int("max-new-tokens", 64, "tokens to generate at most, ≥ 1")
+	temp := fs.Float64("temperature", 0, "sampling temperature, ≥ 0 (0: greedy)")
+	topP := fs.Float64("top-p", 1, "nucleus sampling mass, in (0, 1] (1: off)")
 	seed := fs.Uint64("seed", 1, "sampling seed")
 	template := fs.String("template", "auto", "chat template: auto (the checkpoint's own, else by tokenizer family), jinja, plain, chatml, llama3, gemma")
 	raw := fs.Bool("raw", false, "encode --prompt as is (with BOS), without the chat template")
@@ -33,6 +34,10 @@ func runGenerate(args []string) error {
 	}
 	if (*prompt == "") == (*promptsPath == "") {
 		return fmt.Errorf("give exactly one of --prompt and --prompts")
+	}
+	if err := checkFlags(atLeast("max-new-tokens", *maxNew, 1), nonNegativeFloat("temperature", *temp), inUnit("top-p", *topP),
+		atLeast("batch", *batch, 1)); err != nil {
+		return err
 	}
 	lm, tok, err := openModel(*backendSpec, *modelDir, *dtype)
 	if err != nil {
@@ -68,7 +73,7 @@ func runGenerate(args []string) error {
 		return err
 	}
 	outs, err := gen.Generate(prompts, model.GenerateOptions{MaxNewTokens: *maxNew, Temperature: *temp, TopP: *topP,
-		Stop: tmpl.Stop(tok), Seed: *seed, BatchSize: *batch})
+		Stop: tmpl.Stop(tok), Seed: *seed, BatchSize: *batch, Progress: progress.New(os.Stderr, "generate", "prompts").Func()})
 	if err != nil {
 		return err
 	}

@@ -249,9 +249,9 @@ func TestEmptyRoleEveryCommand(t *testing.T) {
 		want string
 	}{
 		{runSFT, []string{"--model", ckpt, "--data", bad, "--out", filepath.Join(dir, "o1"), "--steps", "1"}, "bad.jsonl:1: messages[0]: empty role"},
-		{runFisher, []string{"--model", ckpt, "--prompts", bad, "--out", filepath.Join(dir, "f.safetensors")}, "bad.jsonl:1: messages[0]: empty role"},
+		{runFisher, []string{"--model", ckpt, "--prompts", bad, "--out", filepath.Join(dir, "f.safetensors"), "--k", "2"}, "bad.jsonl:1: messages[0]: empty role"},
 		{runGenerate, []string{"--model", ckpt, "--prompts", bad}, "bad.jsonl:1: messages[0]: empty role"},
-		{runFisher, []string{"--model", ckpt, "--prompts", oddKey, "--out", filepath.Join(dir, "f.safetensors")}, "odd.jsonl:1: no \"prompt\""},
+		{runFisher, []string{"--model", ckpt, "--prompts", oddKey, "--out", filepath.Join(dir, "f.safetensors"), "--k", "2"}, "odd.jsonl:1: no \"prompt\""},
 		{runGenerate, []string{"--model", ckpt, "--prompts", oddKey}, "odd.jsonl:1: no \"prompt\""},
 		{runSFT, []string{"--model", ckpt, "--data", oddKey, "--out", filepath.Join(dir, "o2"), "--steps", "1"}, "odd.jsonl:1: columns [] are not an SFT format"},
 	}

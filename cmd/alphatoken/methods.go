@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -39,8 +40,8 @@ type paramValue struct {
 func (p *paramValue) String() string { return strconv.FormatFloat(p.v, 'g', -1, 64) }
 func (p *paramValue) Set(s string) error {
 	v, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		return fmt.Errorf("not a number: %q", s)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		return fmt.Errorf("not a finite number: %q", s)
 	}
 	p.v, p.set = v, true
 	return nil
@@ -55,7 +56,7 @@ func addMethodFlags(fs *flag.FlagSet, withRefresh bool) *methodFlags {
 	mf := &methodFlags{
 		rho:       fs.Float64("rho", alphatoken.DefaultRho, "ρ: share of response tokens kept (AlphaToken's; a budget-matched baseline's budget)"),
 		schedule:  fs.String("rho-schedule", string(methods.ScheduleConstant), "keep ratio over training: constant, linear or cosine from --rho-start to the method's ratio"),
-		rhoStart:  fs.Float64("rho-start", 1, "keep ratio at step 0 under --rho-schedule linear|cosine"),
+		rhoStart:  fs.Float64("rho-start", 1, "keep ratio at step 0 under --rho-schedule linear|cosine, in (0, 1]"),
 		budget:    fs.Bool("budget-matched", false, "baselines keep ρ with AlphaToken's scope (one threshold per batch) instead of their native ratio or threshold"),
 		lambda:    fs.Float64("lambda", d.Lambda, "λ: weight of the stability (Fisher-proxy) term"),
 		window:    fs.Int("window", d.Window, "W: causal window"),
@@ -64,7 +65,7 @@ func addMethodFlags(fs *flag.FlagSet, withRefresh bool) *methodFlags {
 		normalize: fs.String("normalize", string(d.Normalize), "AlphaToken's combination of its two objectives: "+strings.Join(norms, ", ")+" (none: the paper's raw sum)"),
 		ghost:     fs.String("ghost", string(d.Ghost), "contraction with G: auto, ghost or matrix"),
 		fisher:    fs.String("fisher", "", "Fisher file of θ_ref (alphatoken fisher), or none: the stability term off (AlphaToken methods)"),
-		ref:       fs.String("ref", "", "reference checkpoint θ_ref (default: the model being trained, at its start)"),
+		ref:       fs.String("ref", "", "reference checkpoint θ_ref of the stability term (default: --model at its start, so with score, which does not train, Φ_prx is 0 without --ref)"),
 		val:       fs.String("val", "", "validation JSONL of the target task (B_val examples are used)"),
 		helper:    fs.String("helper", "", "helper checkpoint: the model fine-tuned on a clean held-out slice of the target data (token-cleaning, rho1)"),
 		cache:     fs.String("offline-cache", "", "directory to cache offline token scores in (default: recompute them)"),
@@ -81,6 +82,31 @@ func addMethodFlags(fs *flag.FlagSet, withRefresh bool) *methodFlags {
 		fs.Var(pv, p.Name, p.Usage)
 	}
 	return mf
+}
+
+// check validates the method flags that do not depend on the model: each error names its flag
+// and the allowed range.
+func (mf *methodFlags) check() error {
+	schedules := make([]string, len(methods.Schedules))
+	for i, s := range methods.Schedules {
+		schedules[i] = string(s)
+	}
+	norms := make([]string, len(alphatoken.Normalizations))
+	for i, n := range alphatoken.Normalizations {
+		norms[i] = string(n)
+	}
+	return checkFlags(inUnit("rho", *mf.rho), oneOf("rho-schedule", *mf.schedule, schedules...), inUnit("rho-start", *mf.rhoStart),
+		nonNegativeFloat("lambda", *mf.lambda), atLeast("window", *mf.window, 1), atLeast("k", *mf.k, 1),
+		atLeast("val-examples", *mf.valN, 1), atLeast("val-refresh", *mf.refresh, 1), oneOf("normalize", *mf.normalize, norms...),
+		oneOf("ghost", *mf.ghost, string(alphatoken.GhostAuto), string(alphatoken.GhostAlways), string(alphatoken.GhostNever)))
+}
+
+// checkModel validates the method flags against the model: --k for a method that values tokens.
+func (mf *methodFlags) checkModel(lm *model.LM, method string) error {
+	if info, err := methods.Lookup(method); err == nil && info.Valuation {
+		return blocksFlag(*mf.k, lm.Config.Layers)
+	}
+	return nil
 }
 
 // methodUsage extends a command's -h with the registered methods.
@@ -158,6 +184,8 @@ func (mf *methodFlags) env(name string, rs runSpec) (*methods.Env, error) {
 		if env.Ref, _, err = openModel(rs.backend, *mf.ref, rs.dtype); err != nil {
 			return nil, err
 		}
+	} else if *mf.ref != "" {
+		logf("warning: --ref is not used: it anchors the stability term, which method %s computes only with a --fisher file", name)
 	}
 	if info.NeedsInput(methods.NeedHelper) && *mf.helper != "" {
 		if env.Helper, _, err = openModel(rs.backend, *mf.helper, rs.dtype); err != nil {

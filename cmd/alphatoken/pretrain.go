@@ -25,7 +25,7 @@ func runPretrain(args []string) error {
 	batch := fs.Int("batch", 16, "sequences per micro-batch; a step is --grad-accum micro-batches")
 	seq := fs.Int("seq", 128, "tokens per training sequence")
 	lr := fs.Float64("lr", 2e-3, "peak learning rate")
-	warmup := fs.Int("warmup", 0, "warm-up steps (default steps/20)")
+	warmup := fs.Int("warmup", 0, "warm-up steps (0: steps/20, at least 1)")
 	seed := fs.Uint64("seed", 1, "initialisation and data-order seed")
 	evalEvery := fs.Int("eval-every", 100, "held-out loss every N steps")
 	ckptEvery := fs.Int("checkpoint-every", 200, "resumable checkpoint every N steps (0: only at the end)")
@@ -36,8 +36,13 @@ func runPretrain(args []string) error {
 	if err := need(fs, "out", "corpus"); err != nil {
 		return err
 	}
-	if err := positiveLR(*lr); err != nil {
+	if err := checkFlags(atLeast("steps", *steps, 1), atLeast("batch", *batch, 1), atLeast("seq", *seq, 2), positiveFloat("lr", *lr),
+		atLeast("warmup", *warmup, 0), atLeast("eval-every", *evalEvery, 1), atLeast("checkpoint-every", *ckptEvery, 0),
+		atLeast("samples", *samples, 0)); err != nil {
 		return err
+	}
+	if p, ok := model.Presets[*preset]; ok && *seq > p.MaxPositions {
+		return fmt.Errorf("--seq %d exceeds the %s preset's context of %d tokens: use --seq 2..%d", *seq, *preset, p.MaxPositions, p.MaxPositions)
 	}
 	tc := train.Config{Steps: *steps, BatchSize: *batch, MaxLen: *seq, BucketQuantum: *seq, LR: *lr, WarmupSteps: *warmup,
 		Seed: *seed, CheckpointEvery: *ckptEvery, KeepCheckpoints: 1, OutDir: *rf.out, LogEvery: 20}

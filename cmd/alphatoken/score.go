@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/alphatoken/alphatoken/alphatoken"
 	"github.com/alphatoken/alphatoken/alphatoken/data"
 	"github.com/alphatoken/alphatoken/internal/atomicfile"
+	"github.com/alphatoken/alphatoken/internal/progress"
 	"github.com/alphatoken/alphatoken/methods"
 )
 
@@ -41,7 +43,7 @@ func runScore(args []string) error {
 	dtype := fs.String("dtype", "float32", "compute dtype (float64 for exact comparisons)")
 	batch := fs.Int("batch", 8, "examples per graph call (values do not depend on it)")
 	seed := fs.Uint64("seed", 1, "seed for --select random")
-	maxLen := fs.Int("max-len", 0, "truncate examples to this many tokens (default: the model's context)")
+	maxLen := fs.Int("max-len", 0, "truncate examples to this many tokens, 2 … the model's context (0: the model's context)")
 	mf := addMethodFlags(fs, false)
 	pf := addPairScoreFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -59,6 +61,10 @@ func runScore(args []string) error {
 	if *export != "" && *export != "trl" {
 		return fmt.Errorf("--export %q: only trl is supported", *export)
 	}
+	if err := checkFlags(oneOf("select", *sel, string(alphatoken.SelectTop), string(alphatoken.SelectBottom), string(alphatoken.SelectRandom)),
+		atLeast("batch", *batch, 1), zeroOrAtLeast("max-len", *maxLen, 2, "the model's context"), mf.check()); err != nil {
+		return err
+	}
 	info, err := methods.Lookup(*method)
 	if err != nil {
 		return err
@@ -71,8 +77,11 @@ func runScore(args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := checkFlags(mf.checkModel(lm, *method), contextFlag("max-len", *maxLen, lm)); err != nil {
+		return err
+	}
 	if *mf.fisher != "" && *mf.fisher != "none" && *mf.ref == "" {
-		logf("warning: --fisher without --ref: θ_ref is taken to be --model itself, so the stability terms are 0")
+		logf("warning: --fisher without --ref: θ_ref is taken to be --model itself (the rule of train-sft: the model at its start), so every Φ_prx is 0")
 	}
 	tmpl, err := data.TemplateByName(*template, tok)
 	if err != nil {
@@ -100,9 +109,7 @@ func runScore(args []string) error {
 	}
 	start := time.Now()
 	scores, err := alphatoken.Score(v, examples, alphatoken.ScoreOptions{BatchSize: *batch, Rho: *mf.rho, Selection: alphatoken.Selection(*sel),
-		Seed: *seed, Tokenizer: tok, Progress: func(done, total int) {
-			logf("score: %d/%d examples | %s", done, total, time.Since(start).Round(time.Millisecond))
-		}})
+		Seed: *seed, Tokenizer: tok, Progress: progress.New(os.Stderr, "score", "examples").Func()})
 	if err != nil {
 		return err
 	}

@@ -16,12 +16,12 @@ func runSFT(args []string) error {
 	evalPath := fs.String("eval", "", "optional held-out JSONL: its response loss is logged as eval_loss")
 	rf := addRunFlags(fs, "output directory: the final model at the top, checkpoint-N/ for resuming, metrics.jsonl, tb/ (TensorBoard)", true)
 	method := fs.String("method", "full", "token-selection method (listed below): "+methodNames())
-	steps := fs.Int("steps", 0, "optimizer steps (default: --epochs over the data)")
-	epochs := fs.Float64("epochs", 1, "epochs, when --steps is not given")
+	steps := fs.Int("steps", 0, "optimizer steps (0: --epochs over the data)")
+	epochs := fs.Float64("epochs", 1, "epochs (> 0), when --steps is 0")
 	batch := fs.Int("batch", 16, "sequences per micro-batch (with --packing: rows); a step is --grad-accum micro-batches")
 	maxLen := fs.Int("max-len", 256, "context length; longer examples lose the end of the response (counted in the log)")
 	lr := fs.Float64("lr", 1e-4, "peak learning rate")
-	warmup := fs.Int("warmup", 0, "warm-up steps (default steps/20)")
+	warmup := fs.Int("warmup", 0, "warm-up steps (0: steps/20, at least 1)")
 	wd := fs.Float64("weight-decay", 0, "AdamW decoupled weight decay")
 	seed := fs.Uint64("seed", 1, "data-order and random-mask seed")
 	template := fs.String("template", "auto", "chat template for text data: auto (the checkpoint's own, else by tokenizer family), jinja, plain, chatml, llama3, gemma")
@@ -37,8 +37,16 @@ func runSFT(args []string) error {
 	if err := need(fs, "model", "data", "out"); err != nil {
 		return err
 	}
-	if err := positiveLR(*lr); err != nil {
+	if err := checkFlags(atLeast("steps", *steps, 0), atLeast("batch", *batch, 1), atLeast("max-len", *maxLen, 2),
+		positiveFloat("lr", *lr), atLeast("warmup", *warmup, 0), nonNegativeFloat("weight-decay", *wd),
+		atLeast("checkpoint-every", *ckptEvery, 0), atLeast("eval-every", *evalEvery, 1), atLeast("log-every", *logEvery, 1),
+		mf.check()); err != nil {
 		return err
+	}
+	if *steps == 0 {
+		if err := positiveFloat("epochs", *epochs); err != nil {
+			return err
+		}
 	}
 	if err := finite(fs, "epochs", "weight-decay"); err != nil {
 		return err
@@ -63,6 +71,9 @@ func runSFT(args []string) error {
 	}
 	if st.Truncated > 0 {
 		logf("warning: %d of %d examples longer than --max-len %d were truncated at the end of the response", st.Truncated, st.Examples, *maxLen)
+	}
+	if err := checkFlags(mf.checkModel(lm, *method), contextFlag("max-len", *maxLen, lm)); err != nil {
+		return err
 	}
 	var evalSet []data.Example
 	if *evalPath != "" {

@@ -69,14 +69,6 @@ func finite(fs *flag.FlagSet, names ...string) error {
 	return nil
 }
 
-// positiveLR checks --lr: finite and > 0.
-func positiveLR(lr float64) error {
-	if !(lr > 0) || math.IsInf(lr, 0) {
-		return fmt.Errorf("--lr must be a finite number > 0, got %v", lr)
-	}
-	return nil
-}
-
 // apply checks the shared flags and sets them in tc.
 func (rf *runFlags) apply(tc *train.Config) error {
 	if *rf.gradAccum < 1 {
