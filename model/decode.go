@@ -197,11 +197,7 @@ func (cg *cachedGenerator) run(prompts [][]int, out [][]int, pickFn func(row int
 	if err != nil {
 		return errors.WithMessage(err, "model: prefill")
 	}
-	cacheDType := cg.lm.DType
-	if cacheDType == dtypes.BFloat16 || cacheDType == dtypes.Float16 {
-		cacheDType = res[1].Shape().DType
-	}
-	cache := newKVCache(cfg, cacheDType, b, s)
+	cache := newKVCache(cfg, res[1].Shape().DType, b, s) // the dtype keys and values are computed in
 	for l := range cfg.Layers {
 		if err := cache.fill(l, res[1+2*l], res[2+2*l]); err != nil {
 			return err

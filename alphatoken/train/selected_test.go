@@ -1,7 +1,6 @@
 package train
 
 import (
-	"math"
 	"path/filepath"
 	"testing"
 
@@ -60,22 +59,11 @@ func TestAlphaTokenTrainingAndResume(t *testing.T) {
 	if h := straight.History; !(h[len(h)-1].Metrics["full_loss"] < h[0].Metrics["full_loss"]) {
 		t.Fatalf("full loss did not drop: %v -> %v", h[0].Metrics["full_loss"], h[len(h)-1].Metrics["full_loss"])
 	}
+	requireDeterministic(t, straight.LM.Backend)
 	dir := t.TempDir()
 	run(dir, 4, "")
 	resumed := run(dir, 8, filepath.Join(dir, "checkpoint-4"))
-	for v := range straight.LM.Store.IterVariables() {
-		w := resumed.LM.Store.GetVariable(v.Path())
-		if w == nil {
-			t.Fatalf("%s missing after resume", v.Path())
-		}
-		a, _ := model.TensorFloat64(v.MustValue())
-		b, _ := model.TensorFloat64(w.MustValue())
-		for i := range a {
-			if a[i] != b[i] && !(math.IsNaN(a[i]) && math.IsNaN(b[i])) {
-				t.Fatalf("%s[%d]: straight %v, resumed %v", v.Path(), i, a[i], b[i])
-			}
-		}
-	}
+	sameState(t, straight, resumed)
 }
 
 // TestMethodsRun: every named method builds and takes steps.

@@ -209,7 +209,7 @@ func (tr *Trainer) RunUntil(examples []data.Example, stop int) error {
 		t0 := time.Now()
 		outs, err := tr.exec.Call(batch.Tokens, batch.Targets, batch.Weights, tr.noise(cfg.BatchSize, batch.T()))
 		if err != nil {
-			return errors.WithMessagef(err, "train: step %d", tr.step)
+			return model.ExplainOOM(errors.WithMessagef(err, "train: step %d (batch %d × %d tokens)", tr.step, cfg.BatchSize, batch.T()))
 		}
 		vals := make([]float64, len(outs))
 		for i, o := range outs {

@@ -24,13 +24,14 @@ func runFisher(args []string) error {
 	seed := fs.Uint64("seed", 1, "sampling seed")
 	template := fs.String("template", "auto", "chat template for text prompts")
 	batch := fs.Int("batch", 8, "sequences per pass")
+	dtype := dtypeFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if err := need(fs, "model", "prompts", "out"); err != nil {
 		return err
 	}
-	ref, tok, err := openModel(*backendSpec, *modelDir, "float32")
+	ref, tok, err := openModel(*backendSpec, *modelDir, *dtype)
 	if err != nil {
 		return err
 	}

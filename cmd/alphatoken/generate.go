@@ -23,7 +23,7 @@ func runGenerate(args []string) error {
 	seed := fs.Uint64("seed", 1, "sampling seed")
 	template := fs.String("template", "auto", "chat template: auto, plain, chatml, llama3")
 	raw := fs.Bool("raw", false, "encode --prompt as is (with BOS), without the chat template")
-	dtype := fs.String("dtype", "float32", "compute dtype")
+	dtype := dtypeFlag(fs)
 	batch := fs.Int("batch", 16, "prompts per forward pass")
 	if err := fs.Parse(args); err != nil {
 		return err

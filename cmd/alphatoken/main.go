@@ -9,11 +9,14 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/alphatoken/alphatoken/model"
 )
 
 type command struct {
@@ -51,7 +54,7 @@ func main() {
 		usage()
 		os.Exit(2)
 	}
-	if err := cmd.run(os.Args[2:]); err != nil {
+	if err := run(cmd, os.Args[2:]); err != nil {
 		if err == flag.ErrHelp {
 			os.Exit(2)
 		}
@@ -62,6 +65,25 @@ func main() {
 		fmt.Fprintln(os.Stderr, msg)
 		os.Exit(1)
 	}
+}
+
+// run runs a command; a device out-of-memory error, returned or raised as a panic by the backend,
+// becomes an error that says what to change (model.ExplainOOM). Other panics propagate.
+func run(cmd command, args []string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			perr, ok := r.(error)
+			if !ok {
+				perr = fmt.Errorf("%v", r)
+			}
+			var oom *model.OOMError
+			if !errors.As(model.ExplainOOM(perr), &oom) {
+				panic(r)
+			}
+			err = oom
+		}
+	}()
+	return model.ExplainOOM(cmd.run(args))
 }
 
 // newFlags creates a command's flag set with the flags every command shares.

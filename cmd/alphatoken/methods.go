@@ -80,7 +80,7 @@ func (vf *valuationFlags) valuer(name string, lm *model.LM, tok tokenizer.Tokeni
 	var ref *model.LM
 	if cfg.Stability && fisher != nil {
 		if *vf.ref != "" {
-			if ref, _, err = openModel(backend, *vf.ref, model.DTypeName(lm.DType)); err != nil {
+			if ref, _, err = openModel(backend, *vf.ref, model.DTypeName(model.AccumDType(lm.DType))); err != nil {
 				return nil, err
 			}
 		} else if ref, err = lm.Clone(); err != nil {

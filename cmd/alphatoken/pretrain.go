@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/gomlx/compute/dtypes"
-
 	"github.com/alphatoken/alphatoken/alphatoken/data"
 	"github.com/alphatoken/alphatoken/alphatoken/train"
 	"github.com/alphatoken/alphatoken/model"
@@ -31,13 +29,14 @@ func runPretrain(args []string) error {
 	ckptEvery := fs.Int("checkpoint-every", 200, "resumable checkpoint every N steps (0: only at the end)")
 	resume := fs.Bool("resume", false, "continue from the newest checkpoint in --out")
 	samples := fs.Int("samples", 3, "greedy samples printed at the end")
+	dtype := dtypeFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if err := need(fs, "out", "corpus"); err != nil {
 		return err
 	}
-	backend, err := model.NewBackend(*backendSpec)
+	backend, p, err := openBackend(*backendSpec, *dtype)
 	if err != nil {
 		return err
 	}
@@ -50,10 +49,11 @@ func runPretrain(args []string) error {
 	if err != nil {
 		return err
 	}
-	lm, err := model.New(backend, cfg, dtypes.Float32, *seed)
+	lm, err := model.New(backend, cfg, p.Storage, *seed)
 	if err != nil {
 		return err
 	}
+	lm.Compute = p.Compute
 	trainSet, heldOut, err := train.PretrainData(data.CorpusStream(docs, tok), *seq)
 	if err != nil {
 		return err

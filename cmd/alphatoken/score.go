@@ -22,7 +22,7 @@ func runScore(args []string) error {
 	method := fs.String("method", "alphatoken", "variant: alphatoken, adaptation-only, stability-only, direct-only, causal-only")
 	sel := fs.String("select", "top", "mask: top, bottom or random")
 	template := fs.String("template", "auto", "chat template for text data")
-	dtype := fs.String("dtype", "float32", "compute dtype (float64 for exact comparisons)")
+	dtype := dtypeFlag(fs)
 	batch := fs.Int("batch", 8, "examples per graph call (values do not depend on it)")
 	seed := fs.Uint64("seed", 1, "seed for --select random")
 	maxLen := fs.Int("max-len", 0, "truncate examples to this many tokens (default: the model's context)")

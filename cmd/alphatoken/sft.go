@@ -27,7 +27,7 @@ func runSFT(args []string) error {
 	wd := fs.Float64("weight-decay", 0, "AdamW decoupled weight decay")
 	seed := fs.Uint64("seed", 1, "data-order and random-mask seed")
 	template := fs.String("template", "auto", "chat template for text data: auto, plain, chatml, llama3")
-	dtype := fs.String("dtype", "float32", "compute dtype: float32, bfloat16 (GPU), float64")
+	dtype := dtypeFlag(fs)
 	ckptEvery := fs.Int("checkpoint-every", 0, "resumable checkpoint every N steps (0: only at the end)")
 	evalEvery := fs.Int("eval-every", 50, "eval loss every N steps (with --eval)")
 	resume := fs.Bool("resume", false, "continue from the newest checkpoint in --out")
