@@ -72,7 +72,7 @@ func StepsForEpochs(epochs float64, n, batchSize int) int {
 
 // Describe is a one-line summary of a run for logs.
 func Describe(lm *model.LM, cfg Config, method Method, nExamples int) string {
-	return fmt.Sprintf("%s: %s model, %.2fM params, %d examples, %d steps × batch %d, lr %.2g (warmup %d, cosine to %.2g×), max len %d",
-		method.Name(), lm.Config.Arch, float64(lm.Config.NumParams())/1e6, nExamples, cfg.Steps, cfg.BatchSize,
-		cfg.LR, cfg.WarmupSteps, cfg.MinLRRatio, cfg.MaxLen)
+	return fmt.Sprintf("%s: %s model, %.2fM params (%s weights, %s compute), %d examples, %d steps × batch %d, lr %.2g (warmup %d, cosine to %.2g×), max len %d",
+		method.Name(), lm.Config.Arch, float64(lm.Config.NumParams())/1e6, model.DTypeName(lm.DType), model.DTypeName(lm.ComputeDType()),
+		nExamples, cfg.Steps, cfg.BatchSize, cfg.LR, cfg.WarmupSteps, cfg.MinLRRatio, cfg.MaxLen)
 }
