@@ -2,9 +2,12 @@ package model
 
 import (
 	"math"
+	"slices"
 
+	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/ml/nn"
 	. "github.com/gomlx/gomlx/support/exceptions"
 )
 
@@ -69,6 +72,8 @@ type BlockTaps struct {
 	Probs  *Node // attention probabilities A [b, h, t(query r), s(key c)]
 	Values *Node // v after projection (and bias) [b, s, k, e]
 	U      *Node // head outputs u_r = Σ_c A_{r,c} v_c, before o_proj: [b·k, g·t, e] (see HeadOutputs)
+
+	diagonal bool // these are the taps of the diagonal-gradient copy
 }
 
 // HeadOutputs reshapes the U tap to [b, t, h, e].
@@ -128,7 +133,7 @@ func Forward(cfg *Config, w *Weights, tokens *Node, opts ForwardOptions) *Output
 		// The copy starts from the same residual stream; nothing below it needs a gradient.
 		x := StopGradient(tappedInput)
 		for i := firstTapped; i < cfg.Layers; i++ {
-			taps := &BlockTaps{Block: i}
+			taps := &BlockTaps{Block: i, diagonal: true}
 			out.DiagTaps = append(out.DiagTaps, taps)
 			x = block(cfg, &w.Blocks[i], x, rope, true, taps, nil)
 		}
@@ -159,27 +164,52 @@ func mlp(w *BlockWeights, a *Node, taps *BlockTaps) *Node {
 	return tappedLinear(hidden, w.Linear[DownProj], nil, taps, DownProj)
 }
 
-// tappedLinear is linear() that records its input and output in taps (if not nil).
+// tappedLinear is linear() that records its input and output in taps (if not nil). In the diagonal
+// copy (taps.diagonal) it uses plainLinear: only gradients with respect to activations flow there.
 func tappedLinear(a, weight, bias *Node, taps *BlockTaps, kind LinearKind) *Node {
-	z := linear(a, weight, bias)
+	var z *Node
+	if taps != nil && taps.diagonal {
+		z = plainLinear(a, weight, bias)
+	} else {
+		z = linear(a, weight, bias)
+	}
 	if taps != nil {
 		taps.Linear[kind] = LinearTap{A: a, Z: z}
 	}
 	return z
 }
 
-// linear computes z = a Wᵀ + bias for a [..., d_in] and W [d_out, d_in].
+// linear computes z = a Wᵀ + bias for a [..., d_in] and W [d_out, d_in]. On a backend with the fused
+// dense op and its gradient (the go backend) it uses that (nn.Dense): its backward transposes
+// ∂L/∂z once and computes ∂L/∂a and ∂L/∂W in one op, where the gradient of a DotGeneral copies a and
+// ∂L/∂a (identity transposes) and transposes both operands of the weight gradient — the largest share
+// of the step's memory traffic. Elsewhere (XLA) it is plainLinear.
 func linear(a, weight, bias *Node) *Node {
+	if !hasFusedDense(a.Graph().Backend()) {
+		return plainLinear(a, weight, bias)
+	}
 	ad := a.Shape().Dimensions
 	dIn := ad[len(ad)-1]
-	n := a.Shape().Size() / dIn
-	z := DotGeneral(Reshape(a, n, dIn), []int{1}, nil, weight, []int{1}, nil) // [n, d_out]
-	outDims := append(append([]int{}, ad[:len(ad)-1]...), weight.Shape().Dimensions[0])
-	z = Reshape(z, outDims...)
+	z := nn.Dense(Reshape(a, a.Shape().Size()/dIn, dIn), weight, bias, compute.DenseLayoutOutputsInput) // [n, d_out]
+	return Reshape(z, append(slices.Clone(ad[:len(ad)-1]), weight.Shape().Dimensions[0])...)
+}
+
+// plainLinear is linear as one DotGeneral (plus the bias). Its gradient computes ∂L/∂W only when asked
+// for, where the fused op's always does.
+func plainLinear(a, weight, bias *Node) *Node {
+	ad := a.Shape().Dimensions
+	dIn := ad[len(ad)-1]
+	z := DotGeneral(Reshape(a, a.Shape().Size()/dIn, dIn), []int{1}, nil, weight, []int{1}, nil) // [n, d_out]
+	z = Reshape(z, append(slices.Clone(ad[:len(ad)-1]), weight.Shape().Dimensions[0])...)
 	if bias != nil {
 		z = Add(z, ExpandLeftToRank(bias, z.Rank()))
 	}
 	return z
+}
+
+// hasFusedDense reports whether backend implements the fused dense op with its gradient.
+func hasFusedDense(backend compute.Backend) bool {
+	return backend != nil && backend.Capabilities().Operations[compute.OpTypeFusedDenseVJP]
 }
 
 // rmsNorm is x / sqrt(mean(x²) + eps) ⊙ weight over the last axis. Half-precision inputs are
