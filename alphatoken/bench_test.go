@@ -69,7 +69,7 @@ func BenchmarkValuationVsBruteForce(b *testing.B) {
 			tok, tgt, wts := tensors.FromValue(batch.Tokens), tensors.FromValue(batch.Targets), tensors.FromValue(batch.Weights)
 			ours := gm.MustNewExec(lm.Backend, lm.Store, func(scope *gm.Scope, tok, tgt, w *Node) []*Node {
 				ev := v.Build(lm.Weights(tok.Graph()), tok, tgt, w)
-				return model.LastNodeLast([]*Node{ev.TgtDir, ev.TgtCau, ev.PrxDir, ev.PrxCau})
+				return []*Node{ev.TgtDir, ev.TgtCau, ev.PrxDir, ev.PrxCau}
 			})
 			layers := v.Layers
 			brute := gm.MustNewExec(lm.Backend, lm.Store, func(scope *gm.Scope, tok, tgt, sel *Node) []*Node {
@@ -92,7 +92,7 @@ func BenchmarkValuationVsBruteForce(b *testing.B) {
 						tgtV, prxV = Add(tgtV, a), Add(prxV, c)
 					}
 				}
-				return model.LastNodeLast([]*Node{tgtV, prxV})
+				return []*Node{tgtV, prxV}
 			})
 			run := func(exec *gm.Exec, args ...any) float64 {
 				t0 := time.Now()

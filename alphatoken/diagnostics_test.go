@@ -41,7 +41,7 @@ func TestValuePropagationPairs(t *testing.T) {
 		nll := model.TokenNLL(out.Logits, tgt)
 		g := Gradient(ReduceAllSum(Mul(nll, ConvertDType(w, nll.DType()))), out.Taps[0].U)[0]
 		bt := out.Taps[0]
-		return model.LastNodeLast([]*Node{bt.Probs, bt.Values, bt.HeadOutputs(3, nk, nh/nk, T, e), (&model.BlockTaps{U: g}).HeadOutputs(3, nk, nh/nk, T, e)})
+		return []*Node{bt.Probs, bt.Values, bt.HeadOutputs(3, nk, nh/nk, T, e), (&model.BlockTaps{U: g}).HeadOutputs(3, nk, nh/nk, T, e)}
 	})
 	res := exec.MustCall(b.Tokens, b.Targets, b.Weights)
 	pt := pairTaps{t: T, nh: nh, nk: nk, e: e}

@@ -28,7 +28,7 @@ func (fx *fixture) trainBatch(t int) data.Batch {
 func components(t *testing.T, v *Valuer, b data.Batch) [4][]float64 {
 	exec := gm.MustNewExec(v.LM.Backend, v.LM.Store, func(scope *gm.Scope, tok, tgt, w *Node) []*Node {
 		ev := v.Build(v.LM.Weights(tok.Graph()), tok, tgt, w)
-		return model.LastNodeLast([]*Node{ev.TgtDir, ev.TgtCau, ev.PrxDir, ev.PrxCau})
+		return []*Node{ev.TgtDir, ev.TgtCau, ev.PrxDir, ev.PrxCau}
 	})
 	res := exec.MustCall(b.Tokens, b.Targets, b.Weights)
 	var out [4][]float64
@@ -67,7 +67,7 @@ func bruteForce(t *testing.T, fx *fixture, cfg Config, b data.Batch) [4][]float6
 		for _, l := range layers {
 			ws = append(ws, wts.Blocks[l.Block].Linear[l.Kind])
 		}
-		return model.LastNodeLast(Gradient(j, ws...))
+		return Gradient(j, ws...)
 	})
 	gRes := gExec.MustCall(vb.Tokens, vb.Targets, vb.Weights)
 	G := map[string][]float64{}
@@ -127,7 +127,7 @@ func bruteForce(t *testing.T, fx *fixture, cfg Config, b data.Batch) [4][]float6
 		for _, bt := range out.Taps {
 			res = append(res, bt.Probs)
 		}
-		return model.LastNodeLast(append(res, Gradient(loss, us...)...))
+		return append(res, Gradient(loss, us...)...)
 	})
 	fr := fwd.MustCall(b.Tokens, b.Targets, b.Weights)
 	acts := make([][]float64, len(layers))
@@ -150,7 +150,7 @@ func bruteForce(t *testing.T, fx *fixture, cfg Config, b data.Batch) [4][]float6
 		for _, ly := range layers {
 			zs = append(zs, out.Taps[ly.Block-first].Linear[ly.Kind].Z)
 		}
-		return model.LastNodeLast(Gradient(l, zs...))
+		return Gradient(l, zs...)
 	})
 
 	var res [4][]float64
@@ -312,7 +312,7 @@ func TestValuePropagationExactForWV(t *testing.T) {
 				sum := DotGeneral(flatten2(et), []int{0}, nil, flatten2(x), []int{0}, nil) // Σ_c ẽ_c x_cᵀ
 				res = append(res, sum, grads[len(out.Taps)+i])
 			}
-			return model.LastNodeLast(res)
+			return res
 		})
 		res := exec.MustCall(b.Tokens, b.Targets, b.Weights)
 		for i := 0; i < len(res); i += 2 {
@@ -427,7 +427,7 @@ func TestMaskedGradient(t *testing.T) {
 		mask := Select(Combine(ev, cfg), ev.Valid, ZerosLike(w), cfg.Rho, SelectTop)
 		loss := Div(ReduceAllSum(Mul(ev.NLL, StopGradient(ConvertDType(mask, ev.NLL.DType())))),
 			ReduceAllSum(ConvertDType(mask, ev.NLL.DType())))
-		return model.LastNodeLast(append([]*Node{mask}, scope.BuildTrainableVariablesGradientsGraph(loss)...))
+		return append([]*Node{mask}, scope.BuildTrainableVariablesGradientsGraph(loss)...)
 	})
 	res := graphExec.MustCall(b.Tokens, b.Targets, b.Weights)
 	mask := res[0].Value().([][]bool)
@@ -456,7 +456,7 @@ func TestMaskedGradient(t *testing.T) {
 	explicitExec := gm.MustNewExec(lm.Backend, lm.Store, func(scope *gm.Scope, tok, tgt, m *Node) []*Node {
 		nll := model.TokenNLL(model.Forward(lm.Config, lm.Weights(tok.Graph()), tok, model.ForwardOptions{}).Logits, tgt)
 		loss := Div(ReduceAllSum(Mul(nll, m)), ReduceAllSum(m))
-		return model.LastNodeLast(scope.BuildTrainableVariablesGradientsGraph(loss))
+		return scope.BuildTrainableVariablesGradientsGraph(loss)
 	})
 	want := explicitExec.MustCall(b.Tokens, b.Targets, explicit)
 	for i := range want {
@@ -493,7 +493,7 @@ func TestFisherPerSequence(t *testing.T) {
 			for _, l := range layers {
 				ws = append(ws, wts.Blocks[l.Block].Linear[l.Kind])
 			}
-			return model.LastNodeLast(Gradient(ll, ws...))
+			return Gradient(ll, ws...)
 		}, b.Tokens, b.Targets, b.Weights)
 		for i, l := range layers {
 			g := f64(t, grads[i])

@@ -69,7 +69,7 @@ func BenchmarkTrainStep(b *testing.B) {
 			exec := gm.MustNewExec(backend, lm.Store, func(scope *gm.Scope, tok *Node) []*Node {
 				out := Forward(cfg, lm.Weights(tok.Graph()), tok, ForwardOptions{})
 				loss := ReduceAllMean(TokenNLL(out.Logits, ConvertDType(ShiftLeft(tok, 1, 0), dtypes.Int32)))
-				return LastNodeLast(append([]*Node{loss}, scope.BuildTrainableVariablesGradientsGraph(loss)...))
+				return append([]*Node{loss}, scope.BuildTrainableVariablesGradientsGraph(loss)...)
 			})
 			step := func() {
 				for _, o := range exec.MustCall(tokens) {

@@ -1,8 +1,6 @@
 package model
 
 import (
-	"slices"
-
 	"github.com/gomlx/compute"
 	. "github.com/gomlx/gomlx/core/graph"
 	gm "github.com/gomlx/gomlx/ml/model"
@@ -22,24 +20,10 @@ func NewStoreExec(backend compute.Backend, store *gm.Store, name string, fn Grap
 	e, err := gm.NewExec(backend, store, func(scope *gm.Scope, g *Graph, in []*Node) []*Node {
 		// GoMLX decides parameter vs constant per graph, on a variable's first use, from this flag.
 		store.SetTraining(g, true)
-		return LastNodeLast(fn(scope, g, in))
+		return fn(scope, g, in)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return e.WithName(name), nil
-}
-
-// LastNodeLast returns outs with its last element replaced by an Identity of it, created after every
-// other node of the graph. The go backend (compute v0.1.14) sizes a compiled graph's node table by
-// its last output node, and indexes it, unchecked, with every output of a multi-output op such as
-// the fused dense gradient (see linear): a weight gradient nobody asked for, created after the last
-// output, makes it panic with "index out of range". With an output created last, every node fits.
-func LastNodeLast(outs []*Node) []*Node {
-	if len(outs) == 0 {
-		return outs
-	}
-	outs = slices.Clone(outs)
-	outs[len(outs)-1] = Identity(outs[len(outs)-1])
-	return outs
 }

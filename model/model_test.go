@@ -194,7 +194,7 @@ func TestDiagonalCopy(t *testing.T) {
 						zs = append(zs, bt.Linear[k].Z)
 					}
 				}
-				return LastNodeLast(append([]*Node{out.Logits, out.DiagLogits}, Gradient(lossDiag, zs...)...))
+				return append([]*Node{out.Logits, out.DiagLogits}, Gradient(lossDiag, zs...)...)
 			})
 			res := exec.MustCall(tokens)
 			if e := relErr(toF64(t, res[1]), toF64(t, res[0])); e > 1e-12 {
@@ -210,7 +210,7 @@ func TestDiagonalCopy(t *testing.T) {
 						zs = append(zs, bt.Linear[k].Z)
 					}
 				}
-				return LastNodeLast(Gradient(l, zs...))
+				return Gradient(l, zs...)
 			})
 			for bi := range B {
 				for p := range T - 1 {
@@ -322,7 +322,7 @@ func TestBFloat16(t *testing.T) {
 			out := Forward(cfg, lm.Weights(tok.Graph()), tok, ForwardOptions{})
 			loss := ReduceAllMean(TokenNLL(out.Logits, ConvertDType(ShiftLeft(tok, 1, 0), dtypes.Int32)))
 			g := Gradient(loss, lm.Param(LinearName(1, VProj)).NodeValue(tok.Graph()))
-			return LastNodeLast([]*Node{ConvertDType(out.Logits, dtypes.Float32), ConvertDType(g[0], dtypes.Float32)})
+			return []*Node{ConvertDType(out.Logits, dtypes.Float32), ConvertDType(g[0], dtypes.Float32)}
 		}, tokens)
 		return toF64(t, res[0]), toF64(t, res[1])
 	}

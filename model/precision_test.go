@@ -35,7 +35,7 @@ func TestMixedPrecision(t *testing.T) {
 			out := Forward(cfg, lm.Weights(tok.Graph()), tok, ForwardOptions{})
 			loss := ReduceAllMean(TokenNLL(out.Logits, ConvertDType(ShiftLeft(tok, 1, 0), dtypes.Int32)))
 			g := Gradient(loss, lm.Param(LinearName(1, VProj)).NodeValue(tok.Graph()))
-			return LastNodeLast([]*Node{ConvertDType(out.Logits, dtypes.Float32), g[0]})
+			return []*Node{ConvertDType(out.Logits, dtypes.Float32), g[0]}
 		}, tokens)
 		return toF64(t, res[0]), toF64(t, res[1]), res[1].Shape().DType
 	}

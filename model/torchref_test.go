@@ -91,7 +91,7 @@ func TestTorchReference(t *testing.T) {
 					for _, s := range specs {
 						params = append(params, lm.Param(s.Name).NodeValue(g))
 					}
-					return LastNodeLast(append([]*Node{out.Logits, loss}, Gradient(loss, params...)...))
+					return append([]*Node{out.Logits, loss}, Gradient(loss, params...)...)
 				})
 				res := exec.MustCall(tokens, mask)
 				tol := 1e-4

@@ -2,12 +2,9 @@ package model
 
 import (
 	"math"
-	"slices"
 
-	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
-	"github.com/gomlx/gomlx/ml/nn"
 	. "github.com/gomlx/gomlx/support/exceptions"
 )
 
@@ -177,39 +174,6 @@ func tappedLinear(a, weight, bias *Node, taps *BlockTaps, kind LinearKind) *Node
 		taps.Linear[kind] = LinearTap{A: a, Z: z}
 	}
 	return z
-}
-
-// linear computes z = a Wᵀ + bias for a [..., d_in] and W [d_out, d_in]. On a backend with the fused
-// dense op and its gradient (the go backend) it uses that (nn.Dense): its backward transposes
-// ∂L/∂z once and computes ∂L/∂a and ∂L/∂W in one op, where the gradient of a DotGeneral copies a and
-// ∂L/∂a (identity transposes) and transposes both operands of the weight gradient — the largest share
-// of the step's memory traffic. Elsewhere (XLA) it is plainLinear.
-func linear(a, weight, bias *Node) *Node {
-	if !hasFusedDense(a.Graph().Backend()) {
-		return plainLinear(a, weight, bias)
-	}
-	ad := a.Shape().Dimensions
-	dIn := ad[len(ad)-1]
-	z := nn.Dense(Reshape(a, a.Shape().Size()/dIn, dIn), weight, bias, compute.DenseLayoutOutputsInput) // [n, d_out]
-	return Reshape(z, append(slices.Clone(ad[:len(ad)-1]), weight.Shape().Dimensions[0])...)
-}
-
-// plainLinear is linear as one DotGeneral (plus the bias). Its gradient computes ∂L/∂W only when asked
-// for, where the fused op's always does.
-func plainLinear(a, weight, bias *Node) *Node {
-	ad := a.Shape().Dimensions
-	dIn := ad[len(ad)-1]
-	z := DotGeneral(Reshape(a, a.Shape().Size()/dIn, dIn), []int{1}, nil, weight, []int{1}, nil) // [n, d_out]
-	z = Reshape(z, append(slices.Clone(ad[:len(ad)-1]), weight.Shape().Dimensions[0])...)
-	if bias != nil {
-		z = Add(z, ExpandLeftToRank(bias, z.Rank()))
-	}
-	return z
-}
-
-// hasFusedDense reports whether backend implements the fused dense op with its gradient.
-func hasFusedDense(backend compute.Backend) bool {
-	return backend != nil && backend.Capabilities().Operations[compute.OpTypeFusedDenseVJP]
 }
 
 // rmsNorm is x / sqrt(mean(x²) + eps) ⊙ weight over the last axis. Half-precision inputs are
