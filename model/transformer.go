@@ -69,8 +69,6 @@ type BlockTaps struct {
 	Probs  *Node // attention probabilities A [b, h, t(query r), s(key c)]
 	Values *Node // v after projection (and bias) [b, s, k, e]
 	U      *Node // head outputs u_r = Σ_c A_{r,c} v_c, before o_proj: [b·k, g·t, e] (see HeadOutputs)
-
-	diagonal bool // these are the taps of the diagonal-gradient copy
 }
 
 // HeadOutputs reshapes the U tap to [b, t, h, e].
@@ -130,7 +128,7 @@ func Forward(cfg *Config, w *Weights, tokens *Node, opts ForwardOptions) *Output
 		// The copy starts from the same residual stream; nothing below it needs a gradient.
 		x := StopGradient(tappedInput)
 		for i := firstTapped; i < cfg.Layers; i++ {
-			taps := &BlockTaps{Block: i, diagonal: true}
+			taps := &BlockTaps{Block: i}
 			out.DiagTaps = append(out.DiagTaps, taps)
 			x = block(cfg, &w.Blocks[i], x, rope, true, taps, nil)
 		}
@@ -161,15 +159,9 @@ func mlp(w *BlockWeights, a *Node, taps *BlockTaps) *Node {
 	return tappedLinear(hidden, w.Linear[DownProj], nil, taps, DownProj)
 }
 
-// tappedLinear is linear() that records its input and output in taps (if not nil). In the diagonal
-// copy (taps.diagonal) it uses plainLinear: only gradients with respect to activations flow there.
+// tappedLinear is linear() that records its input and output in taps (if not nil).
 func tappedLinear(a, weight, bias *Node, taps *BlockTaps, kind LinearKind) *Node {
-	var z *Node
-	if taps != nil && taps.diagonal {
-		z = plainLinear(a, weight, bias)
-	} else {
-		z = linear(a, weight, bias)
-	}
+	z := linear(a, weight, bias)
 	if taps != nil {
 		taps.Linear[kind] = LinearTap{A: a, Z: z}
 	}
