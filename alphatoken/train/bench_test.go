@@ -3,12 +3,14 @@ package train
 import (
 	"bufio"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -135,11 +137,26 @@ func timeSteps(b testing.TB, tr *Trainer, exs []data.Example, n int) float64 {
 
 // timeRun times n steps (no warm-up) and returns seconds per step.
 func timeRun(b testing.TB, tr *Trainer, exs []data.Example, n int) float64 {
-	t0 := time.Now()
+	sec, _ := timeRunCPU(b, tr, exs, n)
+	return sec
+}
+
+// timeRunCPU times n steps (no warm-up) and returns wall-clock and process CPU seconds per step.
+func timeRunCPU(b testing.TB, tr *Trainer, exs []data.Example, n int) (wall, cpu float64) {
+	t0, c0 := time.Now(), cpuSeconds()
 	if err := tr.RunUntil(exs, tr.Step()+n); err != nil {
 		b.Fatal(err)
 	}
-	return time.Since(t0).Seconds() / float64(n)
+	return time.Since(t0).Seconds() / float64(n), (cpuSeconds() - c0) / float64(n)
+}
+
+// cpuSeconds is the CPU time (user + system) this process has used.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return math.NaN()
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 func median(x []float64) float64 {
@@ -157,7 +174,9 @@ func median(x []float64) float64 {
 // own), the diagonal pass (full − causal-only, less the direct contractions) and the causal path
 // (full − direct-only). The variants take turns: each round times one step of each (four for
 // ValRefresh 4, one refresh among them) and one validation gradient, so load on a shared machine
-// affects all alike; figures are medians over the rounds and ratios are taken within the run.
+// affects all alike; figures are medians over the rounds and ratios are taken within the run. The
+// ratios are also given in process CPU time (cpu-ratio-*), which load disturbs much less than wall
+// time: the work a step costs, whatever the two cores' parallel efficiency.
 //
 //	GOEXPERIMENT=simd go test ./alphatoken/train -run '^$' -bench AlphaTokenStep -benchtime 1x -timeout 60m
 func BenchmarkAlphaTokenStep(b *testing.B) {
@@ -180,23 +199,28 @@ func BenchmarkAlphaTokenStep(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	times := map[string][]float64{}
+	times, cpus := map[string][]float64{}, map[string][]float64{}
 	b.ResetTimer()
 	for range rounds {
 		for _, v := range variants {
-			times[v.name] = append(times[v.name], timeRun(b, v.tr, s.examples, v.steps))
+			wall, cpu := timeRunCPU(b, v.tr, s.examples, v.steps)
+			times[v.name], cpus[v.name] = append(times[v.name], wall), append(cpus[v.name], cpu)
 		}
-		t0 := time.Now()
+		t0, c0 := time.Now(), cpuSeconds()
 		if _, err := m4.Valuer.RefreshValidationGradient(); err != nil {
 			b.Fatal(err)
 		}
 		times["validation"] = append(times["validation"], time.Since(t0).Seconds())
+		cpus["validation"] = append(cpus["validation"], cpuSeconds()-c0)
 	}
 	b.StopTimer()
 	m := func(name string) float64 { return median(times[name]) }
+	c := func(name string) float64 { return median(cpus[name]) }
 	tPlain, t1, t4, tFull0, tDirect, tCausal, tVal := m("plain"), m("alphatoken1"), m("alphatoken4"), m("full0"), m("direct"), m("causal"), m("validation")
 	b.ReportMetric(t1/tPlain, "ratio-refresh1")
 	b.ReportMetric(t4/tPlain, "ratio-refresh4")
+	b.ReportMetric(c("alphatoken1")/c("plain"), "cpu-ratio-refresh1")
+	b.ReportMetric(c("alphatoken4")/c("plain"), "cpu-ratio-refresh4")
 	b.ReportMetric(tPlain, "plain-s/step")
 	b.ReportMetric(t1, "alphatoken1-s/step")
 	b.ReportMetric(t4, "alphatoken4-s/step")
@@ -211,6 +235,11 @@ func BenchmarkAlphaTokenStep(b *testing.B) {
 	b.Logf("overhead at ValRefresh 1: %.2fs = validation gradient %.2fs (%.0f%%) + in-step valuation %.2fs", over, tVal, 100*tVal/over, tFull0-tPlain)
 	b.Logf("in-step valuation %.2fs: diagonal pass + direct contractions %.2fs, causal path + its contractions %.2fs, shared (taps, masks, combination) %.2fs",
 		tFull0-tPlain, diag, causal, rest)
+	cPlain := c("plain")
+	b.Logf("CPU seconds per step (medians): plain %.2f; AlphaToken %.2f at ValRefresh 1 (%.2fx), %.2f at ValRefresh 4 (%.2fx); validation gradient %.2f (%.2fx plain); "+
+		"step graph without refresh %.2f (%.2fx), direct-only %.2f, causal-only %.2f",
+		cPlain, c("alphatoken1"), c("alphatoken1")/cPlain, c("alphatoken4"), c("alphatoken4")/cPlain, c("validation"), c("validation")/cPlain,
+		c("full0"), c("full0")/cPlain, c("direct"), c("causal"))
 }
 
 // TestPeakMemoryProbe runs when ALPHATOKEN_MEMPROBE is "plain" or "alphatoken": two steps of that
