@@ -329,6 +329,9 @@ type Evaluation struct {
 // Build computes the four components for a batch inside a graph (SPEC §4). omega [b, t] is the
 // per-token loss weight (1 at SFT response positions; sign and pair weight for DPO branches): the
 // direct errors are e_p = ω_p ∂l_p/∂z_p and the causal path differentiates L = Σ_p ω_p l_p.
+// w are the weights the forward pass runs with (LM.Weights: in the compute dtype); the drift
+// W − W_ref of the stability proxy is taken from the stored weights (the float32 master weights
+// under mixed precision). The components come in model.AccumDType of the compute dtype.
 func (v *Valuer) Build(w *model.Weights, tokens, targets, omega *Node) *Evaluation {
 	g := tokens.Graph()
 	cfg, lmc := v.Config, v.LM.Config
