@@ -18,7 +18,7 @@ import (
 //	∂L/∂a = v W                   one matmul in the layout the backend multiplies in directly
 //	∂L/∂W = (aᵀ v)ᵀ  or  vᵀ a      transposing a (shared by q/k/v and by gate/up: one transpose each)
 //	                              when d_in ≤ 2·d_out, else v = ∂L/∂z
-//	∂L/∂bias = Σ_n v
+//	∂L/∂bias = Σ_n v               summed in float32 for half precision
 //
 // each its own node, so a weight gradient nobody asks for (the valuation's backward passes) is never
 // computed. GoMLX's DotGeneral gradient instead copies a and ∂L/∂a and transposes both operands of
@@ -92,7 +92,7 @@ func denseVJP(node *Node, vs []*Node, outputShape shapes.Shape) []*Node {
 	}
 	grads := []*Node{dx, dw}
 	if len(ins) > 2 {
-		grads = append(grads, ReduceSum(v, 0))
+		grads = append(grads, ReduceSum(ConvertDType(v, AccumDType(v.DType())), 0)) // a sum over n tokens
 	}
 	for k := range grads {
 		if grads[k].DType() != ins[k].DType() {
