@@ -24,7 +24,7 @@ func Contract(e, m, a *Node) *Node {
 	m.AssertDims(o, -1)
 	acc := model.AccumDType(e.DType())
 	em := dotAcc(e, []int{1}, nil, m, []int{0}, nil, acc) // [n, i]
-	return ReduceSum(Mul(em, toDType(a, acc)), -1)
+	return ReduceSum(Mul(em, ConvertDType(a, acc)), -1)
 }
 
 // GhostDot returns, for every token, <e_p a_pᵀ, Σ_s e'_s a'_sᵀ> = Σ_s (e_p·e'_s)(a_p·a'_s) without
@@ -44,20 +44,12 @@ func GhostDot(e, a, eVal, aVal *Node) *Node {
 
 // dotAcc is DotGeneral of lhs with rhs converted to lhs's dtype, accumulated and returned in acc.
 func dotAcc(lhs *Node, lhsContracting, lhsBatch []int, rhs *Node, rhsContracting, rhsBatch []int, acc dtypes.DType) *Node {
-	rhs = toDType(rhs, lhs.DType())
+	rhs = ConvertDType(rhs, lhs.DType())
 	d := Dot(lhs, rhs)
 	if lhs.DType() != acc {
 		d = d.WithOutputDType(acc)
 	}
 	return d.General(lhsContracting, lhsBatch, rhsContracting, rhsBatch)
-}
-
-// toDType converts x to dt unless it already is.
-func toDType(x *Node, dt dtypes.DType) *Node {
-	if x.DType() == dt {
-		return x
-	}
-	return ConvertDType(x, dt)
 }
 
 // GhostCheaper reports whether the ghost form costs less than contracting with a materialised

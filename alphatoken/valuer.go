@@ -300,7 +300,7 @@ func (v *Valuer) valGraph(tokens, targets, weights *Node) *Node {
 	grads := Gradient(j, wrt...)
 	store := lm.Store
 	set := func(path string, value *Node) {
-		store.GetVariable(path).SetNodeValue(toDType(value, v.stateDType()))
+		store.GetVariable(path).SetNodeValue(ConvertDType(value, v.stateDType()))
 	}
 	for i, l := range v.Layers {
 		if l.Ghost {
@@ -450,7 +450,7 @@ func (v *Valuer) proxyGradient(g *Graph, name string) *Node {
 	if weight == nil {
 		Panicf("alphatoken: %s missing from the model", name)
 	}
-	drift := Sub(toDType(StopGradient(weight.NodeValue(g)), v.stateDType()), get(refPath(name)))
+	drift := Sub(ConvertDType(StopGradient(weight.NodeValue(g)), v.stateDType()), get(refPath(name)))
 	switch v.Config.Fisher {
 	case FisherDiag:
 		return Mul(get(fisherPath(name)), drift)
