@@ -95,9 +95,7 @@ func denseVJP(node *Node, vs []*Node, outputShape shapes.Shape) []*Node {
 		grads = append(grads, ReduceSum(ConvertDType(v, AccumDType(v.DType())), 0)) // a sum over n tokens
 	}
 	for k := range grads {
-		if grads[k].DType() != ins[k].DType() {
-			grads[k] = ConvertDType(grads[k], ins[k].DType())
-		}
+		grads[k] = ConvertDType(grads[k], ins[k].DType())
 	}
 	return grads
 }

@@ -90,11 +90,7 @@ func (lm *LM) Weights(g *Graph) *Weights {
 		if v == nil {
 			panic(errors.Errorf("model: variable for %q missing from the store", name))
 		}
-		n := v.NodeValue(g)
-		if n.DType() != compute {
-			n = ConvertDType(n, compute)
-		}
-		return n
+		return ConvertDType(v.NodeValue(g), compute)
 	})
 }
 
