@@ -84,7 +84,7 @@ func BenchmarkValuationVsBruteForce(b *testing.B) {
 				var tgtV, prxV *Node
 				for i, l := range layers {
 					g := lm.Store.GetVariable(gradPath(l.Name)).NodeValue(tok.Graph())
-					p := v.proxyGradient(ws[i], l.Name)
+					p := v.proxyGradient(tok.Graph(), l.Name)
 					a, c := ReduceAllSum(Mul(grads[i], g)), ReduceAllSum(Mul(grads[i], p))
 					if tgtV == nil {
 						tgtV, prxV = a, c

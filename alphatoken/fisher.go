@@ -162,7 +162,7 @@ func FisherFromSequences(ref *model.LM, seqs []data.Example, opts FisherOptions)
 		}
 		outs, err := exec.Call(b.Tokens, b.Targets, b.Weights, realPos)
 		if err != nil {
-			return nil, errors.WithMessage(err, "alphatoken: Fisher")
+			return nil, model.ExplainOOM(errors.WithMessage(err, "alphatoken: Fisher"))
 		}
 		for i, o := range outs {
 			vals, err := model.TensorFloat64(o)
@@ -194,7 +194,7 @@ func FisherFromSequences(ref *model.LM, seqs []data.Example, opts FisherOptions)
 		}
 		return out
 	}
-	dt := ref.DType
+	dt := model.AccumDType(ref.DType)
 	for i, l := range layers {
 		switch opts.Kind {
 		case FisherDiag:
@@ -232,20 +232,22 @@ func fisherGraph(ref *model.LM, layers []Layer, opts FisherOptions, tokens, targ
 		zs = append(zs, out.Taps[l.Block-first].Linear[l.Kind].Z)
 	}
 	es := Gradient(logLik, zs...)
-	realMask := InsertAxes(ConvertDType(real, nll.DType()), -1) // [b, t, 1]
+	// Products in the compute dtype, sums in acc (float32 for a bfloat16 model).
+	acc := model.AccumDType(ref.ComputeDType())
 	var res []*Node
 	for i, l := range layers {
-		e := es[i]                                                   // [b, t, o]
-		a := Mul(out.Taps[l.Block-first].Linear[l.Kind].A, realMask) // [b, t, i], padding zeroed
+		e := es[i] // [b, t, o]
+		a := out.Taps[l.Block-first].Linear[l.Kind].A
+		a = Mul(a, InsertAxes(ConvertDType(real, a.DType()), -1)) // [b, t, i], padding zeroed
 		switch opts.Kind {
 		case FisherDiag:
-			gn := DotGeneral(e, []int{1}, []int{0}, a, []int{1}, []int{0}) // [b, o, i]
+			gn := dotAcc(e, []int{1}, []int{0}, a, []int{1}, []int{0}, acc) // [b, o, i]
 			res = append(res, ReduceSum(Square(gn), 0))
 		case FisherKFAC:
 			af, ef := flatten2(a), flatten2(e)
 			res = append(res,
-				DotGeneral(af, []int{0}, nil, af, []int{0}, nil), // Σ a aᵀ [i, i]
-				DotGeneral(ef, []int{0}, nil, ef, []int{0}, nil)) // Σ e eᵀ [o, o]
+				dotAcc(af, []int{0}, nil, af, []int{0}, nil, acc), // Σ a aᵀ [i, i]
+				dotAcc(ef, []int{0}, nil, ef, []int{0}, nil, acc)) // Σ e eᵀ [o, o]
 		}
 	}
 	return append(res, ReduceAllSum(real))

@@ -90,7 +90,7 @@ func Score(v *Valuer, examples []data.Example, opts ScoreOptions) ([]TokenScore,
 		b := data.MakeBatch(examples, idx, opts.BatchSize, data.BucketLen(longest, 32, lm.Config.MaxPositions), pad)
 		res, err := exec.Call(b.Tokens, b.Targets, b.Weights)
 		if err != nil {
-			return nil, errors.WithMessage(err, "alphatoken: scoring")
+			return nil, model.ExplainOOM(errors.WithMessage(err, "alphatoken: scoring"))
 		}
 		comp := make([][]float64, 4)
 		for i, r := range res {

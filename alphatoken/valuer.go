@@ -17,7 +17,9 @@ import (
 
 // Store layout. FrozenScope holds inputs of the valuation that never change during training (θ_ref
 // and the Fisher of the scored layers); StateScope holds what the valuation recomputes (G, or the
-// validation ghost vectors), which checkpoints save.
+// validation ghost vectors), which checkpoints save. Both are kept in model.AccumDType of the
+// model's storage dtype (float32, or float64 for a float64 model), whatever the compute dtype: a
+// bfloat16 θ_ref would round the drift W − W_ref away.
 const (
 	FrozenScope = "/frozen"
 	StateScope  = "/alphatoken"
@@ -163,15 +165,15 @@ func NewValuerFor(lm *model.LM, ref *model.LM, fisher *Fisher, obj Objective, cf
 	return v, nil
 }
 
-// setFrozen copies θ_ref and the Fisher of the scored layers into the store (converted to the
-// model's dtype).
+// setFrozen copies θ_ref and the Fisher of the scored layers into the store (converted to
+// stateDType).
 func (v *Valuer) setFrozen(ref *model.LM, f *Fisher) error {
 	put := func(path string, name string, get func() (*model.NamedTensor, error)) error {
 		nt, err := get()
 		if err != nil {
 			return err
 		}
-		t, err := model.ConvertTensor(nt.Tensor, v.LM.DType)
+		t, err := model.ConvertTensor(nt.Tensor, v.stateDType())
 		if err == nil && t == nt.Tensor {
 			t, err = model.CloneTensor(t) // the store must own its copy
 		}
@@ -243,7 +245,7 @@ func (v *Valuer) createState(mVal int) error {
 		for _, d := range dims[i] {
 			n *= d
 		}
-		t, err := model.TensorFromFloat64(make([]float64, n), v.LM.DType, dims[i]...)
+		t, err := model.TensorFromFloat64(make([]float64, n), v.stateDType(), dims[i]...)
 		if err != nil {
 			return err
 		}
@@ -254,6 +256,9 @@ func (v *Valuer) createState(mVal int) error {
 	v.mVal = mVal
 	return nil
 }
+
+// stateDType is the dtype of the valuation's stored inputs and state (see FrozenScope).
+func (v *Valuer) stateDType() dtypes.DType { return model.AccumDType(v.LM.DType) }
 
 // MarkRestored declares that the validation gradient was restored from a checkpoint's state.
 func (v *Valuer) MarkRestored() { v.refreshed = true }
@@ -271,7 +276,7 @@ func (v *Valuer) RefreshValidationGradient() (float64, error) {
 	b := v.objective.Batch
 	outs, err := v.valExec.Call(b.Tokens, b.Targets, b.Weights)
 	if err != nil {
-		return 0, errors.WithMessage(err, "alphatoken: validation gradient")
+		return 0, model.ExplainOOM(errors.WithMessagef(err, "alphatoken: validation gradient (%d examples × %d tokens; --val-examples sets the count)", len(b.Tokens), b.T()))
 	}
 	vals, err := model.TensorFloat64(outs[0])
 	if err != nil {
@@ -317,10 +322,7 @@ func (v *Valuer) valGraph(tokens, targets, weights *Node) *Node {
 	grads := Gradient(j, wrt...)
 	store := lm.Store
 	set := func(path string, value *Node) {
-		if value.DType() != lm.DType {
-			value = ConvertDType(value, lm.DType)
-		}
-		store.GetVariable(path).SetNodeValue(value)
+		store.GetVariable(path).SetNodeValue(ConvertDType(value, v.stateDType()))
 	}
 	for i, l := range v.Layers {
 		if l.Ghost {
@@ -349,6 +351,9 @@ type Evaluation struct {
 // Build computes the four components for a batch inside a graph (SPEC §4). omega [b, t] is the
 // per-token loss weight (1 at SFT response positions; sign and pair weight for DPO branches): the
 // direct errors are e_p = ω_p ∂l_p/∂z_p and the causal path differentiates L = Σ_p ω_p l_p.
+// w are the weights the forward pass runs with (LM.Weights: in the compute dtype); the drift
+// W − W_ref of the stability proxy is taken from the stored weights (the float32 master weights
+// under mixed precision). The components come in model.AccumDType of the compute dtype.
 func (v *Valuer) Build(w *model.Weights, tokens, targets, omega *Node) *Evaluation {
 	return v.BuildWith(w, tokens, targets, func(*Node) *Node { return omega })
 }
@@ -405,7 +410,7 @@ func (v *Valuer) BuildWith(w *model.Weights, tokens, targets *Node, omegaOf func
 	if v.needsStability() {
 		for _, l := range v.Layers {
 			if l.Kind == model.VProj || needDirect {
-				p[l.Name] = v.proxyGradient(w.Blocks[l.Block].Linear[l.Kind], l.Name)
+				p[l.Name] = v.proxyGradient(g, l.Name)
 			}
 		}
 	}
@@ -458,9 +463,9 @@ func (v *Valuer) targetContract(l Layer, e, a *Node) *Node {
 	return Contract(e, get(gradPath(l.Name)), a)
 }
 
-// proxyGradient is P^l = ∂J_prx/∂W^l (SPEC §3): F ⊙ (W − W_ref) or S (W − W_ref) A.
-func (v *Valuer) proxyGradient(weight *Node, name string) *Node {
-	g := weight.Graph()
+// proxyGradient is P^l = ∂J_prx/∂W^l (SPEC §3): F ⊙ (W − W_ref) or S (W − W_ref) A, in stateDType,
+// from the stored weight W (the float32 master under mixed precision, not its bfloat16 copy).
+func (v *Valuer) proxyGradient(g *Graph, name string) *Node {
 	store := v.LM.Store
 	get := func(path string) *Node {
 		vr := store.GetVariable(path)
@@ -469,7 +474,11 @@ func (v *Valuer) proxyGradient(weight *Node, name string) *Node {
 		}
 		return vr.NodeValue(g)
 	}
-	drift := Sub(StopGradient(weight), get(refPath(name)))
+	weight := v.LM.Param(name)
+	if weight == nil {
+		Panicf("alphatoken: %s missing from the model", name)
+	}
+	drift := Sub(ConvertDType(StopGradient(weight.NodeValue(g)), v.stateDType()), get(refPath(name)))
 	switch v.Config.Fisher {
 	case FisherDiag:
 		return Mul(get(fisherPath(name)), drift)

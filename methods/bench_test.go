@@ -131,23 +131,47 @@ func timeSteps(b testing.TB, tr *train.Trainer, exs []data.Example, n int) float
 	if err := tr.RunUntil(exs, tr.Step()+1); err != nil {
 		b.Fatal(err)
 	}
-	t0 := time.Now()
+	return timeRun(b, tr, exs, n)
+}
+
+// timeRun times n steps (no warm-up) and returns seconds per step.
+func timeRun(b testing.TB, tr *train.Trainer, exs []data.Example, n int) float64 {
+	sec, _ := timeRunCPU(b, tr, exs, n)
+	return sec
+}
+
+// timeRunCPU times n steps (no warm-up) and returns wall-clock and process CPU seconds per step.
+func timeRunCPU(b testing.TB, tr *train.Trainer, exs []data.Example, n int) (wall, cpu float64) {
+	t0, c0 := time.Now(), cpuSeconds()
 	if err := tr.RunUntil(exs, tr.Step()+n); err != nil {
 		b.Fatal(err)
 	}
-	return time.Since(t0).Seconds() / float64(n)
+	return time.Since(t0).Seconds() / float64(n), (cpuSeconds() - c0) / float64(n)
+}
+
+func median(x []float64) float64 {
+	y := slices.Clone(x)
+	slices.Sort(y)
+	if len(y)%2 == 0 {
+		return (y[len(y)/2-1] + y[len(y)/2]) / 2
+	}
+	return y[len(y)/2]
 }
 
 // BenchmarkAlphaTokenStep measures, in one run, one AlphaToken SFT step against one plain SFT step
 // on a 12-block model (deep12: d 256, 12 blocks) with K = 3, batch = B_val = 32 sequences of 128
 // tokens, at ValRefresh 1 and 4; and the parts of the step: the validation gradient (timed on its
 // own), the diagonal pass (full − causal-only, less the direct contractions) and the causal path
-// (full − direct-only). Ratios are taken within the run.
+// (full − direct-only). The variants take turns: each round times one step of each (four for
+// ValRefresh 4, one refresh among them) and one validation gradient, so load on a shared machine
+// affects all alike; figures are medians over the rounds and ratios are taken within the run. The
+// ratios are also given in process CPU time (cpu-ratio-*), which load disturbs much less than wall
+// time: the work a step costs, whatever the two cores' parallel efficiency.
 //
 //	GOEXPERIMENT=simd go test ./methods -run '^$' -bench AlphaTokenStep -benchtime 1x -timeout 60m
 func BenchmarkAlphaTokenStep(b *testing.B) {
 	s := newBenchSetup(b)
-	n := envInt("ALPHATOKEN_BENCH_STEPS", 4)
+	rounds := envInt("ALPHATOKEN_BENCH_STEPS", 4)
 	plain, _ := s.trainer(b, "plain", 1)
 	at1, _ := s.trainer(b, "alphatoken", 1)
 	at4, m4 := s.trainer(b, "alphatoken", 4)
@@ -155,26 +179,39 @@ func BenchmarkAlphaTokenStep(b *testing.B) {
 	directOnly, _ := s.trainer(b, "direct-only", 1000)
 	causalOnly, _ := s.trainer(b, "causal-only", 1000)
 	full0, _ := s.trainer(b, "alphatoken", 1000)
+	variants := []struct {
+		name  string
+		tr    *train.Trainer
+		steps int
+	}{{"plain", plain, 1}, {"alphatoken1", at1, 1}, {"alphatoken4", at4, 4}, {"full0", full0, 1},
+		{"direct", directOnly, 1}, {"causal", causalOnly, 1}}
+	for _, v := range variants { // warm-up (and, for alphatoken4, a step count ≡ 1 mod 4)
+		if err := v.tr.RunUntil(s.examples, v.tr.Step()+1); err != nil {
+			b.Fatal(err)
+		}
+	}
+	times, cpus := map[string][]float64{}, map[string][]float64{}
 	b.ResetTimer()
-	tPlainA := timeSteps(b, plain, s.examples, n)
-	t1 := timeSteps(b, at1, s.examples, n)
-	t4 := timeSteps(b, at4, s.examples, (n+3)/4*4) // a multiple of 4: one refresh per 4 timed steps
-	tFull0 := timeSteps(b, full0, s.examples, n)   // step graph only (no refresh in the timed steps)
-	tDirect := timeSteps(b, directOnly, s.examples, n)
-	tCausal := timeSteps(b, causalOnly, s.examples, n)
-	tPlainB := timeSteps(b, plain, s.examples, n)
-	var tVal float64
-	for range n {
-		t0 := time.Now()
+	for range rounds {
+		for _, v := range variants {
+			wall, cpu := timeRunCPU(b, v.tr, s.examples, v.steps)
+			times[v.name], cpus[v.name] = append(times[v.name], wall), append(cpus[v.name], cpu)
+		}
+		t0, c0 := time.Now(), cpuSeconds()
 		if _, err := v4.RefreshValidationGradient(); err != nil {
 			b.Fatal(err)
 		}
-		tVal += time.Since(t0).Seconds() / float64(n)
+		times["validation"] = append(times["validation"], time.Since(t0).Seconds())
+		cpus["validation"] = append(cpus["validation"], cpuSeconds()-c0)
 	}
 	b.StopTimer()
-	tPlain := (tPlainA + tPlainB) / 2
+	m := func(name string) float64 { return median(times[name]) }
+	c := func(name string) float64 { return median(cpus[name]) }
+	tPlain, t1, t4, tFull0, tDirect, tCausal, tVal := m("plain"), m("alphatoken1"), m("alphatoken4"), m("full0"), m("direct"), m("causal"), m("validation")
 	b.ReportMetric(t1/tPlain, "ratio-refresh1")
 	b.ReportMetric(t4/tPlain, "ratio-refresh4")
+	b.ReportMetric(c("alphatoken1")/c("plain"), "cpu-ratio-refresh1")
+	b.ReportMetric(c("alphatoken4")/c("plain"), "cpu-ratio-refresh4")
 	b.ReportMetric(tPlain, "plain-s/step")
 	b.ReportMetric(t1, "alphatoken1-s/step")
 	b.ReportMetric(t4, "alphatoken4-s/step")
@@ -182,13 +219,18 @@ func BenchmarkAlphaTokenStep(b *testing.B) {
 	causal := tFull0 - tDirect
 	diag := tFull0 - tCausal
 	rest := tFull0 - tPlain - causal - diag
-	b.Logf("config: %s, K=3, batch %d × %d tokens, %d timed steps each, simd=%v", envStr("ALPHATOKEN_BENCH_PRESET", "deep12"),
-		s.batch, s.t, n, model.SIMD())
-	b.Logf("plain step %.2fs (%.2f before, %.2f after); AlphaToken step %.2fs at ValRefresh 1 (%.2fx), %.2fs at ValRefresh 4 (%.2fx)",
-		tPlain, tPlainA, tPlainB, t1, t1/tPlain, t4, t4/tPlain)
+	b.Logf("config: %s, K=3, batch %d × %d tokens, %d rounds, simd=%v", envStr("ALPHATOKEN_BENCH_PRESET", "deep12"),
+		s.batch, s.t, rounds, model.SIMD())
+	b.Logf("plain step %.2fs (rounds: %.2f); AlphaToken step %.2fs at ValRefresh 1 (%.2fx), %.2fs at ValRefresh 4 (%.2fx)",
+		tPlain, times["plain"], t1, t1/tPlain, t4, t4/tPlain)
 	b.Logf("overhead at ValRefresh 1: %.2fs = validation gradient %.2fs (%.0f%%) + in-step valuation %.2fs", over, tVal, 100*tVal/over, tFull0-tPlain)
 	b.Logf("in-step valuation %.2fs: diagonal pass + direct contractions %.2fs, causal path + its contractions %.2fs, shared (taps, masks, combination) %.2fs",
 		tFull0-tPlain, diag, causal, rest)
+	cPlain := c("plain")
+	b.Logf("CPU seconds per step (medians): plain %.2f; AlphaToken %.2f at ValRefresh 1 (%.2fx), %.2f at ValRefresh 4 (%.2fx); validation gradient %.2f (%.2fx plain); "+
+		"step graph without refresh %.2f (%.2fx), direct-only %.2f, causal-only %.2f",
+		cPlain, c("alphatoken1"), c("alphatoken1")/cPlain, c("alphatoken4"), c("alphatoken4")/cPlain, c("validation"), c("validation")/cPlain,
+		c("full0"), c("full0")/cPlain, c("direct"), c("causal"))
 }
 
 // TestPeakMemoryProbe runs when ALPHATOKEN_MEMPROBE is "plain" or "alphatoken": two steps of that
@@ -360,14 +402,6 @@ func BenchmarkMethods(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	median := func(x []float64) float64 {
-		y := slices.Clone(x)
-		slices.Sort(y)
-		if len(y)%2 == 1 {
-			return y[len(y)/2]
-		}
-		return (y[len(y)/2-1] + y[len(y)/2]) / 2
-	}
 	full := median(runs[slices.IndexFunc(runs, func(r *run) bool { return r.label == "full" })].cpu)
 	fmt.Printf("config: %s, batch %d × %d tokens, K=2, ValRefresh 4, %d rounds × 4 steps each (medians over rounds), simd=%v; offline pass over %d examples\n",
 		envStr("ALPHATOKEN_BENCH_PRESET", "mini"), s.batch, s.t, rounds, model.SIMD(), len(s.examples))

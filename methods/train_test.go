@@ -135,6 +135,7 @@ func TestAlphaTokenTrainingAndResume(t *testing.T) {
 	if h := straight.History; !(h[len(h)-1].Metrics["full_loss"] < h[0].Metrics["full_loss"]) {
 		t.Fatalf("full loss did not drop: %v -> %v", h[0].Metrics["full_loss"], h[len(h)-1].Metrics["full_loss"])
 	}
+	requireDeterministic(t, straight.LM.Backend)
 	dir := t.TempDir()
 	run(dir, 4, "")
 	resumed := run(dir, 8, filepath.Join(dir, "checkpoint-4"))

@@ -178,7 +178,8 @@ func attention(cfg *Config, w *BlockWeights, a *Node, ctx *attnContext, diagonal
 }
 
 // write stores new keys and values [b, k, t, e] at slots [slot, slot+t) of the cache (creating an
-// empty cache of Slots slots if there is none yet) and returns the updated cache.
+// empty cache of Slots slots if there is none yet, in the dtype the keys are computed in: the compute
+// dtype, bfloat16 under --dtype bfloat16's float32 storage) and returns the updated cache.
 func (c *kvCache) write(k, v *Node) (*Node, *Node) {
 	dims := k.Shape().Dimensions
 	g := k.Graph()

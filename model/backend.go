@@ -103,6 +103,11 @@ func warnWithoutSIMD() {
 	})
 }
 
+// Deterministic reports whether backend computes bit-identical results run after run for the same
+// inputs (what resuming bit for bit needs): the go backend does; XLA is not assumed to (on CUDA its
+// reductions and autotuned matmul algorithms change the order of sums between runs).
+func Deterministic(backend compute.Backend) bool { return backend.String() == "go" }
+
 // SIMD reports whether this binary was built with GOEXPERIMENT=simd.
 func SIMD() bool { return strings.Contains(runtime.Version(), "simd") }
 

@@ -24,7 +24,8 @@ var ignoredTensors = []string{".rotary_emb.inv_freq"}
 // Load reads a Hugging Face checkpoint directory: config.json plus model.safetensors, or the
 // shards listed by model.safetensors.index.json. Every tensor the config implies must be present
 // with its exact shape; a mismatch is an error naming the tensor, the expected and the found shape.
-// Weights are converted to dtype (dtypes.InvalidDType keeps float32).
+// Weights are converted to the storage dtype dtype whatever the file holds (dtypes.InvalidDType
+// means float32); see LM.SetPrecision for the compute dtype.
 func Load(backend compute.Backend, dir string, dtype dtypes.DType) (*LM, error) {
 	cfg, err := LoadConfig(dir)
 	if err != nil {
@@ -204,8 +205,9 @@ type SaveOptions struct {
 	Transformers5 bool
 }
 
-// Save writes config.json and the weights (HF names, safetensors) to dir. Every file is written
-// atomically; for a checkpoint that must appear all at once, save into a temporary directory and
+// Save writes config.json and the weights (HF names, safetensors) to dir, in the storage dtype
+// lm.DType (float32 under --dtype bfloat16 mixed precision; torch_dtype/dtype in config.json say
+// which). Every file is written atomically; for a checkpoint that must appear all at once, save into a temporary directory and
 // rename it (the trainer does).
 func (lm *LM) Save(dir string, opts SaveOptions) error {
 	cfg := *lm.Config

@@ -316,7 +316,8 @@ func (c *Config) marshalHF(form5 bool) ([]byte, error) {
 		"rope_theta":              c.RoPETheta,
 		"tie_word_embeddings":     c.TieEmbeddings,
 		"max_position_embeddings": c.MaxPositions,
-		"torch_dtype":             c.DType,
+		"torch_dtype":             c.DType, // transformers < 4.56
+		"dtype":                   c.DType, // transformers ≥ 4.56
 		"attention_dropout":       0.0,
 		"initializer_range":       0.02,
 		"use_cache":               true,

@@ -22,8 +22,11 @@ type LM struct {
 	Config  *Config
 	Store   *gm.Store
 	Backend compute.Backend
-	// DType is the compute dtype of the weights (float32 by default on CPU).
+	// DType is the storage dtype of the weights: the store's variables, which the optimizer updates
+	// and Save writes (float32 by default, also under mixed precision).
 	DType dtypes.DType
+	// Compute is the dtype the graphs compute in (see Precision); the zero value means DType.
+	Compute dtypes.DType
 }
 
 // VarPath maps an HF tensor name to its store path: "model.layers.0.mlp.up_proj.weight" ->
@@ -79,14 +82,16 @@ func New(backend compute.Backend, cfg *Config, dtype dtypes.DType, seed uint64) 
 // Param returns the variable holding an HF-named parameter, or nil.
 func (lm *LM) Param(hfName string) *gm.Variable { return lm.Store.GetVariable(VarPath(hfName)) }
 
-// Weights returns the nodes of every parameter in graph g (see Forward).
+// Weights returns the nodes of every parameter in graph g (see Forward), converted to the compute
+// dtype (a differentiable ConvertDType: gradients reach the stored variables in their dtype).
 func (lm *LM) Weights(g *Graph) *Weights {
+	compute := lm.ComputeDType()
 	return WeightsFrom(lm.Config, func(name string) *Node {
 		v := lm.Param(name)
 		if v == nil {
 			panic(errors.Errorf("model: variable for %q missing from the store", name))
 		}
-		return v.NodeValue(g)
+		return ConvertDType(v.NodeValue(g), compute)
 	})
 }
 
@@ -151,7 +156,7 @@ func (lm *LM) Clone() (*LM, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &LM{Config: lm.Config, Store: gm.NewStore(), Backend: lm.Backend, DType: lm.DType}
+	c := &LM{Config: lm.Config, Store: gm.NewStore(), Backend: lm.Backend, DType: lm.DType, Compute: lm.Compute}
 	for _, nt := range named {
 		vals, err := toFloat64(nt.Tensor)
 		if err != nil {

@@ -164,20 +164,6 @@ func tappedLinear(a, weight, bias *Node, taps *BlockTaps, kind LinearKind) *Node
 	return z
 }
 
-// linear computes z = a Wᵀ + bias for a [..., d_in] and W [d_out, d_in].
-func linear(a, weight, bias *Node) *Node {
-	ad := a.Shape().Dimensions
-	dIn := ad[len(ad)-1]
-	n := a.Shape().Size() / dIn
-	z := DotGeneral(Reshape(a, n, dIn), []int{1}, nil, weight, []int{1}, nil) // [n, d_out]
-	outDims := append(append([]int{}, ad[:len(ad)-1]...), weight.Shape().Dimensions[0])
-	z = Reshape(z, outDims...)
-	if bias != nil {
-		z = Add(z, ExpandLeftToRank(bias, z.Rank()))
-	}
-	return z
-}
-
 // rmsNorm is x / sqrt(mean(x²) + eps) ⊙ weight over the last axis. Half-precision inputs are
 // normalised in float32, as HF does. (Div/Sqrt rather than Rsqrt: GoMLX has no Rsqrt gradient.)
 func rmsNorm(x, weight *Node, eps float64) *Node {

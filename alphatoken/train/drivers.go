@@ -87,7 +87,7 @@ func Describe(lm *model.LM, cfg Config, method Method, nExamples int) string {
 	if cfg.ClipNorm <= 0 {
 		clip = "no clipping"
 	}
-	return fmt.Sprintf("%s: %s model, %.2fM params, %d examples, %d steps × %s, lr %.2g (warmup %d, %s), %s, max len %d",
-		method.Name(), lm.Config.Arch, float64(lm.Config.NumParams())/1e6, nExamples, cfg.Steps, batch,
+	return fmt.Sprintf("%s: %s model, %.2fM params (%s weights, %s compute), %d examples, %d steps × %s, lr %.2g (warmup %d, %s), %s, max len %d",
+		method.Name(), lm.Config.Arch, float64(lm.Config.NumParams())/1e6, model.DTypeName(lm.DType), model.DTypeName(lm.ComputeDType()), nExamples, cfg.Steps, batch,
 		cfg.LR, cfg.WarmupSteps, sched, clip, cfg.MaxLen)
 }

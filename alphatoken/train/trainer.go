@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	gm "github.com/gomlx/gomlx/ml/model"
@@ -205,9 +206,11 @@ func (tr *Trainer) microGraph(apply bool) model.GraphFn {
 		}
 		grads := Gradient(Mul(loss, ConvertDType(scale, loss.DType())), values...)
 		for i, v := range vars {
+			// Accumulated in model.AccumDType: float32 for bfloat16 weights (--dtype bfloat16-pure).
+			accDType := model.AccumDType(v.Shape().DType)
 			acc := scope.Store().Scope(path.Join(accumScope, v.Scope())).WithInitializer(initializer.Zero).
-				VariableWithShape(v.Name(), v.Shape()).SetTrainable(false)
-			sum := Add(acc.NodeValue(g), grads[i]) // [shape of v]
+				VariableWithShape(v.Name(), shapes.Make(accDType, v.Shape().Dimensions...)).SetTrainable(false)
+			sum := Add(acc.NodeValue(g), ConvertDType(grads[i], accDType)) // [shape of v]
 			if apply {
 				grads[i] = sum
 				acc.SetNodeValue(ZerosLike(sum))
@@ -506,7 +509,7 @@ func (tr *Trainer) RunUntil(examples []data.Example, stop int) (err error) {
 			}
 			outs, err := exec.Call(append(args, extra...)...)
 			if err != nil {
-				return errors.WithMessagef(err, "train: step %d", tr.step+1)
+				return model.ExplainOOM(errors.WithMessagef(err, "train: step %d (%d × %d tokens)", tr.step+1, len(b.Tokens), b.T()))
 			}
 			vals := make([]float64, len(outs))
 			for i, o := range outs {

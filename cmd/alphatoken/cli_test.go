@@ -74,7 +74,8 @@ func TestCLIWorkflow(t *testing.T) {
 		t.Fatal(err)
 	}
 	fisher := filepath.Join(dir, "fisher.safetensors")
-	if err := runFisher([]string{"--model", ref, "--prompts", train, "--n", "8", "--max-new-tokens", "6", "--k", "2", "--out", fisher}); err != nil {
+	if err := runFisher([]string{"--model", ref, "--prompts", train, "--n", "8", "--max-new-tokens", "6", "--k", "2", "--out", fisher,
+		"--dtype", "bfloat16"}); err != nil {
 		t.Fatal(err)
 	}
 	scores := filepath.Join(dir, "scores.jsonl")
@@ -95,6 +96,15 @@ func TestCLIWorkflow(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(sft, "model.safetensors")); err != nil {
 		t.Fatal(err)
+	}
+	// Mixed precision: AlphaToken trains in bfloat16 and writes float32 master weights.
+	sft16 := filepath.Join(dir, "sft16")
+	if err := runSFT([]string{"--model", ref, "--data", train, "--val", val, "--fisher", fisher, "--k", "2", "--out", sft16,
+		"--method", "alphatoken", "--steps", "2", "--batch", "4", "--max-len", "32", "--dtype", "bfloat16"}); err != nil {
+		t.Fatal(err)
+	}
+	if raw, err := os.ReadFile(filepath.Join(sft16, "config.json")); err != nil || !strings.Contains(string(raw), `"torch_dtype": "float32"`) {
+		t.Fatalf("bfloat16 SFT's config.json should say float32 (the master weights): %v\n%s", err, raw)
 	}
 	// Baselines through the registry: a helper checkpoint, a budget-matched run, a schedule, a
 	// method parameter, soft weights, and AlphaToken with the stability term explicitly off.
@@ -167,6 +177,7 @@ func TestCLIBadInput(t *testing.T) {
 		{runSFT, []string{"--data", bad, "--out", dir}, "--model is required"},
 		{runPretrain, []string{"--out", dir, "--corpus", filepath.Join(dir, "missing.txt")}, "missing.txt"},
 		{runInspect, []string{filepath.Join(dir, "nope")}, "config.json"},
+		{runSFT, []string{"--model", dir, "--data", bad, "--out", dir, "--dtype", "half"}, "--dtype \"half\""},
 	}
 	// Method errors need a loadable model: a tiny random checkpoint.
 	lm, err := model.New(testBackendCLI(t), mustPreset(t), dtypes.Float32, 1)

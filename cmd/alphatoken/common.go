@@ -1,10 +1,11 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"os"
 
-	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute"
 
 	"github.com/alphatoken/alphatoken/internal/hfcache"
 	"github.com/alphatoken/alphatoken/model"
@@ -12,22 +13,21 @@ import (
 )
 
 // openModel loads a checkpoint, given as a directory or as a Hub model id (Org/Name[@rev]) already
-// in the local Hugging Face cache, and its tokenizer.
+// in the local Hugging Face cache, and its tokenizer, in the precision named by a --dtype value.
 func openModel(backendSpec, dir, dtype string) (*model.LM, tokenizer.Tokenizer, error) {
-	dir, err := hfcache.Resolve(dir)
+	backend, p, err := openBackend(backendSpec, dtype)
 	if err != nil {
 		return nil, nil, err
 	}
-	backend, err := model.NewBackend(backendSpec)
+	dir, err = hfcache.Resolve(dir)
 	if err != nil {
 		return nil, nil, err
 	}
-	dt, err := parseDType(dtype)
+	lm, err := model.Load(backend, dir, p.Storage)
 	if err != nil {
 		return nil, nil, err
 	}
-	lm, err := model.Load(backend, dir, dt)
-	if err != nil {
+	if err := lm.SetPrecision(p); err != nil {
 		return nil, nil, err
 	}
 	tok, err := tokenizer.Load(dir)
@@ -40,16 +40,25 @@ func openModel(backendSpec, dir, dtype string) (*model.LM, tokenizer.Tokenizer, 
 	return lm, tok, nil
 }
 
-func parseDType(s string) (dtypes.DType, error) {
-	switch s {
-	case "", "float32":
-		return dtypes.Float32, nil
-	case "float64":
-		return dtypes.Float64, nil
-	case "bfloat16":
-		return dtypes.BFloat16, nil
+// openBackend creates the backend of --backend and checks that it supports the precision of --dtype.
+func openBackend(backendSpec, dtype string) (compute.Backend, model.Precision, error) {
+	p, err := model.ParsePrecision(dtype)
+	if err != nil {
+		return nil, p, err
 	}
-	return dtypes.InvalidDType, fmt.Errorf("unknown --dtype %q (float32, bfloat16, float64)", s)
+	backend, err := model.NewBackend(backendSpec)
+	if err != nil {
+		return nil, p, err
+	}
+	if err := p.Check(backend); err != nil {
+		return nil, p, err
+	}
+	return backend, p, nil
+}
+
+// dtypeFlag adds --dtype (a model.Precision name) to fs.
+func dtypeFlag(fs *flag.FlagSet) *string {
+	return fs.String("dtype", "float32", model.PrecisionHelp())
 }
 
 // saveFinal writes the trained model and tokenizer at the top of dir.

@@ -203,7 +203,7 @@ func runDPO(args []string) error {
 	wd := fs.Float64("weight-decay", 0, "AdamW decoupled weight decay")
 	seed := fs.Uint64("seed", 1, "data-order, random-mask and anchor-sampling seed")
 	template := fs.String("template", "auto", "chat template for text data: auto, jinja, plain, chatml, llama3, gemma")
-	dtype := fs.String("dtype", "float32", "compute dtype: float32, bfloat16 (GPU), float64")
+	dtype := dtypeFlag(fs)
 	ckptEvery := fs.Int("checkpoint-every", 0, "resumable checkpoint every N steps (0: only at the end)")
 	evalEvery := fs.Int("eval-every", 50, "held-out pair metrics every N steps (with --eval)")
 	logEvery := fs.Int("log-every", 10, "a metrics line (metrics.jsonl, progress) every N steps")
@@ -218,7 +218,7 @@ func runDPO(args []string) error {
 	if *batch <= 0 {
 		return fmt.Errorf("--batch must be positive, got %d", *batch)
 	}
-	if err := positiveFloat("lr", *lr); err != nil {
+	if err := checkFlags(positiveFloat("lr", *lr), precisionFlag(*dtype)); err != nil {
 		return err
 	}
 	if err := finite(fs, "epochs", "weight-decay"); err != nil {

@@ -31,14 +31,14 @@ func runEval(args []string) error {
 	maxLen := fs.Int("max-len", 0, "context length, 2 … the model's context; longer examples lose the end of the response, counted on stderr (0: the model's context)")
 	batch := fs.Int("batch", 8, "sequences per forward pass (the result does not depend on it)")
 	template := fs.String("template", "auto", "chat template for text data: auto, jinja, plain, chatml, llama3, gemma")
-	dtype := fs.String("dtype", "float32", "compute dtype: float32, bfloat16, float64")
+	dtype := dtypeFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if err := need(fs, "model", "data"); err != nil {
 		return err
 	}
-	if err := checkFlags(atLeast("batch", *batch, 1), zeroOrAtLeast("max-len", *maxLen, 2, "the model's context")); err != nil {
+	if err := checkFlags(atLeast("batch", *batch, 1), zeroOrAtLeast("max-len", *maxLen, 2, "the model's context"), precisionFlag(*dtype)); err != nil {
 		return err
 	}
 	lm, tok, err := openModel(*backendSpec, *modelDir, *dtype)

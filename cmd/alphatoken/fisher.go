@@ -26,6 +26,7 @@ func runFisher(args []string) error {
 	template := fs.String("template", "auto", "chat template for text prompts")
 	batch := fs.Int("batch", 8, "sequences per backward pass")
 	sampleBatch := fs.Int("sample-batch", 64, "prompts sampled together (speed only: prompt n's response depends on --seed and n)")
+	dtype := dtypeFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -33,10 +34,10 @@ func runFisher(args []string) error {
 		return err
 	}
 	if err := checkFlags(atLeast("n", *n, 1), atLeast("max-new-tokens", *maxNew, 1), oneOf("kind", *kind, "diag", "kfac"),
-		atLeast("k", *k, 1), atLeast("batch", *batch, 1), atLeast("sample-batch", *sampleBatch, 1)); err != nil {
+		atLeast("k", *k, 1), atLeast("batch", *batch, 1), atLeast("sample-batch", *sampleBatch, 1), precisionFlag(*dtype)); err != nil {
 		return err
 	}
-	ref, tok, err := openModel(*backendSpec, *modelDir, "float32")
+	ref, tok, err := openModel(*backendSpec, *modelDir, *dtype)
 	if err != nil {
 		return err
 	}

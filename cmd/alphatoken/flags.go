@@ -62,6 +62,9 @@ func inUnit(name string, v float64) error {
 	return nil
 }
 
+// precisionFlag requires --dtype to name one of model.Precisions.
+func precisionFlag(v string) error { return oneOf("dtype", v, model.PrecisionNames()...) }
+
 // oneOf requires a string flag to be one of the allowed values.
 func oneOf(name, v string, allowed ...string) error {
 	if !slices.Contains(allowed, v) {

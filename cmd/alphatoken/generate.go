@@ -24,7 +24,7 @@ func runGenerate(args []string) error {
 	seed := fs.Uint64("seed", 1, "sampling seed")
 	template := fs.String("template", "auto", "chat template: auto (the checkpoint's own, else by tokenizer family), jinja, plain, chatml, llama3, gemma")
 	raw := fs.Bool("raw", false, "encode --prompt as is (with BOS), without the chat template")
-	dtype := fs.String("dtype", "float32", "compute dtype")
+	dtype := dtypeFlag(fs)
 	batch := fs.Int("batch", 16, "prompts decoded together (speed only: with --seed, prompt n's sample depends on n alone)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -36,7 +36,7 @@ func runGenerate(args []string) error {
 		return fmt.Errorf("give exactly one of --prompt and --prompts")
 	}
 	if err := checkFlags(atLeast("max-new-tokens", *maxNew, 1), nonNegativeFloat("temperature", *temp), inUnit("top-p", *topP),
-		atLeast("batch", *batch, 1)); err != nil {
+		atLeast("batch", *batch, 1), precisionFlag(*dtype)); err != nil {
 		return err
 	}
 	lm, tok, err := openModel(*backendSpec, *modelDir, *dtype)

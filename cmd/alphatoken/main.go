@@ -83,7 +83,7 @@ func run(args []string) int {
 		usage(os.Stderr)
 		return 1
 	}
-	err := cmd.run(args[1:])
+	err := runCommand(cmd, args[1:])
 	if errors.Is(err, flag.ErrHelp) && helpFlags != nil {
 		helpFlags.SetOutput(os.Stdout)
 		helpFlags.Usage()
@@ -101,6 +101,25 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// runCommand runs a command; a device out-of-memory error, returned or raised as a panic by the
+// backend, becomes an error that says what to change (model.ExplainOOM). Other panics propagate.
+func runCommand(cmd command, args []string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			perr, ok := r.(error)
+			if !ok {
+				perr = fmt.Errorf("%v", r)
+			}
+			var oom *model.OOMError
+			if !errors.As(model.ExplainOOM(perr), &oom) {
+				panic(r)
+			}
+			err = oom
+		}
+	}()
+	return model.ExplainOOM(cmd.run(args))
 }
 
 // isParseError reports whether msg is one of the flag package's parse errors.

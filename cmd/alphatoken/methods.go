@@ -181,7 +181,9 @@ func (mf *methodFlags) env(name string, rs runSpec) (*methods.Env, error) {
 		unused("--fisher", *mf.fisher)
 	}
 	if info.NeedsInput(methods.NeedRef) && *mf.ref != "" && env.Fisher != nil {
-		if env.Ref, _, err = openModel(rs.backend, *mf.ref, rs.dtype); err != nil {
+		// θ_ref is kept in the accumulation dtype (float32 unless float64) whatever --dtype: a
+		// bfloat16 copy would round the drift W − W_ref away.
+		if env.Ref, _, err = openModel(rs.backend, *mf.ref, model.DTypeName(model.AccumDType(rs.lm.DType))); err != nil {
 			return nil, err
 		}
 	} else if *mf.ref != "" {

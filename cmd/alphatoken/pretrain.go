@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/gomlx/compute/dtypes"
-
 	"github.com/alphatoken/alphatoken/alphatoken/data"
 	"github.com/alphatoken/alphatoken/alphatoken/train"
 	"github.com/alphatoken/alphatoken/model"
@@ -30,6 +28,7 @@ func runPretrain(args []string) error {
 	evalEvery := fs.Int("eval-every", 100, "held-out loss every N steps")
 	ckptEvery := fs.Int("checkpoint-every", 200, "resumable checkpoint every N steps (0: only at the end)")
 	samples := fs.Int("samples", 3, "greedy samples printed at the end")
+	dtype := dtypeFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -38,7 +37,7 @@ func runPretrain(args []string) error {
 	}
 	if err := checkFlags(atLeast("steps", *steps, 1), atLeast("batch", *batch, 1), atLeast("seq", *seq, 2), positiveFloat("lr", *lr),
 		atLeast("warmup", *warmup, 0), atLeast("eval-every", *evalEvery, 1), atLeast("checkpoint-every", *ckptEvery, 0),
-		atLeast("samples", *samples, 0)); err != nil {
+		atLeast("samples", *samples, 0), precisionFlag(*dtype)); err != nil {
 		return err
 	}
 	if p, ok := model.Presets[*preset]; ok && *seq > p.MaxPositions {
@@ -49,7 +48,7 @@ func runPretrain(args []string) error {
 	if err := rf.apply(&tc); err != nil {
 		return err
 	}
-	backend, err := model.NewBackend(*backendSpec)
+	backend, prec, err := openBackend(*backendSpec, *dtype)
 	if err != nil {
 		return err
 	}
@@ -62,10 +61,11 @@ func runPretrain(args []string) error {
 	if err != nil {
 		return err
 	}
-	lm, err := model.New(backend, cfg, dtypes.Float32, *seed)
+	lm, err := model.New(backend, cfg, prec.Storage, *seed)
 	if err != nil {
 		return err
 	}
+	lm.Compute = prec.Compute
 	trainSet, heldOut, err := train.PretrainData(data.CorpusStream(docs, tok), *seq)
 	if err != nil {
 		return err

@@ -40,7 +40,7 @@ func runScore(args []string) error {
 	method := fs.String("method", "alphatoken", "a method that ranks by AlphaToken values: "+strings.Join(valuationMethods(), ", "))
 	sel := fs.String("select", "top", "mask: top, bottom or random")
 	template := fs.String("template", "auto", "chat template for text data")
-	dtype := fs.String("dtype", "float32", "compute dtype (float64 for exact comparisons)")
+	dtype := dtypeFlag(fs)
 	batch := fs.Int("batch", 8, "examples per graph call (values do not depend on it)")
 	seed := fs.Uint64("seed", 1, "seed for --select random")
 	maxLen := fs.Int("max-len", 0, "truncate examples to this many tokens, 2 … the model's context (0: the model's context)")
@@ -62,7 +62,7 @@ func runScore(args []string) error {
 		return fmt.Errorf("--export %q: only trl is supported", *export)
 	}
 	if err := checkFlags(oneOf("select", *sel, string(alphatoken.SelectTop), string(alphatoken.SelectBottom), string(alphatoken.SelectRandom)),
-		atLeast("batch", *batch, 1), zeroOrAtLeast("max-len", *maxLen, 2, "the model's context"), mf.check()); err != nil {
+		atLeast("batch", *batch, 1), zeroOrAtLeast("max-len", *maxLen, 2, "the model's context"), precisionFlag(*dtype), mf.check()); err != nil {
 		return err
 	}
 	info, err := methods.Lookup(*method)

@@ -25,7 +25,7 @@ func runSFT(args []string) error {
 	wd := fs.Float64("weight-decay", 0, "AdamW decoupled weight decay")
 	seed := fs.Uint64("seed", 1, "data-order and random-mask seed")
 	template := fs.String("template", "auto", "chat template for text data: auto (the checkpoint's own, else by tokenizer family), jinja, plain, chatml, llama3, gemma")
-	dtype := fs.String("dtype", "float32", "compute dtype: float32, bfloat16 (GPU), float64")
+	dtype := dtypeFlag(fs)
 	ckptEvery := fs.Int("checkpoint-every", 0, "resumable checkpoint every N steps (0: only at the end)")
 	evalEvery := fs.Int("eval-every", 50, "eval loss every N steps (with --eval)")
 	logEvery := fs.Int("log-every", 10, "a metrics line (metrics.jsonl, progress) every N steps")
@@ -40,7 +40,7 @@ func runSFT(args []string) error {
 	if err := checkFlags(atLeast("steps", *steps, 0), atLeast("batch", *batch, 1), atLeast("max-len", *maxLen, 2),
 		positiveFloat("lr", *lr), atLeast("warmup", *warmup, 0), nonNegativeFloat("weight-decay", *wd),
 		atLeast("checkpoint-every", *ckptEvery, 0), atLeast("eval-every", *evalEvery, 1), atLeast("log-every", *logEvery, 1),
-		mf.check()); err != nil {
+		precisionFlag(*dtype), mf.check()); err != nil {
 		return err
 	}
 	if *steps == 0 {
