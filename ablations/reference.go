@@ -64,7 +64,7 @@ func Reference(backend compute.Backend, p Preset, bench *minibench.Bench, cacheD
 	if err != nil {
 		return nil, "", nil, err
 	}
-	key := referenceKey{Corpus: bench.Config.CorpusFingerprint(), Model: *cfg, Pretrain: p.Pretrain, Seed: 1}
+	key := referenceKey{Corpus: bench.Config.CorpusFingerprint(), Model: *cfg, Pretrain: p.Pretrain, Seed: max(p.RefSeed, 1)}
 	dir := filepath.Join(cacheDir, "reference", fmt.Sprintf("%s-%s", p.Name, hashJSON(key)))
 	infoPath := filepath.Join(dir, "reference.json")
 	if raw, err := os.ReadFile(infoPath); err == nil {
