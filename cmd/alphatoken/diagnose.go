@@ -27,7 +27,7 @@ func runDiagnose(args []string) error {
 	}
 	kind := args[0]
 	fs, backendSpec := newFlags("diagnose "+kind, "[flags]")
-	preset := fs.String("preset", "mini", "MiniBench preset whose reference model and runs are used (trained if not cached)")
+	preset := fs.String("preset", "mini", "MiniBench preset whose reference model and runs are used (trained if not cached): "+strings.Join(ablations.PresetNames(), ", "))
 	out := fs.String("out", "", "output directory (default ablations/results/<preset>/figures)")
 	cache := fs.String("cache", defaultCache(), "cache of reference models, Fisher files and runs")
 	seed := fs.Int("seed", 1, "run seed / sampling seed")

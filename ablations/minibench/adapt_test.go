@@ -1,0 +1,248 @@
+package minibench
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"index/suffixarray"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+)
+
+var (
+	adaptOnce  sync.Once
+	adaptBench *Bench
+	adaptErr   error
+	adaptIndex *suffixarray.Index
+)
+
+// adaptBuild builds AdaptConfig once per test binary and indexes its corpus.
+func adaptBuild(t *testing.T) (*Bench, *suffixarray.Index) {
+	t.Helper()
+	adaptOnce.Do(func() {
+		adaptBench, adaptErr = Build(AdaptConfig())
+		if adaptErr == nil {
+			adaptIndex = suffixarray.New([]byte(strings.Join(adaptBench.Corpus, "\n\n")))
+		}
+	})
+	if adaptErr != nil {
+		t.Fatal(adaptErr)
+	}
+	return adaptBench, adaptIndex
+}
+
+func corpusHash(docs []string) string {
+	h := sha256.Sum256([]byte(strings.Join(docs, "\n\n")))
+	return hex.EncodeToString(h[:8])
+}
+
+// TestScratchCorpusFrozen guards the from-scratch regime: its corpus (and so its cached reference
+// models) must not change when the adapt code does.
+func TestScratchCorpusFrozen(t *testing.T) {
+	const wantFingerprint, wantHash = "bdd922b04620d68e", "f0fb51da7f65b177"
+	b, _ := defaultBuild(t)
+	if fp, h := DefaultConfig().CorpusFingerprint(), corpusHash(b.Corpus); fp != wantFingerprint || h != wantHash {
+		t.Fatalf("the from-scratch corpus changed: fingerprint %s (want %s), bytes %s (want %s)", fp, wantFingerprint, h, wantHash)
+	}
+	for _, d := range b.Corpus {
+		if strings.HasPrefix(d, "Task: ") {
+			t.Fatal("the from-scratch corpus has an instruct document")
+		}
+	}
+}
+
+// TestAdaptGolden pins the adapt build: a change of any byte must bump InstructVersion (corpus)
+// or GeneratorVersion, and the preset's Design (ablations).
+func TestAdaptGolden(t *testing.T) {
+	const wantFingerprint, wantCorpus, wantHash = "d0d904c5761117c9", "e5fa9174b87a9605", "1c087a8ae043fa88"
+	b, _ := adaptBuild(t)
+	fp, cfp, h := AdaptConfig().Fingerprint(), AdaptConfig().CorpusFingerprint(), corpusHash(b.Corpus)
+	if fp != wantFingerprint || cfp != wantCorpus || h != wantHash {
+		t.Errorf("adapt build changed: fingerprint %s (want %s), corpus fingerprint %s (want %s), corpus bytes %s (want %s)",
+			fp, wantFingerprint, cfp, wantCorpus, h, wantHash)
+	}
+	if cfp == DefaultConfig().CorpusFingerprint() {
+		t.Error("the adapt and from-scratch corpora share a fingerprint")
+	}
+}
+
+// TestAdaptSameTargetsAndProbes: the adapt regime changes the corpus only; the SFT data, B_val,
+// the Fisher prompts, the test items and the probes are those of the from-scratch build.
+func TestAdaptSameTargetsAndProbes(t *testing.T) {
+	a, _ := adaptBuild(t)
+	s, _ := defaultBuild(t)
+	for name, pair := range map[string][2]any{
+		"code": {a.Code, s.Code}, "math": {a.Math, s.Math}, "arc": {a.ARC, s.ARC}, "hellaswag": {a.HellaSwag, s.HellaSwag},
+		"mmlu": {a.MMLU, s.MMLU}, "gsm": {a.GSM, s.GSM}, "oracle": {a.RetentionOracle, s.RetentionOracle},
+	} {
+		if !reflect.DeepEqual(pair[0], pair[1]) {
+			t.Errorf("%s differs between the adapt and from-scratch builds", name)
+		}
+	}
+	if len(a.Corpus) != AdaptConfig().CorpusDocs {
+		t.Fatalf("adapt corpus has %d documents", len(a.Corpus))
+	}
+}
+
+// TestAdaptNoLeakage: the pre-training pool shares no task key with train, val, test or fisher;
+// no target prompt, probe item or oracle example occurs in the adapt corpus; every instruct pair
+// in it is a pool item; the SFT-only operations occur nowhere in it; the math target's format
+// does not occur.
+func TestAdaptNoLeakage(t *testing.T) {
+	b, idx := adaptBuild(t)
+	pool := b.PretrainKeys()
+	if len(pool) < 50 {
+		t.Fatalf("pre-training pool has only %d keys", len(pool))
+	}
+	owner := map[string]string{}
+	for sp, keys := range b.Code.keys {
+		for _, k := range keys {
+			owner[k] = sp
+		}
+	}
+	for _, k := range pool {
+		if sp, ok := owner[k]; ok {
+			t.Errorf("pool key %s is in the %s split", k, sp)
+		}
+	}
+	checkProbesNotInCorpus(t, b, idx)
+	prompts := map[string][]string{"val": nil, "fisher": b.Code.FisherPrompts}
+	for _, e := range b.Code.Train {
+		prompts["train"] = append(prompts["train"], e.Prompt)
+	}
+	for _, e := range b.Code.Val {
+		prompts["val"] = append(prompts["val"], e.Prompt)
+	}
+	for _, it := range b.Code.Test {
+		prompts["test"] = append(prompts["test"], it.Prompt)
+	}
+	for sp, ps := range prompts {
+		for _, p := range ps {
+			if n := count(idx, p); n > 0 {
+				t.Fatalf("%s prompt %q occurs in the corpus %d times", sp, p, n)
+			}
+		}
+	}
+	for _, marker := range []string{"Problem:", "Solution:", "The answer is"} {
+		if n := count(idx, marker); n > 0 {
+			t.Errorf("corpus contains the math marker %q %d times", marker, n)
+		}
+	}
+	// Every pair of every instruct document is the build of a pool key.
+	allowed := map[string]bool{}
+	fams := map[string]family{}
+	for _, f := range codeFamiliesFor(b.Config.CodeStyle) {
+		fams[f.name] = f
+	}
+	for _, p := range b.pretrain {
+		for ph := 0; ph < p.fam.phrases; ph++ {
+			it := p.fam.build(p.key, ph)
+			allowed[it.prompt+it.response] = true
+		}
+	}
+	docs, pairs := 0, 0
+	for _, d := range b.Corpus {
+		if !strings.Contains(d, "Task: ") {
+			continue
+		}
+		if !strings.HasPrefix(d, "Task: ") {
+			t.Fatalf("a non-instruct document has a code-target pair: %q", d)
+		}
+		docs++
+		for _, pair := range strings.Split(d[len("Task: "):], "\nTask: ") {
+			pairs++
+			if !allowed["Task: "+pair] {
+				t.Fatalf("instruct pair not from the pool: %q", pair)
+			}
+		}
+	}
+	if want := int(float64(b.Config.CorpusDocs) * b.Config.Mix.Instruct / 1.06); docs < want-1 || docs > want+1 {
+		t.Errorf("%d instruct documents, want about %d", docs, want)
+	}
+	t.Logf("%d instruct documents, %d pairs, %d pool keys", docs, pairs, len(pool))
+	for _, name := range strings.Split(b.Config.SFTOnlyOps, ",") {
+		o := codeOps[slices.IndexFunc(codeOps, func(o codeOp) bool { return o.name == name })]
+		for _, s := range append([]string{"  " + o.line}, o.phrases[:]...) {
+			if n := count(idx, s); n > 0 {
+				t.Errorf("SFT-only operation %s: %q occurs in the corpus %d times", name, s, n)
+			}
+		}
+	}
+}
+
+// TestAdaptDeterminism: the same adapt config gives the same bytes; another seed another corpus.
+func TestAdaptDeterminism(t *testing.T) {
+	cfg := smallConfig(5)
+	cfg.TrainSize = 100 // leaves keys for the pool at this size
+	cfg.Mix.Instruct, cfg.SFTOnlyOps = 0.1, "abs,mod7"
+	b1, err := Build(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2, _ := Build(cfg)
+	f1, f2 := serialize(t, b1), serialize(t, b2)
+	for name, data := range f1 {
+		if string(data) != string(f2[name]) {
+			t.Errorf("%s differs between two builds of the same adapt config", name)
+		}
+	}
+	cfg.Seed = 6
+	b3, _ := Build(cfg)
+	if corpusHash(b3.Corpus) == corpusHash(b1.Corpus) {
+		t.Error("seeds 5 and 6 give the same adapt corpus")
+	}
+	n := 0
+	for _, d := range b1.Corpus {
+		if strings.HasPrefix(d, "Task: ") {
+			n++
+		}
+	}
+	if n == 0 {
+		t.Error("the small adapt build has no instruct document")
+	}
+	// Instruct = 0 with SFTOnlyOps set is the from-scratch corpus: the field only matters with
+	// instruct documents.
+	s := smallConfig(5)
+	s.SFTOnlyOps = "abs"
+	bs, _ := Build(s)
+	b0, _ := Build(smallConfig(5))
+	if !slices.Equal(bs.Corpus, b0.Corpus) || len(bs.PretrainKeys()) != 0 {
+		t.Error("SFTOnlyOps changed a corpus without instruct documents")
+	}
+}
+
+func TestAdaptValidate(t *testing.T) {
+	for ops, want := range map[string]string{
+		"abs,sqrt":                   `unknown operation "sqrt"`,
+		"abs,abs":                    `names "abs" twice`,
+		strings.Join(OpNames(), ","): "every operation",
+	} {
+		c := AdaptConfig()
+		c.SFTOnlyOps = ops
+		if _, err := Build(c); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("SFTOnlyOps %q: want an error containing %q, got %v", ops, want, err)
+		}
+	}
+	c := AdaptConfig()
+	c.CodeStyle = CodeStyleExpressions
+	if _, err := Build(c); err == nil || !strings.Contains(err.Error(), "SFTOnlyOps needs CodeStyle") {
+		t.Errorf("expressions style with SFTOnlyOps: %v", err)
+	}
+	c.Mix.Instruct = -1
+	if _, err := Build(c); err == nil {
+		t.Error("a negative Instruct share was accepted")
+	}
+	// A split that uses every key leaves nothing to pre-train on: a clear error.
+	fams := codeFamiliesFor(CodeStyleOps)
+	tg := &Target{keys: map[string][]string{}}
+	for _, f := range fams {
+		for _, k := range f.keys {
+			tg.keys["train"] = append(tg.keys["train"], keyString(f.name, k))
+		}
+	}
+	if _, err := pretrainPool(AdaptConfig(), fams, tg); err == nil || !strings.Contains(err.Error(), "no task key") {
+		t.Errorf("empty pool: %v", err)
+	}
+}
