@@ -103,12 +103,14 @@ func miniPreset() Preset {
 		Valuation: v, Eval: EvalOptions{MaxProbeItems: 80, MaxTargetItems: 80, BatchSize: 40}, Target: minibench.TargetCode}
 }
 
-// miniAdaptPreset is the adapt regime at the mini scale: the mini preset's model, SFT, valuation
-// and evaluation, with the adapt corpus (minibench.AdaptConfig) and a longer pre-training.
+// miniAdaptPreset is the adapt regime at the mini scale: the mini preset's model, SFT batch and
+// steps, valuation and evaluation, with the adapt corpus (minibench.AdaptConfig), a longer
+// pre-training and a lower SFT learning rate.
 func miniAdaptPreset() Preset {
 	p := miniPreset()
 	p.Name, p.Regime, p.Design = "mini-adapt", "adapt", "adapt/0-uncalibrated"
 	p.Bench = minibench.AdaptConfig()
-	p.Pretrain.Steps = 1200
+	p.Pretrain.Steps = 1500
+	p.SFT.LR = 3e-4
 	return p
 }

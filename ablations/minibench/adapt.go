@@ -12,38 +12,43 @@ import (
 // text, before. Mix.Instruct > 0 gives the corpus "instruct" documents: one or two code-target
 // pairs each, in the target's own format
 //
-//	Task: triple it, then add five.
+//	Task: triple it, then add five, then flip its sign.
 //	Code:
 //	def f(x):
 //	  x*=3
 //	  x+=5
+//	  x=-x
 //	  return x
 //
-// drawn from the pre-training pool: the code task keys (operation sequences) that no split of the
-// same Config uses, minus those that use an operation of SFTOnlyOps. So
+// drawn from the pre-training pool, whose programs never use an operation of SFTOnlyOps:
+//
+//	ops1  every single operation (1-operation programs; no split has this family)
+//	ops3  the 3-operation keys that no split of the same Config uses (the splits leave about 145)
+//	ops4  4-operation programs (no split has this family)
+//
+// A pair picks its family with probability 0.2, 0.4, 0.4, then a key and a phrasing uniformly. So
 //
 //   - train, val, test and the Fisher prompts are byte for byte those of the build with
 //     Instruct = 0 (the split does not depend on the corpus): both regimes fine-tune on the same data
 //     and are scored on the same test, and only the reference model differs;
 //   - no pre-training pair shares a task key with any split, so none shares a prompt;
-//   - the pool holds only keys the splits left over (with the default sizes: 3-operation
-//     sequences, about 145 keys × 8 phrasings), so pre-training sees fewer, and other, pairs than SFT;
-//   - an operation in SFTOnlyOps appears in a program only in the SFT data: a test item that needs
-//     it is out of the reference model's reach, and SFT has a new skill to teach besides adapting
-//     the one the reference has.
+//   - pre-training never shows a 2-operation program (every 2-operation key is in a split), nor an
+//     SFT-only operation: the reference must generalise to the test's program length, and a test
+//     item that needs an SFT-only operation is out of its reach, so SFT has a new skill to teach
+//     besides adapting the one the reference has.
 
 // InstructVersion versions the instruct documents' generator; it enters CorpusFingerprint only
 // when Mix.Instruct > 0, so the from-scratch corpus keeps its fingerprint.
-const InstructVersion = "minibench-instruct/1"
+const InstructVersion = "minibench-instruct/2"
 
 // AdaptConfig is the adapt regime's build: DefaultConfig's world, probes and target splits, and
-// a corpus of the same 12,000 general documents plus 720 instruct documents (Mix.Instruct 0.06
-// of 1.06) whose programs never use abs, mod 7 or the clip at zero. The design and its calibration
-// are in README.md ("Calibration of the adapt regime").
+// a corpus of the same 12,000 general documents plus 3,000 instruct documents (Mix.Instruct 0.25
+// of 1.25: 20% of the documents) whose programs never use abs, mod 7 or the clip at zero. The
+// design and its calibration are in README.md ("Calibration of the adapt regime").
 func AdaptConfig() Config {
 	c := DefaultConfig()
-	c.Mix.Instruct = 0.06
-	c.CorpusDocs = 12720
+	c.Mix.Instruct = 0.25
+	c.CorpusDocs = 15000
 	c.SFTOnlyOps = "abs,mod7,clip0"
 	return c
 }
@@ -54,9 +59,16 @@ type pretrainPair struct {
 	key []int
 }
 
-// pretrainPool returns the code keys that no split of t uses and that use no SFT-only
-// operation, in the families' key order (nil when Mix.Instruct is 0).
-func pretrainPool(cfg Config, fams []family, t *Target) ([]pretrainPair, error) {
+// pretrainFamily is one family of the pre-training pool: its keys and the probability that a
+// pair comes from it.
+type pretrainFamily struct {
+	weight float64
+	keys   []pretrainPair
+}
+
+// pretrainPool returns the pre-training pool (nil when Mix.Instruct is 0): ops1, the ops3 keys
+// that no split of t uses, and ops4, without SFT-only operations, each in its family's key order.
+func pretrainPool(cfg Config, fams []family, t *Target) ([]pretrainFamily, error) {
 	if cfg.Mix.Instruct == 0 {
 		return nil, nil
 	}
@@ -70,26 +82,54 @@ func pretrainPool(cfg Config, fams []family, t *Target) ([]pretrainPair, error) 
 	for _, name := range cfg.sftOnlyOps() {
 		sftOnly[slices.IndexFunc(codeOps, func(o codeOp) bool { return o.name == name })] = true
 	}
-	var pool []pretrainPair
+	byName := map[string]family{}
 	for _, f := range fams {
-		for _, k := range f.keys {
-			if used[keyString(f.name, k)] || slices.ContainsFunc(k, func(o int) bool { return sftOnly[o] }) {
+		byName[f.name] = f
+	}
+	var pool []pretrainFamily
+	for _, src := range []struct {
+		fam    family
+		weight float64
+	}{{opsFamily(1), 0.2}, {byName["ops3"], 0.4}, {opsFamily(4), 0.4}} {
+		pf := pretrainFamily{weight: src.weight}
+		for _, k := range src.fam.keys {
+			if used[keyString(src.fam.name, k)] || slices.ContainsFunc(k, func(o int) bool { return sftOnly[o] }) || !opsInRange(k) {
 				continue
 			}
-			pool = append(pool, pretrainPair{f, k})
+			pf.keys = append(pf.keys, pretrainPair{src.fam, k})
 		}
-	}
-	if len(pool) == 0 {
-		return nil, fmt.Errorf("minibench: Mix.Instruct > 0, but the code splits leave no task key for pre-training " +
-			"(lower TrainSize or the held-out sizes, or shorten SFTOnlyOps)")
+		if len(pf.keys) == 0 {
+			return nil, fmt.Errorf("minibench: Mix.Instruct > 0, but no %s key is left for pre-training "+
+				"(lower TrainSize or the held-out sizes, or shorten SFTOnlyOps)", src.fam.name)
+		}
+		pool = append(pool, pf)
 	}
 	return pool, nil
 }
 
-// instructDoc is one or two pairs of the pre-training pool, each with a random phrasing.
+// opsInRange reports whether every intermediate value of the sequence on the hidden inputs stays
+// within MiniPy's ±2^40 (four operations can overflow, e.g. "triple it, then square it" twice).
+func opsInRange(k []int) bool {
+	for _, x := range opsTestInputs {
+		for i := range k {
+			x = opsApply(k[i:i+1], []int64{x})[0]
+			if x > 1<<40 || x < -(1<<40) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// instructDoc is one or two pairs of the pre-training pool: each picks a family by its weight,
+// then a key and a phrasing uniformly.
 func (g *corpusGen) instructDoc() string {
 	return assemble(g.r.between(1, 2), "\n", func() string {
-		p := pick(g.r, g.pool)
+		u, i := g.r.float(), 0
+		for ; i < len(g.pool)-1 && u >= g.pool[i].weight; i++ {
+			u -= g.pool[i].weight
+		}
+		p := pick(g.r, g.pool[i].keys)
 		it := p.fam.build(p.key, g.r.intn(p.fam.phrases))
 		return it.prompt + it.response
 	})
@@ -98,9 +138,11 @@ func (g *corpusGen) instructDoc() string {
 // PretrainKeys lists the task keys of the pre-training pool ("ops3|1|4|0": family, then the
 // operations' indexes), empty for a from-scratch build.
 func (b *Bench) PretrainKeys() []string {
-	out := make([]string, len(b.pretrain))
-	for i, p := range b.pretrain {
-		out[i] = keyString(p.fam.name, p.key)
+	var out []string
+	for _, f := range b.pretrain {
+		for _, p := range f.keys {
+			out = append(out, keyString(p.fam.name, p.key))
+		}
 	}
 	return out
 }
@@ -124,6 +166,9 @@ func (c Config) sftOnlyOps() []string {
 
 // validateAdapt checks the adapt fields.
 func (c Config) validateAdapt() error {
+	if c.Mix.Instruct > 0 && c.CodeStyle == CodeStyleExpressions {
+		return fmt.Errorf("minibench: instruct documents (Mix.Instruct > 0) need CodeStyle %q, got %q", CodeStyleOps, c.CodeStyle)
+	}
 	if c.SFTOnlyOps == "" {
 		return nil
 	}

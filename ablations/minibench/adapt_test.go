@@ -130,18 +130,20 @@ func TestAdaptNoLeakage(t *testing.T) {
 			t.Errorf("corpus contains the math marker %q %d times", marker, n)
 		}
 	}
-	// Every pair of every instruct document is the build of a pool key.
-	allowed := map[string]bool{}
-	fams := map[string]family{}
-	for _, f := range codeFamiliesFor(b.Config.CodeStyle) {
-		fams[f.name] = f
+	// Every pair of every instruct document is the build of a pool key: read the key and phrasing
+	// back from the instruction and rebuild the pair.
+	inPool := map[string]bool{}
+	for _, k := range pool {
+		inPool[k] = true
 	}
-	for _, p := range b.pretrain {
-		for ph := 0; ph < p.fam.phrases; ph++ {
-			it := p.fam.build(p.key, ph)
-			allowed[it.prompt+it.response] = true
+	type opPhrase struct{ op, bit int }
+	phrases := map[string]opPhrase{}
+	for o, op := range codeOps {
+		for bit, ph := range op.phrases {
+			phrases[ph] = opPhrase{o, bit}
 		}
 	}
+	lengths := map[int]int{}
 	docs, pairs := 0, 0
 	for _, d := range b.Corpus {
 		if !strings.Contains(d, "Task: ") {
@@ -153,15 +155,36 @@ func TestAdaptNoLeakage(t *testing.T) {
 		docs++
 		for _, pair := range strings.Split(d[len("Task: "):], "\nTask: ") {
 			pairs++
-			if !allowed["Task: "+pair] {
+			instr, _, ok := strings.Cut(pair, ".\nCode:\n")
+			if !ok {
+				t.Fatalf("instruct pair without the code format: %q", pair)
+			}
+			var key []int
+			phrase := 0
+			for i, part := range strings.Split(instr, ", then ") {
+				op, ok := phrases[part]
+				if !ok {
+					t.Fatalf("unknown operation %q in %q", part, pair)
+				}
+				key, phrase = append(key, op.op), phrase|op.bit<<i
+			}
+			fam := opsFamily(len(key))
+			if !inPool[keyString(fam.name, key)] {
 				t.Fatalf("instruct pair not from the pool: %q", pair)
 			}
+			if it := fam.build(key, phrase); it.prompt+it.response != "Task: "+pair {
+				t.Fatalf("instruct pair %q is not its key's build %q", pair, it.prompt+it.response)
+			}
+			lengths[len(key)]++
 		}
 	}
 	if want := int(float64(b.Config.CorpusDocs) * b.Config.Mix.Instruct / 1.06); docs < want-1 || docs > want+1 {
 		t.Errorf("%d instruct documents, want about %d", docs, want)
 	}
-	t.Logf("%d instruct documents, %d pairs, %d pool keys", docs, pairs, len(pool))
+	t.Logf("%d instruct documents, %d pairs (by program length: %v), %d pool keys", docs, pairs, lengths, len(pool))
+	if lengths[2] > 0 || lengths[1] == 0 || lengths[3] == 0 || lengths[4] == 0 || len(lengths) != 3 {
+		t.Errorf("program lengths in the instruct pairs: %v (want 1, 3 and 4 operations, never 2)", lengths)
+	}
 	for _, name := range strings.Split(b.Config.SFTOnlyOps, ",") {
 		o := codeOps[slices.IndexFunc(codeOps, func(o codeOp) bool { return o.name == name })]
 		for _, s := range append([]string{"  " + o.line}, o.phrases[:]...) {
@@ -226,10 +249,16 @@ func TestAdaptValidate(t *testing.T) {
 		}
 	}
 	c := AdaptConfig()
-	c.CodeStyle = CodeStyleExpressions
+	c.CodeStyle, c.Mix.Instruct = CodeStyleExpressions, 0
 	if _, err := Build(c); err == nil || !strings.Contains(err.Error(), "SFTOnlyOps needs CodeStyle") {
 		t.Errorf("expressions style with SFTOnlyOps: %v", err)
 	}
+	c = AdaptConfig()
+	c.CodeStyle, c.SFTOnlyOps = CodeStyleExpressions, ""
+	if _, err := Build(c); err == nil || !strings.Contains(err.Error(), "instruct documents (Mix.Instruct > 0) need CodeStyle") {
+		t.Errorf("expressions style with instruct documents: %v", err)
+	}
+	c = AdaptConfig()
 	c.Mix.Instruct = -1
 	if _, err := Build(c); err == nil {
 		t.Error("a negative Instruct share was accepted")
@@ -242,7 +271,7 @@ func TestAdaptValidate(t *testing.T) {
 			tg.keys["train"] = append(tg.keys["train"], keyString(f.name, k))
 		}
 	}
-	if _, err := pretrainPool(AdaptConfig(), fams, tg); err == nil || !strings.Contains(err.Error(), "no task key") {
+	if _, err := pretrainPool(AdaptConfig(), fams, tg); err == nil || !strings.Contains(err.Error(), "no ops3 key is left") {
 		t.Errorf("empty pool: %v", err)
 	}
 }

@@ -155,7 +155,7 @@ type Bench struct {
 	// SFT targets.
 	Code, Math *Target
 
-	pretrain []pretrainPair // the code keys the instruct documents draw from (adapt.go)
+	pretrain []pretrainFamily // the code keys the instruct documents draw from (adapt.go)
 }
 
 // Build generates the benchmark. The same Config always gives the same

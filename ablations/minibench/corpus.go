@@ -50,12 +50,12 @@ type corpusGen struct {
 	r         *rng
 	landOrder []int // facts docs cycle through lands in shuffled rounds
 	landPos   int
-	pool      []pretrainPair // instruct documents' keys (adapt.go)
+	pool      []pretrainFamily // instruct documents' keys (adapt.go)
 }
 
 // genCorpus generates the documents. A zero Instruct weight adds no document and draws nothing
 // from the random stream, so the from-scratch corpus does not depend on the adapt code.
-func genCorpus(w *world, cfg Config, pool []pretrainPair) []string {
+func genCorpus(w *world, cfg Config, pool []pretrainFamily) []string {
 	r := newRNG(cfg.Seed, "corpus")
 	g := &corpusGen{w: w, r: r, pool: pool}
 
