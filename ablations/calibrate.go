@@ -81,6 +81,10 @@ func PatchPreset(p Preset, patch string) (Preset, error) {
 	if strings.TrimSpace(patch) == "" {
 		return p, nil
 	}
+	if p.Instruct != nil { // decode into a copy, never into the registered preset's stage
+		st := *p.Instruct
+		p.Instruct = &st
+	}
 	dec := json.NewDecoder(strings.NewReader(patch))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {

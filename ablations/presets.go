@@ -46,6 +46,8 @@ type Preset struct {
 	// Design versions a calibrated design (ablations/minibench/README.md): TestPresetsFrozen pins
 	// each preset's content, and a change must bump it.
 	Design string `json:"design,omitempty"`
+	// Instruct, when set, adds the instruction stage to the reference model (adapt regime).
+	Instruct *InstructStage `json:"instruct,omitempty"`
 	// RefSeed seeds the reference model's pre-training (0 means 1). Only the calibration varies it
 	// (alphatoken calibrate --ref-seeds); every suite uses the preset's one reference model.
 	RefSeed uint64 `json:"ref_seed,omitempty"`
@@ -111,6 +113,7 @@ func miniAdaptPreset() Preset {
 	p.Name, p.Regime, p.Design = "mini-adapt", "adapt", "adapt/0-uncalibrated"
 	p.Bench = minibench.AdaptConfig()
 	p.Pretrain.Steps = 1500
+	p.Instruct = &InstructStage{Pairs: 2000, Replay: 1, Steps: 250, Batch: 16, LR: 5e-4}
 	p.SFT.LR = 3e-4
 	return p
 }

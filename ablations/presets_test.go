@@ -8,8 +8,11 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/gomlx/compute/dtypes"
 
 	"github.com/alphatoken/alphatoken/ablations/minibench"
 	"github.com/alphatoken/alphatoken/model"
@@ -58,9 +61,11 @@ func TestPresetsResolve(t *testing.T) {
 		t.Fatalf("regimes: mini %q (instruct %g), mini-adapt %q (instruct %g)", mini.Regime, mini.Bench.Mix.Instruct,
 			adapt.Regime, adapt.Bench.Mix.Instruct)
 	}
-	// The two regimes differ only in the reference model: same model size, SFT, valuation,
-	// evaluation and target.
-	if adapt.Model != mini.Model || adapt.SFT != mini.SFT || adapt.Eval != mini.Eval || adapt.Target != mini.Target ||
+	// The two regimes differ in the reference model and the SFT learning rate only: same model
+	// size, SFT data, steps and batch, valuation, evaluation and target.
+	sft := adapt.SFT
+	sft.LR = mini.SFT.LR
+	if adapt.Model != mini.Model || sft != mini.SFT || adapt.Eval != mini.Eval || adapt.Target != mini.Target ||
 		presetHash(t, Preset{Valuation: adapt.Valuation}) != presetHash(t, Preset{Valuation: mini.Valuation}) {
 		t.Error("mini-adapt differs from mini in more than the reference model")
 	}
@@ -83,6 +88,10 @@ func TestPatchPreset(t *testing.T) {
 	}
 	if p.Pretrain.Steps == 7 || Presets["mini-adapt"].Pretrain.Steps == 7 {
 		t.Fatal("patch changed the registered preset")
+	}
+	q, err = PatchPreset(p, `{"instruct":{"steps":9}}`)
+	if err != nil || q.Instruct.Steps != 9 || q.Instruct.Pairs != p.Instruct.Pairs || Presets["mini-adapt"].Instruct.Steps == 9 {
+		t.Fatalf("patching the instruction stage: %v, %+v, registered %+v", err, q.Instruct, Presets["mini-adapt"].Instruct)
 	}
 	if _, err := PatchPreset(p, `{"pretrain":{"stepz":7}}`); err == nil || !strings.Contains(err.Error(), "stepz") {
 		t.Fatalf("unknown field: %v", err)
@@ -164,4 +173,86 @@ func TestCalibrate(t *testing.T) {
 	if _, err := Calibrate(backend, p, []int{0}, []int{1}, cache, io.Discard); err == nil {
 		t.Error("reference seed 0 was accepted")
 	}
+}
+
+// TestInstructStage: an adapt preset's reference is the pre-trained model followed by the
+// instruction stage, each cached on its own: a second stage setting reuses the pre-trained model.
+func TestInstructStage(t *testing.T) {
+	backend, err := model.NewBackend("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := testPreset()
+	p.Name, p.Regime = "test-adapt", "adapt"
+	p.Bench.Mix.Instruct, p.Bench.SFTOnlyOps = 0.25, "abs,mod7,clip0"
+	p.Instruct = &InstructStage{Pairs: 12, Replay: 1, Steps: 3, Batch: 4, LR: 1e-3}
+	bench, err := minibench.Build(p.Bench)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := t.TempDir()
+	lm, dir, info, err := Reference(backend, p, bench, cache, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Key.Instruct == nil || info.Key.Stage1 == "" || info.Key.Stage1 == filepath.Base(dir) {
+		t.Fatalf("instruction stage key: %+v (dir %s)", info.Key, dir)
+	}
+	if _, err := os.Stat(filepath.Join(cache, "reference", info.Key.Stage1, "reference.json")); err != nil {
+		t.Fatalf("the pre-trained model is not cached on its own: %v", err)
+	}
+	stage1, err := model.Load(backend, filepath.Join(cache, "reference", info.Key.Stage1), dtypes.Float32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if same, err := sameWeights(lm, stage1); err != nil || same {
+		t.Fatalf("the instruction stage did not change the model (%v)", err)
+	}
+	_, dir2, _, err := Reference(backend, p, bench, cache, io.Discard)
+	if err != nil || dir2 != dir {
+		t.Fatalf("second call: %v, %s vs %s", err, dir2, dir)
+	}
+	q := p
+	q.Instruct = &InstructStage{Pairs: 12, Replay: 0, Steps: 2, Batch: 4, LR: 1e-3}
+	_, dir3, info3, err := Reference(backend, q, bench, cache, io.Discard)
+	if err != nil || dir3 == dir || info3.Key.Stage1 != info.Key.Stage1 {
+		t.Fatalf("another stage setting: %v, dir %s, stage 1 %s vs %s", err, dir3, info3.Key.Stage1, info.Key.Stage1)
+	}
+	q.Instruct = &InstructStage{Pairs: 0, Steps: 2, Batch: 4, LR: 1e-3}
+	if _, _, _, err := Reference(backend, q, bench, cache, io.Discard); err == nil || !strings.Contains(err.Error(), "instruction stage needs") {
+		t.Fatalf("zero pairs: %v", err)
+	}
+	// A from-scratch corpus has no pairs for the stage: a clear error.
+	q = testPreset()
+	q.Instruct = &InstructStage{Pairs: 4, Steps: 2, Batch: 4, LR: 1e-3}
+	b0, _ := minibench.Build(q.Bench)
+	if _, _, _, err := Reference(backend, q, b0, cache, io.Discard); err == nil || !strings.Contains(err.Error(), "no pre-training pool") {
+		t.Fatalf("stage on a from-scratch corpus: %v", err)
+	}
+}
+
+// sameWeights reports whether two models have bit-identical parameters.
+func sameWeights(a, b *model.LM) (bool, error) {
+	ta, err := a.ParamTensors()
+	if err != nil {
+		return false, err
+	}
+	tb, err := b.ParamTensors()
+	if err != nil {
+		return false, err
+	}
+	for i := range ta {
+		x, err := model.TensorFloat64(ta[i].Tensor)
+		if err != nil {
+			return false, err
+		}
+		y, err := model.TensorFloat64(tb[i].Tensor)
+		if err != nil {
+			return false, err
+		}
+		if !slices.Equal(x, y) {
+			return false, nil
+		}
+	}
+	return true, nil
 }

@@ -121,18 +121,39 @@ func opsInRange(k []int) bool {
 	return true
 }
 
-// instructDoc is one or two pairs of the pre-training pool: each picks a family by its weight,
-// then a key and a phrasing uniformly.
+// drawPair picks a family of the pool by its weight, then a key and a phrasing uniformly.
+func drawPair(r *rng, pool []pretrainFamily) taskItem {
+	u, i := r.float(), 0
+	for ; i < len(pool)-1 && u >= pool[i].weight; i++ {
+		u -= pool[i].weight
+	}
+	p := pick(r, pool[i].keys)
+	return p.fam.build(p.key, r.intn(p.fam.phrases))
+}
+
+// instructDoc is one or two pairs of the pre-training pool.
 func (g *corpusGen) instructDoc() string {
 	return assemble(g.r.between(1, 2), "\n", func() string {
-		u, i := g.r.float(), 0
-		for ; i < len(g.pool)-1 && u >= g.pool[i].weight; i++ {
-			u -= g.pool[i].weight
-		}
-		p := pick(g.r, g.pool[i].keys)
-		it := p.fam.build(p.key, g.r.intn(p.fam.phrases))
+		it := drawPair(g.r, g.pool)
 		return it.prompt + it.response
 	})
+}
+
+// InstructPairs draws n pairs of the pre-training pool (with the instruct documents' family
+// weights, from their own random stream): the data of the adapt reference model's instruction
+// stage (ablations.InstructStage). They share no task key with any split and never use an
+// SFT-only operation, like the instruct documents. A from-scratch build has no pool: an error.
+func (b *Bench) InstructPairs(n int) ([]Example, error) {
+	if len(b.pretrain) == 0 {
+		return nil, fmt.Errorf("minibench: InstructPairs: the build has no pre-training pool (Mix.Instruct is 0)")
+	}
+	r := newRNG(b.Config.Seed, "instruct-pairs")
+	out := make([]Example, n)
+	for i := range out {
+		it := drawPair(r, b.pretrain)
+		out[i] = Example{Prompt: it.prompt, Response: it.response}
+	}
+	return out, nil
 }
 
 // PretrainKeys lists the task keys of the pre-training pool ("ops3|1|4|0": family, then the

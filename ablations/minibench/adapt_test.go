@@ -178,7 +178,11 @@ func TestAdaptNoLeakage(t *testing.T) {
 			lengths[len(key)]++
 		}
 	}
-	if want := int(float64(b.Config.CorpusDocs) * b.Config.Mix.Instruct / 1.06); docs < want-1 || docs > want+1 {
+	sum := 0.0
+	for _, w := range b.Config.Mix.weights() {
+		sum += w
+	}
+	if want := int(float64(b.Config.CorpusDocs) * b.Config.Mix.Instruct / sum); docs < want-1 || docs > want+1 {
 		t.Errorf("%d instruct documents, want about %d", docs, want)
 	}
 	t.Logf("%d instruct documents, %d pairs (by program length: %v), %d pool keys", docs, pairs, lengths, len(pool))
@@ -273,5 +277,55 @@ func TestAdaptValidate(t *testing.T) {
 	}
 	if _, err := pretrainPool(AdaptConfig(), fams, tg); err == nil || !strings.Contains(err.Error(), "no ops3 key is left") {
 		t.Errorf("empty pool: %v", err)
+	}
+}
+
+// TestInstructPairs: the instruction stage's pairs come from the pool (no split key, no SFT-only
+// operation), deterministically; a from-scratch build has none.
+func TestInstructPairs(t *testing.T) {
+	b, _ := adaptBuild(t)
+	p1, err := b.InstructPairs(300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, _ := b.InstructPairs(300)
+	if !slices.Equal(p1, p2) || len(p1) != 300 {
+		t.Fatal("InstructPairs is not deterministic")
+	}
+	held := map[string]bool{}
+	for _, e := range b.Code.Train {
+		held[e.Prompt] = true
+	}
+	for _, e := range b.Code.Val {
+		held[e.Prompt] = true
+	}
+	for _, it := range b.Code.Test {
+		held[it.Prompt] = true
+	}
+	for _, p := range b.Code.FisherPrompts {
+		held[p] = true
+	}
+	distinct := map[string]bool{}
+	for _, e := range p1 {
+		if held[e.Prompt] {
+			t.Fatalf("instruct pair %q is a split's prompt", e.Prompt)
+		}
+		for _, name := range strings.Split(b.Config.SFTOnlyOps, ",") {
+			o := codeOps[slices.IndexFunc(codeOps, func(o codeOp) bool { return o.name == name })]
+			if strings.Contains(e.Response, "  "+o.line+"\n") || strings.Contains(e.Prompt, o.phrases[0]) || strings.Contains(e.Prompt, o.phrases[1]) {
+				t.Fatalf("instruct pair %q uses the SFT-only operation %s", e.Prompt, name)
+			}
+		}
+		if n := strings.Count(e.Response, "\n") - 1; n == 2 {
+			t.Fatalf("instruct pair with a 2-operation program: %q", e.Response)
+		}
+		distinct[e.Prompt] = true
+	}
+	if len(distinct) < 250 {
+		t.Errorf("only %d distinct pairs of 300", len(distinct))
+	}
+	s, _ := defaultBuild(t)
+	if _, err := s.InstructPairs(1); err == nil {
+		t.Error("a from-scratch build gave instruct pairs")
 	}
 }
