@@ -20,26 +20,26 @@ import (
 //	  x=-x
 //	  return x
 //
-// drawn from the pre-training pool, whose programs never use an operation of SFTOnlyOps:
-//
-//	ops1  every single operation (1-operation programs; no split has this family)
-//	ops3  the 3-operation keys that no split of the same Config uses (the splits leave about 145)
-//	ops4  4-operation programs (no split has this family)
-//
-// A pair picks its family with probability 0.2, 0.4, 0.4, then a key and a phrasing uniformly. So
+// drawn from the pre-training pool: programs of 1 to 4 operations over the target's operations but
+// those of SFTOnlyOps, and four operations that only pre-training uses (add two, add seven,
+// subtract five, multiply by four: pretrainOnlyOps), minus every key that a split uses. A pair
+// picks its length with probability 0.1, 0.35, 0.35, 0.2 (1 to 4 operations), then a key and a
+// phrasing uniformly. So
 //
 //   - train, val, test and the Fisher prompts are byte for byte those of the build with
 //     Instruct = 0 (the split does not depend on the corpus): both regimes fine-tune on the same data
 //     and are scored on the same test, and only the reference model differs;
-//   - no pre-training pair shares a task key with any split, so none shares a prompt;
-//   - pre-training never shows a 2-operation program (every 2-operation key is in a split), nor an
-//     SFT-only operation: the reference must generalise to the test's program length, and a test
-//     item that needs an SFT-only operation is out of its reach, so SFT has a new skill to teach
-//     besides adapting the one the reference has.
+//   - no pre-training pair shares a task key with any split, so none shares a prompt; every
+//     2-operation program of the target's operations is in a split, so the pool's 2-operation
+//     programs all use a pre-training-only operation, and its 3-operation programs of the target's
+//     operations are the about 145 keys the splits leave;
+//   - pre-training never shows an SFT-only operation: a test item that needs one is out of the
+//     reference model's reach, and SFT has a new skill to teach besides adapting the one the
+//     reference has (the pre-training-only operations are knowledge it has that SFT never asks for).
 
 // InstructVersion versions the instruct documents' generator; it enters CorpusFingerprint only
 // when Mix.Instruct > 0, so the from-scratch corpus keeps its fingerprint.
-const InstructVersion = "minibench-instruct/2"
+const InstructVersion = "minibench-instruct/3"
 
 // AdaptConfig is the adapt regime's build: DefaultConfig's world, probes and target splits, and
 // a corpus of the same 12,000 general documents plus 3,000 instruct documents (Mix.Instruct 0.25
@@ -52,6 +52,18 @@ func AdaptConfig() Config {
 	c.SFTOnlyOps = "abs,mod7,clip0"
 	return c
 }
+
+// pretrainOnlyOps are the operations that only the pre-training pool uses (indexes after codeOps'
+// in the pool's operation list).
+var pretrainOnlyOps = []codeOp{
+	{"add2", [2]string{"add two", "increase it by two"}, "x+=2"},
+	{"add7", [2]string{"add seven", "increase it by seven"}, "x+=7"},
+	{"sub5", [2]string{"subtract five", "take away five"}, "x-=5"},
+	{"quad", [2]string{"multiply it by four", "quadruple it"}, "x*=4"},
+}
+
+// poolOps is the pre-training pool's operation list: codeOps (same indexes), then pretrainOnlyOps.
+func poolOps() []codeOp { return append(slices.Clone(codeOps), pretrainOnlyOps...) }
 
 // pretrainPair is one key of the pre-training pool.
 type pretrainPair struct {
@@ -66,9 +78,11 @@ type pretrainFamily struct {
 	keys   []pretrainPair
 }
 
-// pretrainPool returns the pre-training pool (nil when Mix.Instruct is 0): ops1, the ops3 keys
-// that no split of t uses, and ops4, without SFT-only operations, each in its family's key order.
-func pretrainPool(cfg Config, fams []family, t *Target) ([]pretrainFamily, error) {
+// pretrainPool returns the pre-training pool (nil when Mix.Instruct is 0): programs of 1 to 4
+// operations of poolOps without SFT-only operations and not in a split of t, each family in its
+// key order. Family names and keys match the target's ("ops3|1|4|0"), so a split's key is
+// recognised whatever family it came from.
+func pretrainPool(cfg Config, t *Target) ([]pretrainFamily, error) {
 	if cfg.Mix.Instruct == 0 {
 		return nil, nil
 	}
@@ -82,18 +96,15 @@ func pretrainPool(cfg Config, fams []family, t *Target) ([]pretrainFamily, error
 	for _, name := range cfg.sftOnlyOps() {
 		sftOnly[slices.IndexFunc(codeOps, func(o codeOp) bool { return o.name == name })] = true
 	}
-	byName := map[string]family{}
-	for _, f := range fams {
-		byName[f.name] = f
-	}
+	ops := poolOps()
 	var pool []pretrainFamily
 	for _, src := range []struct {
 		fam    family
 		weight float64
-	}{{opsFamily(1), 0.2}, {byName["ops3"], 0.4}, {opsFamily(4), 0.4}} {
+	}{{opsFamilyOver(1, ops), 0.1}, {opsFamilyOver(2, ops), 0.35}, {opsFamilyOver(3, ops), 0.35}, {opsFamilyOver(4, ops), 0.2}} {
 		pf := pretrainFamily{weight: src.weight}
 		for _, k := range src.fam.keys {
-			if used[keyString(src.fam.name, k)] || slices.ContainsFunc(k, func(o int) bool { return sftOnly[o] }) || !opsInRange(k) {
+			if used[keyString(src.fam.name, k)] || slices.ContainsFunc(k, func(o int) bool { return sftOnly[o] }) || !opsInRange(ops, k) {
 				continue
 			}
 			pf.keys = append(pf.keys, pretrainPair{src.fam, k})
@@ -109,10 +120,11 @@ func pretrainPool(cfg Config, fams []family, t *Target) ([]pretrainFamily, error
 
 // opsInRange reports whether every intermediate value of the sequence on the hidden inputs stays
 // within MiniPy's ±2^40 (four operations can overflow, e.g. "triple it, then square it" twice).
-func opsInRange(k []int) bool {
+// ops indexes k.
+func opsInRange(ops []codeOp, k []int) bool {
 	for _, x := range opsTestInputs {
 		for i := range k {
-			x = opsApply(k[i:i+1], []int64{x})[0]
+			x = opsApplyOver(ops, k[i:i+1], []int64{x})[0]
 			if x > 1<<40 || x < -(1<<40) {
 				return false
 			}

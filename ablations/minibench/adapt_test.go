@@ -138,12 +138,16 @@ func TestAdaptNoLeakage(t *testing.T) {
 	}
 	type opPhrase struct{ op, bit int }
 	phrases := map[string]opPhrase{}
-	for o, op := range codeOps {
+	for o, op := range poolOps() {
 		for bit, ph := range op.phrases {
 			phrases[ph] = opPhrase{o, bit}
 		}
 	}
 	lengths := map[int]int{}
+	famOf := map[int]family{}
+	for n := 1; n <= 4; n++ {
+		famOf[n] = opsFamilyOver(n, poolOps())
+	}
 	docs, pairs := 0, 0
 	for _, d := range b.Corpus {
 		if !strings.Contains(d, "Task: ") {
@@ -168,9 +172,12 @@ func TestAdaptNoLeakage(t *testing.T) {
 				}
 				key, phrase = append(key, op.op), phrase|op.bit<<i
 			}
-			fam := opsFamily(len(key))
+			fam := famOf[len(key)]
 			if !inPool[keyString(fam.name, key)] {
 				t.Fatalf("instruct pair not from the pool: %q", pair)
+			}
+			if sp, ok := owner[keyString(fam.name, key)]; ok {
+				t.Fatalf("instruct pair %q has a key of the %s split", pair, sp)
 			}
 			if it := fam.build(key, phrase); it.prompt+it.response != "Task: "+pair {
 				t.Fatalf("instruct pair %q is not its key's build %q", pair, it.prompt+it.response)
@@ -186,8 +193,8 @@ func TestAdaptNoLeakage(t *testing.T) {
 		t.Errorf("%d instruct documents, want about %d", docs, want)
 	}
 	t.Logf("%d instruct documents, %d pairs (by program length: %v), %d pool keys", docs, pairs, lengths, len(pool))
-	if lengths[2] > 0 || lengths[1] == 0 || lengths[3] == 0 || lengths[4] == 0 || len(lengths) != 3 {
-		t.Errorf("program lengths in the instruct pairs: %v (want 1, 3 and 4 operations, never 2)", lengths)
+	if lengths[1] == 0 || lengths[2] == 0 || lengths[3] == 0 || lengths[4] == 0 || len(lengths) != 4 {
+		t.Errorf("program lengths in the instruct pairs: %v (want 1 to 4 operations)", lengths)
 	}
 	for _, name := range strings.Split(b.Config.SFTOnlyOps, ",") {
 		o := codeOps[slices.IndexFunc(codeOps, func(o codeOp) bool { return o.name == name })]
@@ -267,15 +274,13 @@ func TestAdaptValidate(t *testing.T) {
 	if _, err := Build(c); err == nil {
 		t.Error("a negative Instruct share was accepted")
 	}
-	// A split that uses every key leaves nothing to pre-train on: a clear error.
-	fams := codeFamiliesFor(CodeStyleOps)
+	// A split that uses every key of a length leaves nothing of it to pre-train on: a clear error.
+	f := opsFamilyOver(1, poolOps())
 	tg := &Target{keys: map[string][]string{}}
-	for _, f := range fams {
-		for _, k := range f.keys {
-			tg.keys["train"] = append(tg.keys["train"], keyString(f.name, k))
-		}
+	for _, k := range f.keys {
+		tg.keys["train"] = append(tg.keys["train"], keyString(f.name, k))
 	}
-	if _, err := pretrainPool(AdaptConfig(), fams, tg); err == nil || !strings.Contains(err.Error(), "no ops3 key is left") {
+	if _, err := pretrainPool(AdaptConfig(), tg); err == nil || !strings.Contains(err.Error(), "no ops1 key is left") {
 		t.Errorf("empty pool: %v", err)
 	}
 }
@@ -315,9 +320,6 @@ func TestInstructPairs(t *testing.T) {
 			if strings.Contains(e.Response, "  "+o.line+"\n") || strings.Contains(e.Prompt, o.phrases[0]) || strings.Contains(e.Prompt, o.phrases[1]) {
 				t.Fatalf("instruct pair %q uses the SFT-only operation %s", e.Prompt, name)
 			}
-		}
-		if n := strings.Count(e.Response, "\n") - 1; n == 2 {
-			t.Fatalf("instruct pair with a 2-operation program: %q", e.Response)
 		}
 		distinct[e.Prompt] = true
 	}

@@ -173,7 +173,7 @@ func Build(cfg Config) (*Bench, error) {
 	if b.Code, err = splitTarget(TargetCode, fams, cfg, CodeMaxNewBytes); err != nil {
 		return nil, err
 	}
-	if b.pretrain, err = pretrainPool(cfg, fams, b.Code); err != nil {
+	if b.pretrain, err = pretrainPool(cfg, b.Code); err != nil {
 		return nil, err
 	}
 	b.Corpus = genCorpus(w, cfg, b.pretrain)
