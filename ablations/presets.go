@@ -110,7 +110,7 @@ func miniPreset() Preset {
 // pre-training and a lower SFT learning rate.
 func miniAdaptPreset() Preset {
 	p := miniPreset()
-	p.Name, p.Regime, p.Design = "mini-adapt", "adapt", "adapt/0-uncalibrated"
+	p.Name, p.Regime, p.Design = "mini-adapt", "adapt", "adapt/1"
 	p.Bench = minibench.AdaptConfig()
 	p.Pretrain.Steps = 1500
 	p.Instruct = &InstructStage{Pairs: 2000, Replay: 1, Steps: 250, Batch: 16, LR: 5e-4}

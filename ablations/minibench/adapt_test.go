@@ -56,7 +56,7 @@ func TestScratchCorpusFrozen(t *testing.T) {
 // TestAdaptGolden pins the adapt build: a change of any byte must bump InstructVersion (corpus)
 // or GeneratorVersion, and the preset's Design (ablations).
 func TestAdaptGolden(t *testing.T) {
-	const wantFingerprint, wantCorpus, wantHash = "d0d904c5761117c9", "e5fa9174b87a9605", "1c087a8ae043fa88"
+	const wantFingerprint, wantCorpus, wantHash = "fc5d0889459dbbe6", "bca36feab557f1ee", "a1bd35d601b17965"
 	b, _ := adaptBuild(t)
 	fp, cfp, h := AdaptConfig().Fingerprint(), AdaptConfig().CorpusFingerprint(), corpusHash(b.Corpus)
 	if fp != wantFingerprint || cfp != wantCorpus || h != wantHash {
