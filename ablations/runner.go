@@ -51,6 +51,12 @@ func NewRunner(backend compute.Backend, preset, cacheDir string, log io.Writer) 
 	if err != nil {
 		return nil, err
 	}
+	return NewRunnerFor(backend, p, cacheDir, log)
+}
+
+// NewRunnerFor is NewRunner for a preset value (the calibration's variants of a preset: another
+// reference seed, a patched design). [adapt branch: split out of NewRunner]
+func NewRunnerFor(backend compute.Backend, p Preset, cacheDir string, log io.Writer) (*Runner, error) {
 	if log == nil {
 		log = os.Stderr
 	}
