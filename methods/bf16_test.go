@@ -1,6 +1,7 @@
 package methods
 
 import (
+	"math"
 	"path/filepath"
 	"testing"
 
@@ -68,4 +69,62 @@ func TestBFloat16AlphaToken(t *testing.T) {
 	run(dir, 6, "")
 	resumed := run(dir, 12, filepath.Join(dir, "checkpoint-6"))
 	sameWeights(t, straight.LM, resumed.LM)
+}
+
+// TestBFloat16EveryMethod: every registered SFT and DPO method takes two steps under --dtype
+// bfloat16 (the model, θ_ref, the helper and the oracle all computing in bfloat16, as the CLI
+// opens them) with a finite loss and finite metrics.
+func TestBFloat16EveryMethod(t *testing.T) {
+	mixed, err := model.ParsePrecision("bfloat16")
+	if err != nil {
+		t.Fatal(err)
+	}
+	newLM := func(t *testing.T) *model.LM {
+		lm := tinyLM(t, 3)
+		if err := lm.SetPrecision(mixed); err != nil {
+			t.Fatal(err)
+		}
+		return lm
+	}
+	check := func(t *testing.T, tr *train.Trainer) {
+		if len(tr.History) == 0 {
+			t.Fatal("no step logged")
+		}
+		for _, r := range tr.History {
+			if math.IsNaN(r.Loss) || math.IsInf(r.Loss, 0) {
+				t.Errorf("step %d: loss %v", r.Step, r.Loss)
+			}
+			for k, x := range r.Metrics {
+				if math.IsNaN(x) || math.IsInf(x, 0) {
+					t.Errorf("step %d: %s = %v", r.Step, k, x)
+				}
+			}
+		}
+	}
+	exs := copyTask(16)
+	for _, name := range Names() {
+		steps := 2
+		if name == "token-cleaning-self" {
+			steps = 5 // one per chunk
+		}
+		t.Run("sft/"+name, func(t *testing.T) {
+			lm := newLM(t)
+			m, err := Build(name, testEnv(t, lm, steps))
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(t, runMethod(t, lm, m, exs, steps, steps, "", ""))
+		})
+	}
+	pairs := reversalPairs(12)
+	for _, name := range DPONames() {
+		t.Run("dpo/"+name, func(t *testing.T) {
+			lm := newLM(t)
+			m, err := BuildDPO(name, testDPOEnv(t, lm, 2))
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(t, runDPO(t, lm, m, pairs, 2, 2, "", ""))
+		})
+	}
 }
