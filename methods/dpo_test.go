@@ -179,6 +179,7 @@ func TestDPOResumeBitExact(t *testing.T) {
 		return runDPO(t, lm, m, exs, 6, stop, dir, resume)
 	}
 	straight := run(t.TempDir(), 6, "")
+	requireDeterministic(t, straight.LM.Backend)
 	dir := t.TempDir()
 	run(dir, 2, "")
 	resumed := run(dir, 6, filepath.Join(dir, "checkpoint-2"))

@@ -192,6 +192,7 @@ func TestTokenCleaningSelf(t *testing.T) {
 			t.Errorf("chunk %d kept %v of %v tokens, want %d", c, kept[c], tokens[c], want)
 		}
 	}
+	requireDeterministic(t, straight.LM.Backend)
 	dir := t.TempDir()
 	run(dir, 6, "") // checkpoints at 2, 4, 6: step 6 is the start of chunk 3, step 5 inside chunk 2
 	resumed := run(dir, 10, filepath.Join(dir, "checkpoint-6"))
@@ -235,9 +236,11 @@ func TestAccumulationAndPacking(t *testing.T) {
 			t.Fatalf("step %d: kept %v of %v (loss %v)", r.Step, r.Metrics["kept"], r.Metrics["tokens"], r.Loss)
 		}
 	}
-	dir := t.TempDir()
-	run(dir, 4, "")
-	sameWeights(t, straight.LM, run(dir, 6, filepath.Join(dir, "checkpoint-4")).LM)
+	if model.Deterministic(straight.LM.Backend) { // bit-exact resuming needs a deterministic backend
+		dir := t.TempDir()
+		run(dir, 4, "")
+		sameWeights(t, straight.LM, run(dir, 6, filepath.Join(dir, "checkpoint-4")).LM)
+	}
 
 	lm := tinyLM(t, 3)
 	env := testEnv(t, lm, 4)
