@@ -38,6 +38,7 @@ func TestSuiteErrors(t *testing.T) {
 		`{"name": "x"}`: "has no rows",
 		`{"name": "x", "rows": [{"method": "alphatoken", "fisher": "full"}]}`:      `unknown fisher "full"`,
 		`{"name": "x", "rows": [{"method": "alphatoken", "normalize": "minmax"}]}`: `unknown normalize "minmax"`,
+		`{"name": "x", "rows": [{"method": "alphatoken", "precondition": "sgd"}]}`: `unknown precondition "sgd"`,
 		`{"name": "x", "rows": [{"method": "full", "rho_schedule": "linear"}]}`:    `keeps no ρ share`,
 		`{"name": "x", "rows": [{"method": "stm", "params": {"gamma": 1}}]}`:       `has no parameter --gamma`,
 		`{"name": "x", "rows": [{"method": "xtf", "rho_schedule": "cosine"}]}`:     `needs --budget-matched`,

@@ -206,6 +206,12 @@ func (r *Runner) resolve(row Row, seed int) (RunConfig, error) {
 	if row.Normalize != nil {
 		v.Normalize = alphatoken.Normalization(*row.Normalize)
 	}
+	if row.Precondition != nil {
+		v.Precondition = "" // none: the configuration (and its run's cache key) without the extension
+		if *row.Precondition == string(alphatoken.PrecondAdam) {
+			v.Precondition = alphatoken.PrecondAdam
+		}
+	}
 	if err := v.Validate(r.Ref.Config.Layers); err != nil {
 		return c, errors.WithMessagef(err, "ablations: row %q", row.Label)
 	}

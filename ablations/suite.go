@@ -28,6 +28,8 @@ type Overrides struct {
 	ValRefresh  *int     `json:"val_refresh,omitempty"`
 	Fisher      *string  `json:"fisher,omitempty"`    // none, diag, kfac
 	Normalize   *string  `json:"normalize,omitempty"` // none, zscore, rank
+	// Precondition adam makes the values predict the trainer's AdamW step (SPEC §4); none: SGD.
+	Precondition *string `json:"precondition,omitempty"`
 	// RhoSchedule moves the keep ratio from RhoStart (default 1) to ρ over training.
 	RhoSchedule *string  `json:"rho_schedule,omitempty"` // constant, linear, cosine
 	RhoStart    *float64 `json:"rho_start,omitempty"`
@@ -182,6 +184,9 @@ func (s *Suite) expand(src string) error {
 		}
 		if r.Normalize != nil && !slices.Contains(alphatoken.Normalizations, alphatoken.Normalization(*r.Normalize)) {
 			return errors.Errorf("%s: row %q: unknown normalize %q (none, zscore, rank)", src, r.Label, *r.Normalize)
+		}
+		if r.Precondition != nil && !slices.Contains(alphatoken.Preconditions, alphatoken.Precondition(*r.Precondition)) {
+			return errors.Errorf("%s: row %q: unknown precondition %q (none, adam)", src, r.Label, *r.Precondition)
 		}
 		if err := methods.CheckOptions(r.Method, r.options(0.5)); err != nil {
 			return errors.Errorf("%s: row %q: %v", src, r.Label, err)

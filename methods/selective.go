@@ -94,6 +94,17 @@ func (m *selective) Plan(examples []data.Example, batchAt func(int) []int, steps
 // it apart from the step time.
 func (m *selective) OfflineSeconds() float64 { return m.offline.Seconds() }
 
+// UseAdam (train.OptimizerAware) passes the trainer's AdamW state to the valuer when the values are
+// Adam-preconditioned (SPEC §4); other methods ignore it.
+func (m *selective) UseAdam(st train.AdamState) error { return useAdam(m.valuer, st) }
+
+func useAdam(v *alphatoken.Valuer, st train.AdamState) error {
+	if v == nil || !v.Config.Precondition.Adam() {
+		return nil
+	}
+	return v.UseAdam(alphatoken.AdamMoments{Scope: st.Scope, Beta2: st.Beta2, Eps: st.Eps, DType: st.DType})
+}
+
 // Resumed is called by the trainer after it restored a checkpoint at step.
 func (m *selective) Resumed(step int) {
 	if m.resumed != nil {
