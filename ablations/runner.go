@@ -39,6 +39,12 @@ type Runner struct {
 	// Steps, when positive, replaces the preset's SFT steps of every run (quick smoke runs; part
 	// of each run's configuration, so such runs are cached apart).
 	Steps int
+	// OneSeed allows a suite on a single seed: its tables show means only and say that they are a
+	// demonstration (no interval). Without it RunSuite refuses fewer than 2 seeds.
+	OneSeed bool
+	// CacheOnly makes a run missing from the cache an error instead of training it (`alphatoken
+	// report`: tables regenerated from cached runs only).
+	CacheOnly bool
 
 	train, val, clean []data.Example
 	fisherPrompts     [][]int
@@ -279,6 +285,10 @@ func (r *Runner) RunRow(row Row, seed int) (*RunResult, error) {
 			return nil, errors.Wrapf(err, "ablations: reading %s", resultPath)
 		}
 		return &res, nil
+	}
+	if r.CacheOnly {
+		return nil, errors.Errorf("ablations: row %q seed %d (method %s) is not in the cache: %s has no result; "+
+			"train it with `alphatoken ablate` (or `report --train`)", row.Label, seed, cfg.Method, dir)
 	}
 	if err := writeJSON(configPath, cfg); err != nil {
 		return nil, err

@@ -77,6 +77,9 @@ type Suite struct {
 	Sweeps []Sweep `json:"sweeps,omitempty"`
 	// Baseline labels the row that the "relative time" column divides by (optional).
 	Baseline string `json:"baseline,omitempty"`
+	// Paired labels the row every other trained row is compared with, seed by seed: the table's
+	// "Δ target" and "Δ overall" columns (mean and 95% interval of the paired differences).
+	Paired string `json:"paired,omitempty"`
 }
 
 //go:embed suites/*.json
@@ -167,6 +170,9 @@ func (s *Suite) expand(src string) error {
 	}
 	if len(s.Rows) == 0 {
 		return errors.Errorf("%s: suite %q has no rows", src, s.Name)
+	}
+	if s.Paired != "" && !slices.ContainsFunc(s.Rows, func(r Row) bool { return r.Label == s.Paired }) {
+		return errors.Errorf("%s: suite %q pairs with row %q, which it does not have", src, s.Name, s.Paired)
 	}
 	for i, r := range s.Rows {
 		if r.Label == "" {

@@ -165,6 +165,7 @@ func runDiagnose(args []string) error {
 				return err
 			}
 		}
+		r.OneSeed = len(seeds) == 1 // a one-seed figure shows means only (its title says so)
 		var tables []*ablations.Table
 		for _, name := range suites {
 			s, err := ablations.LoadSuite(name)
