@@ -190,7 +190,14 @@ func runDiagnose(args []string) error {
 			if err != nil {
 				return err
 			}
-			return save("training_curves", curves, 7, 4.5, nil)
+			if err := save("training_curves", curves, 7, 4.5, nil); err != nil {
+				return err
+			}
+			jt, err := ablations.JTgtCurvesFigure("J_tgt over training (main table)", tables[0])
+			if err != nil {
+				return err
+			}
+			return save("jtgt_curves", jt, 7, 4.5, nil)
 		}
 		fig, err := ablations.SensitivityFigure(fmt.Sprintf("Sensitivity (MiniBench %s)", *preset), tables[0])
 		if err != nil {
