@@ -228,7 +228,7 @@ func (r *Runner) resolve(row Row, seed int) (RunConfig, error) {
 // method builds a run's method for lm (a fresh copy of the reference) through the registry,
 // supplying every input the method needs: the validation set, the Fisher (estimated once and
 // cached; its estimation time is returned), θ_ref and the helper model.
-func (r *Runner) method(cfg RunConfig, lm *model.LM) (train.Method, float64, error) {
+func (r *Runner) method(cfg RunConfig, lm *model.LM, edits ...func(*methods.Env)) (train.Method, float64, error) {
 	info, err := methods.Lookup(cfg.Method)
 	if err != nil {
 		return nil, 0, err
@@ -251,6 +251,9 @@ func (r *Runner) method(cfg RunConfig, lm *model.LM) (train.Method, float64, err
 		if env.Helper, err = r.Helper(); err != nil {
 			return nil, 0, err
 		}
+	}
+	for _, edit := range edits {
+		edit(env)
 	}
 	m, err := methods.Build(cfg.Method, env)
 	return m, fisherSecs, err

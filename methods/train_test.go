@@ -329,3 +329,43 @@ func TestAlphaTokenPreconditionAdam(t *testing.T) {
 	resumed := run(alphatoken.PrecondAdam, dir, 6, filepath.Join(dir, "checkpoint-4"))
 	sameWeights(t, adam.LM, resumed.LM)
 }
+
+// TestClassMetrics: with Env.Classes a hard-mask method reports the kept and total tokens of the
+// class (here: every third position) without changing what it trains: the losses are those of the
+// run without it, bit for bit.
+func TestClassMetrics(t *testing.T) {
+	examples := copyTask(40)
+	classes := newTable("classes", examples)
+	for i := range examples {
+		for p := range classes.Values[i] {
+			if p%3 == 0 {
+				classes.Values[i][p] = 1
+			}
+		}
+	}
+	for _, name := range []string{"alphatoken", "random"} {
+		run := func(cls *TokenTable) *train.Trainer {
+			lm := tinyLM(t, 9)
+			env := testEnv(t, lm, 4)
+			env.Classes = cls
+			m, err := Build(name, env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return runMethod(t, lm, m, examples, 4, 4, "", "")
+		}
+		plain, with := run(nil), run(classes)
+		for i, r := range with.History {
+			if r.Loss != plain.History[i].Loss {
+				t.Fatalf("%s step %d: loss %v with the class metrics, %v without", name, r.Step, r.Loss, plain.History[i].Loss)
+			}
+			kc, tc := r.Metrics["kept_class"], r.Metrics["tokens_class"]
+			if !(tc > 0 && tc < r.Metrics["tokens"] && kc <= tc && kc <= r.Metrics["kept"] && kc >= r.Metrics["kept"]-(r.Metrics["tokens"]-tc)) {
+				t.Fatalf("%s step %d: kept_class %v of tokens_class %v (kept %v of %v)", name, r.Step, kc, tc, r.Metrics["kept"], r.Metrics["tokens"])
+			}
+		}
+		if _, ok := plain.History[0].Metrics["kept_class"]; ok {
+			t.Fatal("kept_class reported without Env.Classes")
+		}
+	}
+}

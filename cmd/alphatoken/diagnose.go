@@ -17,10 +17,17 @@ import (
 )
 
 func init() {
-	register("diagnose", "SPEC §8 diagnostics and figures: value-propagation, fisher-proxy, coverage, stability, tradeoff, sensitivity", runDiagnose)
+	register("diagnose", "SPEC §8 diagnostics and figures: value-propagation, fisher-proxy, coverage, stability, tradeoff, sensitivity, kept-types", runDiagnose)
 }
 
-var diagnoseKinds = []string{"value-propagation", "fisher-proxy", "coverage", "stability", "tradeoff", "sensitivity"}
+var diagnoseKinds = []string{"value-propagation", "fisher-proxy", "coverage", "stability", "tradeoff", "sensitivity", "kept-types"}
+
+// keptTypesRows are the rows of diagnose kept-types: the main and ranking suites' selection methods.
+var keptTypesRows = []ablations.Row{{Label: "Full FT", Method: "full"}, {Label: "Random-ρ", Method: "random"},
+	{Label: "Bottom-ρ", Method: "bottom"}, {Label: "AlphaToken", Method: "alphatoken"},
+	{Label: "AlphaToken, z-score", Method: "alphatoken", Overrides: ablations.Overrides{Normalize: ptr("zscore")}}}
+
+func ptr[T any](v T) *T { return &v }
 
 func runDiagnose(args []string) error {
 	kind := ""
@@ -36,13 +43,15 @@ func runDiagnose(args []string) error {
 	runMethod := fs.String("model", "alphatoken", "which run's model is diagnosed (value-propagation, coverage): reference, full, random, alphatoken")
 	pairs := fs.Int("pairs", 4000, "value-propagation: sampled (query, key) pairs")
 	examples := fs.Int("examples", 24, "fisher-proxy, coverage: target training examples scored")
+	steps := fs.Int("steps", 0, "kept-types: SFT steps of each retrained run (default: the preset's, i.e. the suite's run)")
+	window := fs.Int("window", 25, "kept-types: steps per window of the decision share")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if !slices.Contains(diagnoseKinds, kind) {
 		return fmt.Errorf("diagnose needs a diagnostic first, one of %s; got %q", strings.Join(diagnoseKinds, ", "), kind)
 	}
-	if err := checkFlags(atLeast("pairs", *pairs, 1), atLeast("examples", *examples, 1)); err != nil {
+	if err := checkFlags(atLeast("pairs", *pairs, 1), atLeast("examples", *examples, 1), atLeast("steps", *steps, 0), atLeast("window", *window, 1)); err != nil {
 		return err
 	}
 	if *out == "" {
@@ -157,6 +166,24 @@ func runDiagnose(args []string) error {
 			return err
 		}
 		return save("stability", fig, 6, 4.5, st)
+	case "kept-types":
+		res, err := r.KeptTypes(keptTypesRows, *seed, *steps, *window)
+		if err != nil {
+			return err
+		}
+		res.Command = "alphatoken diagnose kept-types " + strings.Join(args, " ")
+		fmt.Print(res.Markdown())
+		if err := atomicfile.WriteBytes(filepath.Join(*out, "kept_types.md"), []byte(res.Markdown())); err != nil {
+			return err
+		}
+		if err := atomicfile.WriteBytes(filepath.Join(*out, "kept_types.csv"), []byte(res.CSV())); err != nil {
+			return err
+		}
+		fig, err := ablations.KeptTypesFigure(res)
+		if err != nil {
+			return err
+		}
+		return save("kept_types", fig, 8, 4.8, res)
 	case "tradeoff", "sensitivity":
 		suites := map[string][]string{"tradeoff": {"main", "ranking"}, "sensitivity": {"sensitivity"}}[kind]
 		seeds := []int{*seed}
