@@ -17,10 +17,10 @@ import (
 )
 
 func init() {
-	register("diagnose", "SPEC §8 diagnostics and figures: value-propagation, fisher-proxy, coverage, stability, tradeoff, sensitivity, kept-types", runDiagnose)
+	register("diagnose", "SPEC §8 diagnostics and figures: value-propagation, fisher-proxy, coverage, stability, tradeoff, sensitivity, kept-types, one-step", runDiagnose)
 }
 
-var diagnoseKinds = []string{"value-propagation", "fisher-proxy", "coverage", "stability", "tradeoff", "sensitivity", "kept-types"}
+var diagnoseKinds = []string{"value-propagation", "fisher-proxy", "coverage", "stability", "tradeoff", "sensitivity", "kept-types", "one-step"}
 
 // keptTypesRows are the rows of diagnose kept-types: the main and ranking suites' selection methods.
 var keptTypesRows = []ablations.Row{{Label: "Full FT", Method: "full"}, {Label: "Random-ρ", Method: "random"},
@@ -45,13 +45,19 @@ func runDiagnose(args []string) error {
 	examples := fs.Int("examples", 24, "fisher-proxy, coverage: target training examples scored")
 	steps := fs.Int("steps", 0, "kept-types: SFT steps of each retrained run (default: the preset's, i.e. the suite's run)")
 	window := fs.Int("window", 25, "kept-types: steps per window of the decision share")
+	points := fs.String("points", "reference,full", "one-step: the models stepped from, comma-separated: reference, or a method whose run (at --seed) gives its final model")
+	sgdLR := fs.Float64("sgd-lr", 0.01, "one-step: η of the SGD step")
+	adamLR := fs.Float64("adam-lr", 0, "one-step: η of the AdamW step (default: the preset's SFT learning rate)")
+	warm := fs.Int("warm", 5, "one-step: full-batch AdamW steps that warm the optimizer state (θ is put back after)")
+	batches := fs.Int("batches", 4, "one-step: training batches, one step each from the same model; results are averaged")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if !slices.Contains(diagnoseKinds, kind) {
 		return fmt.Errorf("diagnose needs a diagnostic first, one of %s; got %q", strings.Join(diagnoseKinds, ", "), kind)
 	}
-	if err := checkFlags(atLeast("pairs", *pairs, 1), atLeast("examples", *examples, 1), atLeast("steps", *steps, 0), atLeast("window", *window, 1)); err != nil {
+	if err := checkFlags(atLeast("pairs", *pairs, 1), atLeast("examples", *examples, 1), atLeast("steps", *steps, 0), atLeast("window", *window, 1),
+		atLeast("warm", *warm, 1), atLeast("batches", *batches, 1), positiveFloat("sgd-lr", *sgdLR), nonNegativeFloat("adam-lr", *adamLR)); err != nil {
 		return err
 	}
 	if *out == "" {
@@ -184,6 +190,37 @@ func runDiagnose(args []string) error {
 			return err
 		}
 		return save("kept_types", fig, 8, 4.8, res)
+	case "one-step":
+		var labels []string
+		var models []*model.LM
+		for _, p := range strings.Split(*points, ",") {
+			lm, _, err := r.RunModel(row(strings.TrimSpace(p)), *seed)
+			if err != nil {
+				return err
+			}
+			label := "reference"
+			if p != "reference" {
+				label = fmt.Sprintf("%s final model (seed %d)", p, *seed)
+			}
+			labels, models = append(labels, label), append(models, lm)
+		}
+		res, err := r.OneStep(labels, models, ablations.OneStepOptions{Seed: uint64(*seed), SGDLR: *sgdLR, AdamLR: *adamLR, Warm: *warm, Batches: *batches})
+		if err != nil {
+			return err
+		}
+		res.Command = "alphatoken diagnose one-step " + strings.Join(args, " ")
+		fmt.Print(res.Markdown())
+		if err := atomicfile.WriteBytes(filepath.Join(*out, "one_step.md"), []byte(res.Markdown())); err != nil {
+			return err
+		}
+		if err := atomicfile.WriteBytes(filepath.Join(*out, "one_step.csv"), []byte(res.CSV())); err != nil {
+			return err
+		}
+		fig, err := ablations.OneStepFigure(res)
+		if err != nil {
+			return err
+		}
+		return save("one_step", fig, 6, 5, res)
 	case "tradeoff", "sensitivity":
 		suites := map[string][]string{"tradeoff": {"main", "ranking"}, "sensitivity": {"sensitivity"}}[kind]
 		seeds := []int{*seed}
