@@ -17,10 +17,10 @@ import (
 )
 
 func init() {
-	register("diagnose", "SPEC §8 diagnostics and figures: value-propagation, fisher-proxy, coverage, stability, tradeoff, sensitivity, kept-types, one-step", runDiagnose)
+	register("diagnose", "SPEC §8 diagnostics and figures: value-propagation, fisher-proxy, coverage, stability, tradeoff, sensitivity, kept-types, one-step, value-dynamics", runDiagnose)
 }
 
-var diagnoseKinds = []string{"value-propagation", "fisher-proxy", "coverage", "stability", "tradeoff", "sensitivity", "kept-types", "one-step"}
+var diagnoseKinds = []string{"value-propagation", "fisher-proxy", "coverage", "stability", "tradeoff", "sensitivity", "kept-types", "one-step", "value-dynamics"}
 
 // keptTypesRows are the rows of diagnose kept-types: the main and ranking suites' selection methods.
 var keptTypesRows = []ablations.Row{{Label: "Full FT", Method: "full"}, {Label: "Random-ρ", Method: "random"},
@@ -43,12 +43,15 @@ func runDiagnose(args []string) error {
 	runMethod := fs.String("model", "alphatoken", "which run's model is diagnosed (value-propagation, coverage): reference, full, random, alphatoken")
 	pairs := fs.Int("pairs", 4000, "value-propagation: sampled (query, key) pairs")
 	examples := fs.Int("examples", 24, "fisher-proxy, coverage: target training examples scored")
-	steps := fs.Int("steps", 0, "kept-types: SFT steps of each retrained run (default: the preset's, i.e. the suite's run)")
+	steps := fs.Int("steps", 0, "kept-types, value-dynamics: SFT steps of each retrained run (default: the preset's, i.e. the suite's run)")
 	window := fs.Int("window", 25, "kept-types: steps per window of the decision share")
 	points := fs.String("points", "reference,full", "one-step: the models stepped from, comma-separated: reference, or a method whose run (at --seed) gives its final model")
 	sgdLR := fs.Float64("sgd-lr", 0.01, "one-step: η of the SGD step")
 	adamLR := fs.Float64("adam-lr", 0, "one-step: η of the AdamW step (default: the preset's SFT learning rate)")
 	warm := fs.Int("warm", 5, "one-step: full-batch AdamW steps that warm the optimizer state (θ is put back after)")
+	every := fs.Int("every", 25, "value-dynamics: steps between snapshots of the probe batch's values")
+	probe := fs.Int("probe", 16, "value-dynamics: training examples in the fixed probe batch")
+	normalize := fs.String("normalize", "", "value-dynamics: the AlphaToken run's combination (none, zscore, rank; default the preset's)")
 	batches := fs.Int("batches", 4, "one-step: training batches, one step each from the same model; results are averaged")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -57,7 +60,7 @@ func runDiagnose(args []string) error {
 		return fmt.Errorf("diagnose needs a diagnostic first, one of %s; got %q", strings.Join(diagnoseKinds, ", "), kind)
 	}
 	if err := checkFlags(atLeast("pairs", *pairs, 1), atLeast("examples", *examples, 1), atLeast("steps", *steps, 0), atLeast("window", *window, 1),
-		atLeast("warm", *warm, 1), atLeast("batches", *batches, 1), positiveFloat("sgd-lr", *sgdLR), nonNegativeFloat("adam-lr", *adamLR)); err != nil {
+		atLeast("warm", *warm, 1), atLeast("every", *every, 1), atLeast("probe", *probe, 1), atLeast("batches", *batches, 1), positiveFloat("sgd-lr", *sgdLR), nonNegativeFloat("adam-lr", *adamLR)); err != nil {
 		return err
 	}
 	if *out == "" {
@@ -190,6 +193,31 @@ func runDiagnose(args []string) error {
 			return err
 		}
 		return save("kept_types", fig, 8, 4.8, res)
+	case "value-dynamics":
+		vrow := ablations.Row{Label: "AlphaToken", Method: "alphatoken"}
+		if *normalize != "" {
+			if !slices.Contains(alphatoken.Normalizations, alphatoken.Normalization(*normalize)) {
+				return fmt.Errorf("--normalize %q: use none, zscore or rank", *normalize)
+			}
+			vrow.Label, vrow.Normalize = "AlphaToken, "+*normalize, normalize
+		}
+		res, err := r.ValueDynamics(vrow, *seed, *steps, *every, *probe)
+		if err != nil {
+			return err
+		}
+		res.Command = "alphatoken diagnose value-dynamics " + strings.Join(args, " ")
+		fmt.Print(res.Markdown())
+		if err := atomicfile.WriteBytes(filepath.Join(*out, "value_dynamics.md"), []byte(res.Markdown())); err != nil {
+			return err
+		}
+		if err := atomicfile.WriteBytes(filepath.Join(*out, "value_dynamics.csv"), []byte(res.CSV())); err != nil {
+			return err
+		}
+		fig, err := ablations.ValueDynamicsFigure(res)
+		if err != nil {
+			return err
+		}
+		return save("value_dynamics", fig, 8, 4.8, res)
 	case "one-step":
 		var labels []string
 		var models []*model.LM
