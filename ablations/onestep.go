@@ -35,8 +35,8 @@ import (
 //
 // with two first-order predictions: "full", ⟨∇J, Δθ⟩ over every parameter for the step's actual
 // token-dependent update Δθ, and "Φ", the valuation's own −η·c/k·Σ_{p∈kept} Φ_tgt(p) (target terms,
-// last K blocks only; c = 1 for SGD, c = (1−β1)/(1−β1^{s+1}) for AdamW with Φ of precondition adam
-// or none). Their gaps separate "the valuation is wrong" (Φ vs full), "first order is not enough"
+// last K blocks only; c = 1 for SGD, c = (1−β1)/(1−β1^{s+1})·min(1, 1/‖g‖) for AdamW, with Φ of
+// precondition adam and the trainer's clipping of the step's gradient g). Their gaps separate "the valuation is wrong" (Φ vs full), "first order is not enough"
 // (full vs actual) and "validation NLL is not what pass@1 needs" (J_tgt vs J_dec).
 //
 // The step is computed on the host in float64 from the model's gradients: SGD θ − η g; AdamW with
@@ -497,8 +497,13 @@ func (r *Runner) oneStepAt(point string, lm *model.LM, o OneStepOptions, classes
 				return nil, err
 			}
 			net := addScaled(delta, momDelta, -1) // the token-dependent part
-			// AdamW rows, however ranked, are predicted with the preconditioned values (SPEC §4).
-			add("adamw", sel.name, k, decPct, aT-mT, dot(gradT, net), -o.AdamLR*c1*sumAdam/float64(k), aD-mD, dot(gradD, net))
+			// AdamW rows, however ranked, are predicted with the preconditioned values (SPEC §4), scaled
+			// as the trainer scales the gradient (global-norm clipping).
+			clip := 1.0
+			if n := math.Sqrt(dot(g, g)); n > adam.clipNorm {
+				clip = adam.clipNorm / (n + 1e-6)
+			}
+			add("adamw", sel.name, k, decPct, aT-mT, dot(gradT, net), -o.AdamLR*c1*clip*sumAdam/float64(k), aD-mD, dot(gradD, net))
 		}
 	}
 	var out []OneStepRow
@@ -536,7 +541,7 @@ func (res *OneStepResult) Markdown() string {
 		"(β 0.9/0.95, ε 1e-8, clip 1), η = %g, from a state warmed by %d full-batch steps on other batches (θ put back); "+
 		"AdamW changes are net of the momentum-only step (first row). Changes ×1e4 (nats/token), mean over %d batches (seed %d). "+
 		"J_tgt: validation NLL of B_val; J_dec: NLL of its decision tokens only (pass@1 proxy). pred full = ⟨∇J, Δθ⟩ over every "+
-		"parameter; pred Φ = −η·c/k·Σ Φ_tgt over the kept tokens (last K blocks; AdamW: Φ^adam, c = (1−β1)/(1−β1^(s+1))).\n\n",
+		"parameter; pred Φ = −η·c/k·Σ Φ_tgt over the kept tokens (last K blocks; AdamW: Φ^adam, c = (1−β1)/(1−β1^(s+1))·min(1, 1/‖g‖), the trainer's clipping).\n\n",
 		o.SGDLR, o.AdamLR, o.Warm, o.Batches, o.Seed)
 	point := ""
 	for _, r := range res.Rows {
@@ -567,12 +572,12 @@ func (res *OneStepResult) CSV() string {
 	return buf.String()
 }
 
-// OneStepFigure plots the actual change of J_tgt against the valuation's prediction Σ Φ, one point
-// per (point, optimizer, selection) cell (the momentum-only row aside), with their correlations.
-func OneStepFigure(res *OneStepResult) (*plot.Plot, error) {
+// OneStepFigure plots, for one optimizer (sgd or adamw), the actual change of J_tgt against the
+// valuation's prediction Σ Φ, one point per (point, selection) cell, with their correlations.
+func OneStepFigure(res *OneStepResult, optimizer string) (*plot.Plot, error) {
 	var pred, act []float64
 	for _, r := range res.Rows {
-		if r.Kept > 0 {
+		if r.Kept > 0 && r.Optimizer == optimizer {
 			pred, act = append(pred, 1e4*r.PhiT), append(act, 1e4*r.ActualT)
 		}
 	}
@@ -581,7 +586,7 @@ func OneStepFigure(res *OneStepResult) (*plot.Plot, error) {
 		return nil, err
 	}
 	sp, pe := spearmanPearson(pred, act)
-	p, err := plots.ProxyScatter("One step: actual ΔJ_tgt vs predicted −η·c/k·ΣΦ (×1e4)", pts, sp, pe)
+	p, err := plots.ProxyScatter(fmt.Sprintf("One %s step: actual ΔJ_tgt vs predicted −η·c/k·ΣΦ (×1e4)", optimizer), pts, sp, pe)
 	if err != nil {
 		return nil, err
 	}

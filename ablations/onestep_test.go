@@ -54,7 +54,7 @@ func TestOneStep(t *testing.T) {
 	if md := res.Markdown(); !strings.Contains(md, "| sgd | top |") || !strings.Contains(res.CSV(), "reference,adamw,top (adam Φ)") {
 		t.Fatalf("outputs:\n%s\n%s", md, res.CSV())
 	}
-	if _, err := OneStepFigure(res); err != nil {
+	if _, err := OneStepFigure(res, "adamw"); err != nil {
 		t.Fatal(err)
 	}
 }

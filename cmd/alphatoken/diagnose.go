@@ -46,7 +46,7 @@ func runDiagnose(args []string) error {
 	steps := fs.Int("steps", 0, "kept-types, value-dynamics: SFT steps of each retrained run (default: the preset's, i.e. the suite's run)")
 	window := fs.Int("window", 25, "kept-types: steps per window of the decision share")
 	points := fs.String("points", "reference,full", "one-step: the models stepped from, comma-separated: reference, or a method whose run (at --seed) gives its final model")
-	sgdLR := fs.Float64("sgd-lr", 0.01, "one-step: η of the SGD step")
+	sgdLR := fs.Float64("sgd-lr", 0.002, "one-step: η of the SGD step")
 	adamLR := fs.Float64("adam-lr", 0, "one-step: η of the AdamW step (default: the preset's SFT learning rate)")
 	warm := fs.Int("warm", 5, "one-step: full-batch AdamW steps that warm the optimizer state (θ is put back after)")
 	every := fs.Int("every", 25, "value-dynamics: steps between snapshots of the probe batch's values")
@@ -244,11 +244,16 @@ func runDiagnose(args []string) error {
 		if err := atomicfile.WriteBytes(filepath.Join(*out, "one_step.csv"), []byte(res.CSV())); err != nil {
 			return err
 		}
-		fig, err := ablations.OneStepFigure(res)
-		if err != nil {
-			return err
+		for _, opt := range []string{"sgd", "adamw"} {
+			fig, err := ablations.OneStepFigure(res, opt)
+			if err != nil {
+				return err
+			}
+			if err := save("one_step_"+opt, fig, 6, 5, res); err != nil {
+				return err
+			}
 		}
-		return save("one_step", fig, 6, 5, res)
+		return nil
 	case "tradeoff", "sensitivity":
 		suites := map[string][]string{"tradeoff": {"main", "ranking"}, "sensitivity": {"sensitivity"}}[kind]
 		seeds := []int{*seed}
