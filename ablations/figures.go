@@ -131,7 +131,7 @@ func curvesFigure(title, yLabel string, t *Table, get func(CurvePoint) (float64,
 }
 
 // SensitivityFigure turns the sensitivity table (rows labelled param=value) into one panel per
-// parameter, marking the preset's default.
+// parameter, marking the preset's default; error bars are 95% t-intervals over seeds (the title says so).
 func SensitivityFigure(title string, t *Table) (*plots.Panels, error) {
 	defaults := map[string]float64{"rho": t.Preset.Rho, "lambda": t.Preset.Valuation.Lambda,
 		"window": float64(t.Preset.Valuation.Window), "k": float64(t.Preset.Valuation.Blocks),
@@ -164,7 +164,7 @@ func SensitivityFigure(title string, t *Table) (*plots.Panels, error) {
 	for _, p := range order {
 		params = append(params, *byParam[p])
 	}
-	return plots.SensitivityPanels(title, params, 3)
+	return plots.SensitivityPanels(title+" — "+seedsNote(t.Seeds), params, 3)
 }
 
 // ValuePropagationFigure draws the sampled pairs with the low-risk region and share.

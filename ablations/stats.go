@@ -69,3 +69,15 @@ func fmtDiff(s Stat) string {
 	}
 	return fmt.Sprintf("%+.1f [%+.1f, %+.1f]", s.Mean, s.Lo(), s.Hi())
 }
+
+// fmtStd renders a Stat as "mean ± std" (sample standard deviation; the mean alone for one seed),
+// for the calibration record, whose note says so.
+func fmtStd(s Stat) string {
+	if s.N == 0 {
+		return "–"
+	}
+	if s.N < 2 || math.IsNaN(s.Std) {
+		return fmt.Sprintf("%.1f", s.Mean)
+	}
+	return fmt.Sprintf("%.1f ± %.1f", s.Mean, s.Std)
+}

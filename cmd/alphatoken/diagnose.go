@@ -39,7 +39,7 @@ func runDiagnose(args []string) error {
 	out := fs.String("out", "", "output directory (default runs/diagnose/<preset>; the committed figures are regenerated with --out ablations/results/<preset>/figures)")
 	cache := fs.String("cache", defaultCache(), cacheUsage)
 	seed := fs.Int("seed", 1, "run seed / sampling seed")
-	seedList := fs.String("seeds", "", "tradeoff, sensitivity: comma-separated run seeds (mean ± std over them; default --seed)")
+	seedList := fs.String("seeds", "", "tradeoff, sensitivity: comma-separated run seeds (mean ± 95% t-interval over them; default --seed)")
 	runMethod := fs.String("model", "alphatoken", "which run's model is diagnosed (value-propagation, coverage): reference, full, random, alphatoken")
 	pairs := fs.Int("pairs", 4000, "value-propagation: sampled (query, key) pairs")
 	examples := fs.Int("examples", 24, "fisher-proxy, coverage: target training examples scored")
