@@ -3,6 +3,7 @@ package ablations
 import (
 	"bytes"
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
@@ -291,4 +292,17 @@ func ValueDynamicsFigure(v *ValueDynamicsResult) (*plot.Plot, error) {
 	}
 	return plots.TrainingCurves(fmt.Sprintf("Value dynamics: %s (%s, seed %d, probe of %d tokens)", v.Label, v.Preset, v.Seed, v.Tokens),
 		"rank correlation / share of tokens", series)
+}
+
+// MarshalJSON writes undefined correlations (NaN: a constant component) as null.
+func (p ValueDynamicsPoint) MarshalJSON() ([]byte, error) {
+	f := func(x float64) any {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil
+		}
+		return x
+	}
+	return json.Marshal(map[string]any{"step": p.Step, "spearman_prev": f(p.SpearmanPrev), "flip_share_prev": p.FlipPrev,
+		"spearman_step0": f(p.SpearmanFirst), "flip_share_step0": p.FlipFirst,
+		"component_spearman_prev": []any{f(p.Components[0]), f(p.Components[1]), f(p.Components[2]), f(p.Components[3])}})
 }

@@ -1,6 +1,7 @@
 package ablations
 
 import (
+	"encoding/json"
 	"io"
 	"math"
 	"strings"
@@ -41,6 +42,10 @@ func TestValueDynamics(t *testing.T) {
 	}
 	if res.Points[0].SpearmanPrev != res.Points[0].SpearmanFirst || res.Points[0].FlipPrev != res.Points[0].FlipFirst {
 		t.Fatal("the first snapshot's previous one is step 0: both comparisons must agree")
+	}
+	res.Points[0].Components[2] = math.NaN() // a constant component (Φ_prx at θ_ref): null in JSON
+	if b, err := json.Marshal(res); err != nil || !strings.Contains(string(b), "null") {
+		t.Fatalf("JSON: %v\n%s", err, b)
 	}
 	if _, err := ValueDynamicsFigure(res); err != nil {
 		t.Fatal(err)
