@@ -38,6 +38,8 @@ func TestSuiteErrors(t *testing.T) {
 		`{"name": "x"}`: "has no rows",
 		`{"name": "x", "rows": [{"method": "alphatoken", "fisher": "full"}]}`:      `unknown fisher "full"`,
 		`{"name": "x", "rows": [{"method": "alphatoken", "normalize": "minmax"}]}`: `unknown normalize "minmax"`,
+		`{"name": "x", "rows": [{"method": "alphatoken", "precondition": "sgd"}]}`: `unknown precondition "sgd"`,
+		`{"name": "x", "paired": "Random", "rows": [{"method": "full"}]}`:          `pairs with row "Random"`,
 		`{"name": "x", "rows": [{"method": "full", "rho_schedule": "linear"}]}`:    `keeps no ρ share`,
 		`{"name": "x", "rows": [{"method": "stm", "params": {"gamma": 1}}]}`:       `has no parameter --gamma`,
 		`{"name": "x", "rows": [{"method": "xtf", "rho_schedule": "cosine"}]}`:     `needs --budget-matched`,
@@ -86,7 +88,15 @@ func TestRunnerCachesAndTables(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := &Suite{Name: "t", Title: "test", Rows: []Row{{Label: "Reference", Method: "reference"}, {Label: "Full FT", Method: "full"},
-		{Label: "AlphaToken", Method: "alphatoken"}, {Label: "Random", Method: "random"}}}
+		{Label: "AlphaToken", Method: "alphatoken"}, {Label: "Random", Method: "random"}}, Paired: "Random"}
+	if _, err := r.RunSuite(s, []int{1}); err == nil || !strings.Contains(err.Error(), "at least 2 seeds") {
+		t.Fatalf("one seed without OneSeed: %v", err)
+	}
+	r.CacheOnly = true
+	if _, err := r.RunSuite(s, []int{1, 2}); err == nil || !strings.Contains(err.Error(), "not in the cache") {
+		t.Fatalf("cache-only with an empty cache: %v", err)
+	}
+	r.CacheOnly = false
 	tab, err := r.RunSuite(s, []int{1, 2})
 	if err != nil {
 		t.Fatal(err)
@@ -119,6 +129,24 @@ func TestRunnerCachesAndTables(t *testing.T) {
 			}
 		}
 	}
+	// Intervals and paired differences: every cell is mean ± the 95% t half-width; Δ is computed seed by seed.
+	at, rnd := tab.Rows[2], tab.Rows[3]
+	if want := 12.706 * at.Target.Std / math.Sqrt(2); math.Abs(at.Target.CI95-want) > 1e-3*math.Max(want, 1) {
+		t.Fatalf("target ci95 %v, want t(0.975, 1)·s/√2 = %v", at.Target.CI95, want)
+	}
+	d0, d1 := at.Runs[0].Scores.Target-rnd.Runs[0].Scores.Target, at.Runs[1].Scores.Target-rnd.Runs[1].Scores.Target
+	if dt := at.DeltaTarget; dt.N != 2 || math.Abs(dt.Mean-(d0+d1)/2) > 1e-9 || math.Abs(dt.CI95-12.706*math.Abs(d0-d1)/2) > 1e-2 {
+		t.Fatalf("Δ target %+v, from paired differences %v, %v", dt, d0, d1)
+	}
+	if rnd.DeltaTarget.N != 0 || tab.Rows[0].DeltaTarget.N != 0 {
+		t.Fatal("the paired row and the reference have no Δ")
+	}
+	for _, want := range []string{"Δ target vs Random", "95% t-interval", "paired difference"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+	r.CacheOnly = true // everything is cached now
 	again, err := r.RunSuite(s, []int{1, 2})
 	if err != nil {
 		t.Fatal(err)
@@ -132,6 +160,7 @@ func TestRunnerCachesAndTables(t *testing.T) {
 	if err := os.WriteFile(runCfg, []byte(strings.Replace(string(raw), `"method": "full"`, `"method": "fulll"`, 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	r.CacheOnly = false
 	if _, err := r.RunRow(s.Rows[1], 1); err == nil || !strings.Contains(err.Error(), "different configuration") {
 		t.Fatalf("want a configuration-mismatch error, got %v", err)
 	}
@@ -172,6 +201,7 @@ func TestRunnerBaselines(t *testing.T) {
 		{Label: "ssToken", Method: "sstoken", Overrides: Overrides{Params: map[string]float64{"gamma-warmup": 0.5}}},
 		{Label: "Random 1→ρ", Method: "random", Overrides: Overrides{RhoSchedule: &linear, RhoStart: &start}},
 	}}
+	r.OneSeed = true
 	tab, err := r.RunSuite(s, []int{1})
 	if err != nil {
 		t.Fatal(err)

@@ -205,8 +205,8 @@ func (c *Calibration) Markdown() string {
 		r := ref.Reference
 		fmt.Fprintf(&b, "| %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %s | %s | %s | %s | %s | %s | %.1f | %.1f |\n", ref.RefSeed,
 			r.Target, r.Retention, r.Probes["arc"], r.Probes["hellaswag"], r.Probes["mmlu"], r.Probes["gsm"],
-			fmtStat(ft.Target), fmtStat(ft.Retention), fmtStat(ft.Probes["arc"]), fmtStat(ft.Probes["hellaswag"]),
-			fmtStat(ft.Probes["mmlu"]), fmtStat(ft.Probes["gsm"]), ft.Target.Mean-r.Target, r.Retention-ft.Retention.Mean)
+			fmtStd(ft.Target), fmtStd(ft.Retention), fmtStd(ft.Probes["arc"]), fmtStd(ft.Probes["hellaswag"]),
+			fmtStd(ft.Probes["mmlu"]), fmtStd(ft.Probes["gsm"]), ft.Target.Mean-r.Target, r.Retention-ft.Retention.Mean)
 	}
 	fmt.Fprintf(&b, "\nFull FT columns: mean ± std over SFT seeds %v. Scores in %%; chance: ARC/HellaSwag/MMLU 25%%, GSM and target 0%%.\n\n", c.Seeds)
 	line := func(name string, s CalibrationStats) {

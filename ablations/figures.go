@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -17,16 +18,40 @@ import (
 // Figures from the results of this package, drawn with plots/. Each returns a plots.Figure the
 // caller saves (plots.Save: PNG and SVG) or shows inline (plots.SVG).
 
+// errOf is the error bar of a Stat: its 95% t-interval half-width over seeds (none for one seed).
 func errOf(s Stat) float64 {
-	if math.IsNaN(s.Std) {
+	if math.IsNaN(s.CI95) {
 		return 0
 	}
-	return s.Std
+	return s.CI95
+}
+
+// seedsNote says what the error bars of a figure over seeds are, e.g. "mean ± 95% t-interval over
+// seeds 1–5" (one seed: "one seed, no interval").
+func seedsNote(seeds []int) string {
+	if len(seeds) < 2 {
+		return fmt.Sprintf("seed %v only: means, no interval", seeds)
+	}
+	list := make([]string, len(seeds))
+	for i, s := range seeds {
+		list[i] = strconv.Itoa(s)
+	}
+	consecutive := true
+	for i := 1; i < len(seeds); i++ {
+		consecutive = consecutive && seeds[i] == seeds[i-1]+1
+	}
+	if consecutive {
+		return fmt.Sprintf("mean ± 95%% t-interval over seeds %d–%d", seeds[0], seeds[len(seeds)-1])
+	}
+	return "mean ± 95% t-interval over seeds " + strings.Join(list, ",")
 }
 
 // TradeOffFigure plots target score against retention average per row of one or more tables, with
-// ±std error bars and the Pareto front (SPEC §8).
+// 95% t-interval error bars over seeds (the title says so) and the Pareto front (SPEC §8).
 func TradeOffFigure(title string, tables ...*Table) (*plot.Plot, error) {
+	if len(tables) > 0 {
+		title += "\n" + seedsNote(tables[0].Seeds)
+	}
 	var pts []plots.MethodPoint
 	seen := map[string]bool{} // rows are the same runs when method and overrides match, whatever their labels
 	for _, t := range tables {
@@ -47,35 +72,66 @@ func TradeOffFigure(title string, tables ...*Table) (*plot.Plot, error) {
 
 // CurvesFigure plots each row's unmasked training loss (mean over seeds) against the step.
 func CurvesFigure(title string, t *Table) (*plot.Plot, error) {
+	return curvesFigure(title, "response-token loss (nats/token, all tokens)", t, func(c CurvePoint) (float64, bool) { return c.FullLoss, true })
+}
+
+// JTgtCurvesFigure plots each row's J_tgt (validation NLL on the B_val examples, CurvePoint.JTgt,
+// measured the same way for every method) against the step: the mean over seeds with its 95%
+// t-interval as a band (the title says so).
+func JTgtCurvesFigure(title string, t *Table) (*plot.Plot, error) {
+	return curvesFigure(title+"\n"+seedsNote(t.Seeds), "J_tgt: validation NLL (nats/token)", t, func(c CurvePoint) (float64, bool) { return c.JTgt, c.JTgt > 0 })
+}
+
+// curvesFigure draws, per trained row, the mean over its runs of what get reads at each logged step
+// that every run has, with the 95% interval band when there are at least 2 runs.
+func curvesFigure(title, yLabel string, t *Table, get func(CurvePoint) (float64, bool)) (*plot.Plot, error) {
 	var series []plots.Series
+	var bands []plots.Band
 	for _, r := range t.Rows {
-		if len(r.Runs) == 0 || len(r.Runs[0].Curve) == 0 {
+		if r.Method == "reference" || len(r.Runs) == 0 {
 			continue
 		}
-		n := len(r.Runs[0].Curve)
-		xs, ys := make([]float64, n), make([]float64, n)
-		for i := range n {
-			xs[i] = float64(r.Runs[0].Curve[i].Step)
-			for _, run := range r.Runs {
-				if i < len(run.Curve) {
-					ys[i] += run.Curve[i].FullLoss / float64(len(r.Runs))
+		perStep := map[int][]float64{}
+		for _, run := range r.Runs {
+			for _, c := range run.Curve {
+				if v, ok := get(c); ok {
+					perStep[c.Step] = append(perStep[c.Step], v)
 				}
+			}
+		}
+		var steps []int
+		for st, vs := range perStep {
+			if len(vs) == len(r.Runs) {
+				steps = append(steps, st)
+			}
+		}
+		if len(steps) == 0 {
+			continue
+		}
+		slices.Sort(steps)
+		xs, ys := make([]float64, len(steps)), make([]float64, len(steps))
+		var band plots.Band
+		for i, st := range steps {
+			s := statOf(perStep[st])
+			xs[i], ys[i] = float64(st), s.Mean
+			if len(r.Runs) >= 2 {
+				band.Lo, band.Hi = append(band.Lo, s.Lo()), append(band.Hi, s.Hi())
 			}
 		}
 		xy, err := plots.XYs(xs, ys)
 		if err != nil {
 			return nil, err
 		}
-		series = append(series, plots.Series{Name: r.Label, XYs: xy})
+		series, bands = append(series, plots.Series{Name: r.Label, XYs: xy}), append(bands, band)
 	}
 	if len(series) == 0 {
-		return nil, errors.New("ablations: the table has no training curves")
+		return nil, errors.Errorf("ablations: the %s table has no training curves of %s", t.Suite.Name, yLabel)
 	}
-	return plots.TrainingCurves(title, "response-token loss (nats/token, all tokens)", series)
+	return plots.TrainingCurvesBands(title, yLabel, series, bands)
 }
 
 // SensitivityFigure turns the sensitivity table (rows labelled param=value) into one panel per
-// parameter, marking the preset's default.
+// parameter, marking the preset's default; error bars are 95% t-intervals over seeds (the title says so).
 func SensitivityFigure(title string, t *Table) (*plots.Panels, error) {
 	defaults := map[string]float64{"rho": t.Preset.Rho, "lambda": t.Preset.Valuation.Lambda,
 		"window": float64(t.Preset.Valuation.Window), "k": float64(t.Preset.Valuation.Blocks),
@@ -108,7 +164,7 @@ func SensitivityFigure(title string, t *Table) (*plots.Panels, error) {
 	for _, p := range order {
 		params = append(params, *byParam[p])
 	}
-	return plots.SensitivityPanels(title, params, 3)
+	return plots.SensitivityPanels(title+" — "+seedsNote(t.Seeds), params, 3)
 }
 
 // ValuePropagationFigure draws the sampled pairs with the low-risk region and share.

@@ -15,23 +15,8 @@ import (
 	"time"
 
 	"github.com/alphatoken/alphatoken/alphatoken"
-	"github.com/alphatoken/alphatoken/alphatoken/diag"
 	"github.com/alphatoken/alphatoken/internal/atomicfile"
 )
-
-// Stat is a mean with its spread over seeds (sample std; NaN for one seed) and the 95% interval
-// half-width (Student t).
-type Stat struct {
-	Mean float64 `json:"mean"`
-	Std  float64 `json:"std"`
-	CI95 float64 `json:"ci95"`
-	N    int     `json:"n"`
-}
-
-func statOf(xs []float64) Stat {
-	m, s := diag.MeanStd(xs)
-	return Stat{Mean: m, Std: s, CI95: diag.CI95(xs), N: len(xs)}
-}
 
 // TableRow aggregates one suite row over its seeds.
 type TableRow struct {
@@ -44,9 +29,13 @@ type TableRow struct {
 	Probes      map[string]Stat `json:"probes"`
 	StepSeconds Stat            `json:"step_seconds"`
 	Kept        Stat            `json:"kept"` // % of response tokens kept (a run's mean over its logged steps; hard masks only)
-	RelTime     float64         `json:"relative_time,omitempty"`
-	FisherSecs  float64         `json:"fisher_seconds,omitempty"`
-	Runs        []*RunResult    `json:"runs"`
+	// DeltaTarget and DeltaOverall are the paired differences (same seed) to the suite's Paired row,
+	// with their 95% intervals (N = 0 without one).
+	DeltaTarget  Stat         `json:"delta_target"`
+	DeltaOverall Stat         `json:"delta_overall"`
+	RelTime      float64      `json:"relative_time,omitempty"`
+	FisherSecs   float64      `json:"fisher_seconds,omitempty"`
+	Runs         []*RunResult `json:"runs"`
 }
 
 // Table is a suite's results: what the Markdown, CSV and JSON files hold.
@@ -63,6 +52,10 @@ type Table struct {
 
 // RunSuite runs every row of s for every seed (cached runs are reused) and aggregates them.
 func (r *Runner) RunSuite(s *Suite, seeds []int) (*Table, error) {
+	if len(seeds) < 2 && !r.OneSeed {
+		return nil, errors.Errorf("ablations: suite %q: a 95%% interval over seeds needs at least 2 seeds, got %v "+
+			"(one seed is a demonstration: `alphatoken demo`, or `ablate --one-seed` for means only)", s.Name, seeds)
+	}
 	preset := r.Preset
 	if r.Steps > 0 {
 		preset.SFT.Steps = r.Steps // the table says what ran
@@ -116,6 +109,11 @@ func (r *Runner) RunSuite(s *Suite, seeds []int) (*Table, error) {
 		}
 		t.Rows = append(t.Rows, tr)
 	}
+	if s.Paired != "" {
+		if err := t.pair(s.Paired); err != nil {
+			return nil, err
+		}
+	}
 	if s.Baseline != "" {
 		for _, b := range t.Rows {
 			if b.Label == s.Baseline && b.StepSeconds.Mean > 0 {
@@ -126,6 +124,37 @@ func (r *Runner) RunSuite(s *Suite, seeds []int) (*Table, error) {
 		}
 	}
 	return t, nil
+}
+
+// pair fills every trained row's paired differences to the row labelled label, seed by seed.
+func (t *Table) pair(label string) error {
+	var base *TableRow
+	for i := range t.Rows {
+		if t.Rows[i].Label == label {
+			base = &t.Rows[i]
+		}
+	}
+	if base == nil {
+		return errors.Errorf("ablations: suite %q pairs with row %q, which it does not have", t.Suite.Name, label)
+	}
+	bySeed := func(r *TableRow, f func(*Scores) float64) map[int]float64 {
+		m := map[int]float64{}
+		for _, run := range r.Runs {
+			m[int(run.Config.Seed)] = f(run.Scores)
+		}
+		return m
+	}
+	tgt := func(s *Scores) float64 { return s.Target }
+	all := func(s *Scores) float64 { return s.Overall }
+	for i := range t.Rows {
+		r := &t.Rows[i]
+		if r.Method == "reference" || r == base {
+			continue
+		}
+		r.DeltaTarget = PairedDiff(bySeed(r, tgt), bySeed(base, tgt))
+		r.DeltaOverall = PairedDiff(bySeed(r, all), bySeed(base, all))
+	}
+	return nil
 }
 
 // keptShare is the mean share of response tokens a run kept over its logged steps (false for
@@ -145,15 +174,7 @@ func (res *RunResult) keptShare() (float64, bool) {
 	return sum / float64(n), true
 }
 
-func fmtStat(s Stat) string {
-	if s.N == 0 {
-		return "–"
-	}
-	if s.N < 2 || math.IsNaN(s.Std) {
-		return fmt.Sprintf("%.1f", s.Mean)
-	}
-	return fmt.Sprintf("%.1f ± %.1f", s.Mean, s.Std)
-}
+func fmtStat(s Stat) string { return fmtPM(s) }
 
 var probeLabels = map[string]string{"arc": "ARC (mc)", "hellaswag": "HellaSwag (mc)", "mmlu": "MMLU (mc)", "gsm": "GSM (gen)"}
 
@@ -169,6 +190,10 @@ func (t *Table) Markdown() string {
 		head = append(head, probeLabels[p])
 	}
 	head = append(head, "Target ("+t.Preset.Target+" pass@1)", "Overall")
+	paired := t.Suite.Paired
+	if paired != "" {
+		head = append(head, "Δ target vs "+paired, "Δ overall vs "+paired)
+	}
 	withKept := false
 	for _, r := range t.Rows {
 		withKept = withKept || r.Kept.N > 0
@@ -192,6 +217,9 @@ func (t *Table) Markdown() string {
 			step = fmt.Sprintf("%.2f", r.StepSeconds.Mean)
 		}
 		cells = append(cells, fmtStat(r.Target), fmtStat(r.Overall))
+		if paired != "" {
+			cells = append(cells, fmtDiff(r.DeltaTarget), fmtDiff(r.DeltaOverall))
+		}
 		if withKept {
 			cells = append(cells, fmtStat(r.Kept))
 		}
@@ -202,10 +230,17 @@ func (t *Table) Markdown() string {
 		fmt.Fprintf(&sb, "| %s |\n", strings.Join(cells, " | "))
 	}
 	p := t.Preset
-	fmt.Fprintf(&sb, "\nScores in %%, mean ± std over seeds %v (n = %d per trained row; the reference row is one evaluation). "+
+	spread := fmt.Sprintf("mean ± 95%% t-interval half-width over seeds %v (n = %d per trained row; the reference row is one evaluation)", t.Seeds, len(t.Seeds))
+	if len(t.Seeds) < 2 {
+		spread = fmt.Sprintf("ONE SEED (%v): means only, no interval — a demonstration, not a result", t.Seeds)
+	}
+	if paired != "" {
+		spread += fmt.Sprintf("; Δ columns: paired difference to %s (same seed, so the same data order), mean [95%% interval]", paired)
+	}
+	fmt.Fprintf(&sb, "\nScores in %%, %s. "+
 		"Chance: ARC/HellaSwag/MMLU %.0f%%, GSM and target 0%%. Preset %q: %s model pre-trained %d steps; SFT %d steps × %d sequences, lr %.0e; "+
 		"ρ %.2g, λ %.2g, W %d, K %d, B_val %d, ValRefresh %d, %s Fisher from %d prompts, combination %s; evaluation on %s items. s/step is each run's mean training-step time (valuation included), taken run by run on whatever else the machine was doing: compare costs with the benchmarks' within-run ratios. Commit %s, %s.\n",
-		t.Seeds, len(t.Seeds), 100*t.Chance["arc"], p.Name, p.Model, p.Pretrain.Steps, p.SFT.Steps, p.SFT.Batch, p.SFT.LR,
+		spread, 100*t.Chance["arc"], p.Name, p.Model, p.Pretrain.Steps, p.SFT.Steps, p.SFT.Batch, p.SFT.LR,
 		p.Rho, p.Valuation.Lambda, p.Valuation.Window, p.Valuation.Blocks, p.Valuation.ValExamples, p.Valuation.ValRefresh,
 		p.Valuation.Fisher, p.Valuation.FisherPrompts, normalization(p.Valuation.Normalize), evalSize(p.Eval), t.Commit, t.Date)
 	if t.Command != "" {
@@ -238,19 +273,29 @@ func evalSize(e EvalOptions) string {
 func (t *Table) CSV() string {
 	var buf bytes.Buffer
 	w := csv.NewWriter(&buf)
-	head := []string{"suite", "label", "method", "n", "retention_mean", "retention_std"}
+	head := []string{"suite", "label", "method", "n", "retention_mean", "retention_std", "retention_ci95"}
 	for _, p := range ProbeNames {
-		head = append(head, p+"_mean", p+"_std")
+		head = append(head, p+"_mean", p+"_std", p+"_ci95")
 	}
-	head = append(head, "target_mean", "target_std", "overall_mean", "overall_std", "step_seconds", "relative_time", "kept_mean", "commit", "date")
+	head = append(head, "target_mean", "target_std", "target_ci95", "overall_mean", "overall_std", "overall_ci95",
+		"delta_target_mean", "delta_target_ci95", "delta_overall_mean", "delta_overall_ci95",
+		"step_seconds", "relative_time", "kept_mean", "commit", "date")
 	_ = w.Write(head)
 	for _, r := range t.Rows {
 		f := func(x float64) string { return fmt.Sprintf("%.4f", x) }
-		rec := []string{t.Suite.Name, r.Label, r.Method, fmt.Sprint(r.Overall.N), f(r.Retention.Mean), f(r.Retention.Std)}
+		rec := []string{t.Suite.Name, r.Label, r.Method, fmt.Sprint(r.Overall.N), f(r.Retention.Mean), f(r.Retention.Std), f(r.Retention.CI95)}
 		for _, p := range ProbeNames {
-			rec = append(rec, f(r.Probes[p].Mean), f(r.Probes[p].Std))
+			rec = append(rec, f(r.Probes[p].Mean), f(r.Probes[p].Std), f(r.Probes[p].CI95))
 		}
-		rec = append(rec, f(r.Target.Mean), f(r.Target.Std), f(r.Overall.Mean), f(r.Overall.Std), f(r.StepSeconds.Mean), f(r.RelTime), f(r.Kept.Mean), t.Commit, t.Date)
+		rec = append(rec, f(r.Target.Mean), f(r.Target.Std), f(r.Target.CI95), f(r.Overall.Mean), f(r.Overall.Std), f(r.Overall.CI95))
+		for _, d := range []Stat{r.DeltaTarget, r.DeltaOverall} {
+			if d.N == 0 {
+				rec = append(rec, "", "")
+			} else {
+				rec = append(rec, f(d.Mean), f(d.CI95))
+			}
+		}
+		rec = append(rec, f(r.StepSeconds.Mean), f(r.RelTime), f(r.Kept.Mean), t.Commit, t.Date)
 		_ = w.Write(rec)
 	}
 	w.Flush()

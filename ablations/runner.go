@@ -39,6 +39,12 @@ type Runner struct {
 	// Steps, when positive, replaces the preset's SFT steps of every run (quick smoke runs; part
 	// of each run's configuration, so such runs are cached apart).
 	Steps int
+	// OneSeed allows a suite on a single seed: its tables show means only and say that they are a
+	// demonstration (no interval). Without it RunSuite refuses fewer than 2 seeds.
+	OneSeed bool
+	// CacheOnly makes a run missing from the cache an error instead of training it (`alphatoken
+	// report`: tables regenerated from cached runs only).
+	CacheOnly bool
 
 	train, val, clean []data.Example
 	fisherPrompts     [][]int
@@ -206,6 +212,12 @@ func (r *Runner) resolve(row Row, seed int) (RunConfig, error) {
 	if row.Normalize != nil {
 		v.Normalize = alphatoken.Normalization(*row.Normalize)
 	}
+	if row.Precondition != nil {
+		v.Precondition = "" // none: the configuration (and its run's cache key) without the extension
+		if *row.Precondition == string(alphatoken.PrecondAdam) {
+			v.Precondition = alphatoken.PrecondAdam
+		}
+	}
 	if err := v.Validate(r.Ref.Config.Layers); err != nil {
 		return c, errors.WithMessagef(err, "ablations: row %q", row.Label)
 	}
@@ -216,7 +228,7 @@ func (r *Runner) resolve(row Row, seed int) (RunConfig, error) {
 // method builds a run's method for lm (a fresh copy of the reference) through the registry,
 // supplying every input the method needs: the validation set, the Fisher (estimated once and
 // cached; its estimation time is returned), θ_ref and the helper model.
-func (r *Runner) method(cfg RunConfig, lm *model.LM) (train.Method, float64, error) {
+func (r *Runner) method(cfg RunConfig, lm *model.LM, edits ...func(*methods.Env)) (train.Method, float64, error) {
 	info, err := methods.Lookup(cfg.Method)
 	if err != nil {
 		return nil, 0, err
@@ -239,6 +251,9 @@ func (r *Runner) method(cfg RunConfig, lm *model.LM) (train.Method, float64, err
 		if env.Helper, err = r.Helper(); err != nil {
 			return nil, 0, err
 		}
+	}
+	for _, edit := range edits {
+		edit(env)
 	}
 	m, err := methods.Build(cfg.Method, env)
 	return m, fisherSecs, err
@@ -273,6 +288,10 @@ func (r *Runner) RunRow(row Row, seed int) (*RunResult, error) {
 			return nil, errors.Wrapf(err, "ablations: reading %s", resultPath)
 		}
 		return &res, nil
+	}
+	if r.CacheOnly {
+		return nil, errors.Errorf("ablations: row %q seed %d (method %s) is not in the cache: %s has no result; "+
+			"train it with `alphatoken ablate` (or `report --train`)", row.Label, seed, cfg.Method, dir)
 	}
 	if err := writeJSON(configPath, cfg); err != nil {
 		return nil, err

@@ -28,6 +28,8 @@ type Overrides struct {
 	ValRefresh  *int     `json:"val_refresh,omitempty"`
 	Fisher      *string  `json:"fisher,omitempty"`    // none, diag, kfac
 	Normalize   *string  `json:"normalize,omitempty"` // none, zscore, rank
+	// Precondition adam makes the values predict the trainer's AdamW step (SPEC §4); none: SGD.
+	Precondition *string `json:"precondition,omitempty"`
 	// RhoSchedule moves the keep ratio from RhoStart (default 1) to ρ over training.
 	RhoSchedule *string  `json:"rho_schedule,omitempty"` // constant, linear, cosine
 	RhoStart    *float64 `json:"rho_start,omitempty"`
@@ -75,6 +77,9 @@ type Suite struct {
 	Sweeps []Sweep `json:"sweeps,omitempty"`
 	// Baseline labels the row that the "relative time" column divides by (optional).
 	Baseline string `json:"baseline,omitempty"`
+	// Paired labels the row every other trained row is compared with, seed by seed: the table's
+	// "Δ target" and "Δ overall" columns (mean and 95% interval of the paired differences).
+	Paired string `json:"paired,omitempty"`
 }
 
 //go:embed suites/*.json
@@ -166,6 +171,9 @@ func (s *Suite) expand(src string) error {
 	if len(s.Rows) == 0 {
 		return errors.Errorf("%s: suite %q has no rows", src, s.Name)
 	}
+	if s.Paired != "" && !slices.ContainsFunc(s.Rows, func(r Row) bool { return r.Label == s.Paired }) {
+		return errors.Errorf("%s: suite %q pairs with row %q, which it does not have", src, s.Name, s.Paired)
+	}
 	for i, r := range s.Rows {
 		if r.Label == "" {
 			s.Rows[i].Label = r.Method
@@ -182,6 +190,9 @@ func (s *Suite) expand(src string) error {
 		}
 		if r.Normalize != nil && !slices.Contains(alphatoken.Normalizations, alphatoken.Normalization(*r.Normalize)) {
 			return errors.Errorf("%s: row %q: unknown normalize %q (none, zscore, rank)", src, r.Label, *r.Normalize)
+		}
+		if r.Precondition != nil && !slices.Contains(alphatoken.Preconditions, alphatoken.Precondition(*r.Precondition)) {
+			return errors.Errorf("%s: row %q: unknown precondition %q (none, adam)", src, r.Label, *r.Precondition)
 		}
 		if err := methods.CheckOptions(r.Method, r.options(0.5)); err != nil {
 			return errors.Errorf("%s: row %q: %v", src, r.Label, err)

@@ -65,6 +65,9 @@ type Config struct {
 	Direct     bool // the direct path
 	Causal     bool // the causal path
 	Ghost      GhostMode
+	// Precondition adam makes the values predict the trainer's AdamW step (SPEC §4, an extension;
+	// "" and none: the SGD values). Empty by default, so configurations without it keep their JSON.
+	Precondition Precondition `json:",omitempty"`
 }
 
 // DefaultRho is SPEC §4's default share of response tokens kept per batch.
@@ -132,6 +135,15 @@ func (c *Config) Validate(numBlocks int) error {
 	case GhostAuto, GhostAlways, GhostNever, "":
 	default:
 		return errors.Errorf("alphatoken: unknown ghost mode %q (auto, ghost, matrix)", c.Ghost)
+	}
+	switch c.Precondition {
+	case "", PrecondNone:
+	case PrecondAdam:
+		if c.Ghost == GhostAlways {
+			return errors.New("alphatoken: precondition adam needs the materialised form (the ghost form does not factorise through G ⊘ (√v̂+ε)): use ghost auto or matrix")
+		}
+	default:
+		return errors.Errorf("alphatoken: unknown precondition %q (none, adam)", c.Precondition)
 	}
 	return nil
 }

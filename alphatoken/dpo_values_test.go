@@ -147,7 +147,7 @@ func TestDPOBranchValuesAgainstMaterialisedGradients(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := bruteForceWith(t, fx, cfg, b, omega, &obj)
+			want := bruteForceWith(t, fx, cfg, b, omega, &obj, nil)
 			half := len(b.Tokens) / 2 * b.T()
 			for i := range res {
 				got := f64(t, res[i])

@@ -43,6 +43,11 @@ func components(t *testing.T, v *Valuer, b data.Batch) [4][]float64 {
 // unmodified model, and C_p built by explicit loops over heads, queries and window, both turned
 // into [d_out, d_in] matrices and multiplied elementwise with G and P.
 func bruteForce(t *testing.T, fx *fixture, cfg Config, b data.Batch) [4][]float64 {
+	return bruteForceWith(t, fx, cfg, b, omegaOf(b), nil, nil)
+}
+
+// omegaOf is SFT's ω: the batch's response weights.
+func omegaOf(b data.Batch) [][]float64 {
 	omega := make([][]float64, len(b.Weights))
 	for i, row := range b.Weights {
 		omega[i] = make([]float64, len(row))
@@ -50,13 +55,14 @@ func bruteForce(t *testing.T, fx *fixture, cfg Config, b data.Batch) [4][]float6
 			omega[i][p] = float64(w)
 		}
 	}
-	return bruteForceWith(t, fx, cfg, b, omega, nil)
+	return omega
 }
 
 // bruteForceWith is bruteForce for per-token losses ω_p·l_p (e_p = ω_p ∂l_p/∂z_p, g = ∂(Σ ω l)/∂u)
 // and, when obj is not nil, G the gradient of obj's J_tgt on its batch (else the SFT objective on
-// fx.val).
-func bruteForceWith(t *testing.T, fx *fixture, cfg Config, b data.Batch, omega [][]float64, obj *Objective) [4][]float64 {
+// fx.val). With den (per scored layer, row-major [d_out, d_in]), G and P are divided by it element-wise
+// (Precondition adam: den = √v̂ + ε).
+func bruteForceWith(t *testing.T, fx *fixture, cfg Config, b data.Batch, omega [][]float64, obj *Objective, den map[string][]float64) [4][]float64 {
 	lm := fx.lm
 	mc := lm.Config
 	layers := ScoredLayers(mc, cfg.Blocks)
@@ -118,6 +124,12 @@ func bruteForceWith(t *testing.T, fx *fixture, cfg Config, b data.Batch, omega [
 			}
 		}
 		P[l.Name] = p
+		if d := den[l.Name]; d != nil {
+			for j := range p {
+				G[l.Name][j] /= d[j]
+				p[j] /= d[j]
+			}
+		}
 	}
 	frob := func(e, a, m []float64, out, in int) float64 {
 		var s float64

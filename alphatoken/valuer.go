@@ -65,7 +65,8 @@ type Valuer struct {
 	objective Objective
 	valExec   *gm.Exec
 	refreshed bool
-	mVal      int // validation positions (batch × length): the s axis of the ghost vectors
+	mVal      int          // validation positions (batch × length): the s axis of the ghost vectors
+	adam      *AdamMoments // the optimizer's state (Precondition adam; see UseAdam)
 }
 
 // NewValuer prepares the valuation of lm. ref is θ_ref (needed when the stability term is on and
@@ -128,7 +129,7 @@ func NewValuerFor(lm *model.LM, ref *model.LM, fisher *Fisher, obj Objective, cf
 		case GhostAlways:
 			l.Ghost = true
 		case GhostAuto:
-			l.Ghost = GhostCheaper(l.Out, l.In, mVal)
+			l.Ghost = GhostCheaper(l.Out, l.In, mVal) && !cfg.Precondition.Adam()
 		}
 		_ = batchTokens // the n factor is common to both forms
 	}
@@ -410,7 +411,7 @@ func (v *Valuer) BuildWith(w *model.Weights, tokens, targets *Node, omegaOf func
 	if v.needsStability() {
 		for _, l := range v.Layers {
 			if l.Kind == model.VProj || needDirect {
-				p[l.Name] = v.proxyGradient(g, l.Name)
+				p[l.Name] = v.precondition(v.proxyGradient(g, l.Name), l.Name)
 			}
 		}
 	}
@@ -446,7 +447,8 @@ func (v *Valuer) BuildWith(w *model.Weights, tokens, targets *Node, omegaOf func
 	return ev
 }
 
-// targetContract contracts rank-one token gradients e aᵀ with G^l, in the layer's chosen form.
+// targetContract contracts rank-one token gradients e aᵀ with G^l (G^l ⊘ (√v̂+ε) with Precondition
+// adam), in the layer's chosen form.
 func (v *Valuer) targetContract(l Layer, e, a *Node) *Node {
 	g := e.Graph()
 	store := v.LM.Store
@@ -460,11 +462,12 @@ func (v *Valuer) targetContract(l Layer, e, a *Node) *Node {
 	if l.Ghost {
 		return GhostDot(e, a, get(ghostEPath(l.Name)), get(ghostAPath(l.Name)))
 	}
-	return Contract(e, get(gradPath(l.Name)), a)
+	return Contract(e, v.precondition(get(gradPath(l.Name)), l.Name), a)
 }
 
 // proxyGradient is P^l = ∂J_prx/∂W^l (SPEC §3): F ⊙ (W − W_ref) or S (W − W_ref) A, in stateDType,
 // from the stored weight W (the float32 master under mixed precision, not its bfloat16 copy).
+// Build divides it by √v̂+ε with Precondition adam.
 func (v *Valuer) proxyGradient(g *Graph, name string) *Node {
 	store := v.LM.Store
 	get := func(path string) *Node {

@@ -65,6 +65,12 @@ type Env struct {
 	MaxLen     int    // the training context length
 	Cache      string // directory for offline token scores ("" recomputes them)
 	Log        io.Writer
+	// Classes, when set, marks per position (like an offline TokenTable: Values[i][p] for the label
+	// position p of training example i) the tokens of one class, 1, against 0 (e.g. MiniPy's
+	// "decision" tokens). Methods with a hard mask then also report the metrics kept_class (kept
+	// tokens of the class) and tokens_class (response tokens of the class) per step: a diagnostic,
+	// with no effect on what is trained.
+	Classes *TokenTable
 
 	info *Info
 }

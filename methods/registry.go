@@ -135,7 +135,13 @@ func Build(name string, env *Env) (train.Method, error) {
 	}
 	e := *env
 	e.info = in
-	return in.Build(&e)
+	m, err := in.Build(&e)
+	if err == nil && env.Classes != nil {
+		if sel, ok := m.(*selective); ok {
+			sel.classes = env.Classes
+		}
+	}
+	return m, err
 }
 
 // Usage writes one line per registered method: name, what it needs, and its summary (for -h).

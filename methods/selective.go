@@ -68,6 +68,8 @@ type selective struct {
 	// training forward alone (forwardNLL, which keeps attention inside each example), with no
 	// per-example inputs.
 	packs bool
+	// classes (Env.Classes) adds the metrics kept_class and tokens_class, from one more input.
+	classes *TokenTable
 }
 
 // SupportsPacking implements train.PackingSupport.
@@ -76,7 +78,11 @@ func (m *selective) SupportsPacking() bool { return m.packs }
 func (m *selective) Name() string { return m.name }
 
 func (m *selective) MetricNames() []string {
-	return append([]string{"tokens", "kept", "full_loss", "nonfinite", "rho"}, m.metrics...)
+	names := append([]string{"tokens", "kept", "full_loss", "nonfinite", "rho"}, m.metrics...)
+	if m.classes != nil {
+		names = append(names, "kept_class", "tokens_class")
+	}
+	return names
 }
 
 // Plan implements train.Planner.
@@ -93,6 +99,17 @@ func (m *selective) Plan(examples []data.Example, batchAt func(int) []int, steps
 // (offline passes before step 0, token-cleaning-self's chunk scoring): the ablation runner reports
 // it apart from the step time.
 func (m *selective) OfflineSeconds() float64 { return m.offline.Seconds() }
+
+// UseAdam (train.OptimizerAware) passes the trainer's AdamW state to the valuer when the values are
+// Adam-preconditioned (SPEC §4); other methods ignore it.
+func (m *selective) UseAdam(st train.AdamState) error { return useAdam(m.valuer, st) }
+
+func useAdam(v *alphatoken.Valuer, st train.AdamState) error {
+	if v == nil || !v.Config.Precondition.Adam() {
+		return nil
+	}
+	return v.UseAdam(alphatoken.AdamMoments{Scope: st.Scope, Beta2: st.Beta2, Eps: st.Eps, DType: st.DType})
+}
 
 // Resumed is called by the trainer after it restored a checkpoint at step.
 func (m *selective) Resumed(step int) {
@@ -138,11 +155,18 @@ func (m *selective) Prepare(step int, b *data.Batch) ([]any, error) {
 	if m.stepInputs != nil {
 		extra = append(extra, m.stepInputs(step)...)
 	}
+	if m.classes != nil {
+		extra = append(extra, m.classes.Rows(b))
+	}
 	return extra, nil
 }
 
 func (m *selective) Loss(_ *gm.Scope, lm *model.LM, b train.BatchNodes) (*Node, []*Node) {
 	rho := b.Extra[1]
+	var class *Node
+	if m.classes != nil {
+		class, b.Extra = b.Extra[len(b.Extra)-1], b.Extra[:len(b.Extra)-1]
+	}
 	nll, valid, score, own := m.score(lm, b, b.Extra[2:])
 	mask := m.mask(b, score, valid)
 	wt := ConvertDType(b.Weights, nll.DType())
@@ -151,6 +175,10 @@ func (m *selective) Loss(_ *gm.Scope, lm *model.LM, b train.BatchNodes) (*Node, 
 	full := Div(ReduceAllSum(Mul(nll, wt)), MaxScalar(tokens, 1))
 	nonfinite := ReduceAllSum(ConvertDType(And(valid, LogicalNot(IsFinite(score))), nll.DType()))
 	metrics := append([]*Node{tokens, kept, full, nonfinite, ConvertDType(rho, nll.DType())}, own...)
+	if class != nil {
+		c := Mul(ConvertDType(class, nll.DType()), ConvertDType(valid, nll.DType()))
+		metrics = append(metrics, ReduceAllSum(Mul(c, ConvertDType(mask, nll.DType()))), ReduceAllSum(c))
+	}
 	return MaskedMeanLoss(nll, mask), metrics
 }
 

@@ -56,6 +56,7 @@ func (m *soft) MetricNames() []string {
 }
 func (m *soft) Prepare(step int, _ *data.Batch) ([]any, error) { return nil, m.h.before(step) }
 func (m *soft) Resumed(step int)                               { m.h.resumed(step) }
+func (m *soft) UseAdam(st train.AdamState) error               { return useAdam(m.h.v, st) }
 func (m *soft) LastValLoss() (float64, bool)                   { return m.h.lastValLoss, true }
 
 // SoftWeights returns w = N·softmax(z(values)/τ) over the valid positions (0 elsewhere).

@@ -274,3 +274,102 @@ func TestAccumulationAndPacking(t *testing.T) {
 		t.Fatal("alphatoken accepted packing")
 	}
 }
+
+// TestAlphaTokenPreconditionAdam: with precondition adam the valuer reads the trainer's own AdamW
+// moments (the host-created state is the optimizer's: one second moment per weight, the step
+// count equals the steps taken); step 0 has no v̂ and keeps the same tokens as the plain values,
+// later steps rank differently; and a run resumes bit-for-bit.
+func TestAlphaTokenPreconditionAdam(t *testing.T) {
+	examples := copyTask(60)
+	run := func(pre alphatoken.Precondition, dir string, stop int, resume string) *train.Trainer {
+		lm := tinyLM(t, 9)
+		env := testEnv(t, lm, 6)
+		env.Valuation.Precondition = pre
+		m, err := Build("alphatoken", env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return runMethod(t, lm, m, examples, 6, stop, dir, resume)
+	}
+	plain := run("", "", 6, "")
+	adam := run(alphatoken.PrecondAdam, "", 6, "")
+	if a, p := adam.History[0], plain.History[0]; a.Loss != p.Loss || a.Metrics["kept"] != p.Metrics["kept"] {
+		t.Fatalf("step 0: preconditioned loss %v, plain %v (no v̂ yet: they must agree)", a.Loss, p.Loss)
+	}
+	differ := false
+	for i := 1; i < len(adam.History); i++ {
+		differ = differ || adam.History[i].Loss != plain.History[i].Loss
+	}
+	if !differ {
+		t.Fatal("preconditioned and plain runs took identical losses after step 0")
+	}
+	st := adam.LM.Store.GetVariable("/AdamOptimizer/step")
+	if st == nil {
+		t.Fatal("no /AdamOptimizer/step")
+	}
+	if s, _ := model.TensorFloat64(st.MustValue()); s[0] != 6 {
+		t.Fatalf("AdamW step count %v, want 6", s[0])
+	}
+	n2 := 0
+	for v := range adam.LM.Store.IterVariables() {
+		if v.Trainable {
+			if adam.LM.Store.GetVariable("/AdamOptimizer"+v.Path()+"_2nd_moment") == nil {
+				t.Fatalf("no second moment for %s", v.Path())
+			}
+			n2++
+		}
+	}
+	count := 0
+	for v := range adam.LM.Store.IterVariables() {
+		if len(v.Path()) > 11 && v.Path()[len(v.Path())-11:] == "_2nd_moment" {
+			count++
+		}
+	}
+	if count != n2 {
+		t.Fatalf("%d second moments for %d weights", count, n2)
+	}
+	dir := t.TempDir()
+	run(alphatoken.PrecondAdam, dir, 4, "")
+	resumed := run(alphatoken.PrecondAdam, dir, 6, filepath.Join(dir, "checkpoint-4"))
+	sameWeights(t, adam.LM, resumed.LM)
+}
+
+// TestClassMetrics: with Env.Classes a hard-mask method reports the kept and total tokens of the
+// class (here: every third position) without changing what it trains: the losses are those of the
+// run without it, bit for bit.
+func TestClassMetrics(t *testing.T) {
+	examples := copyTask(40)
+	classes := newTable("classes", examples)
+	for i := range examples {
+		for p := range classes.Values[i] {
+			if p%3 == 0 {
+				classes.Values[i][p] = 1
+			}
+		}
+	}
+	for _, name := range []string{"alphatoken", "random"} {
+		run := func(cls *TokenTable) *train.Trainer {
+			lm := tinyLM(t, 9)
+			env := testEnv(t, lm, 4)
+			env.Classes = cls
+			m, err := Build(name, env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return runMethod(t, lm, m, examples, 4, 4, "", "")
+		}
+		plain, with := run(nil), run(classes)
+		for i, r := range with.History {
+			if r.Loss != plain.History[i].Loss {
+				t.Fatalf("%s step %d: loss %v with the class metrics, %v without", name, r.Step, r.Loss, plain.History[i].Loss)
+			}
+			kc, tc := r.Metrics["kept_class"], r.Metrics["tokens_class"]
+			if !(tc > 0 && tc < r.Metrics["tokens"] && kc <= tc && kc <= r.Metrics["kept"] && kc >= r.Metrics["kept"]-(r.Metrics["tokens"]-tc)) {
+				t.Fatalf("%s step %d: kept_class %v of tokens_class %v (kept %v of %v)", name, r.Step, kc, tc, r.Metrics["kept"], r.Metrics["tokens"])
+			}
+		}
+		if _, ok := plain.History[0].Metrics["kept_class"]; ok {
+			t.Fatal("kept_class reported without Env.Classes")
+		}
+	}
+}

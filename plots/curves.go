@@ -1,6 +1,9 @@
 package plots
 
 import (
+	"fmt"
+	"image/color"
+
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
@@ -58,4 +61,62 @@ func addLines(p *plot.Plot, ss []Series, glyphs bool) []plotter.XY {
 		all = append(all, s.XYs...)
 	}
 	return all
+}
+
+// Band is the interval drawn around a series: Lo[j] and Hi[j] belong to the series' point j (e.g.
+// the ends of a 95% interval over seeds at that step).
+type Band struct {
+	Lo, Hi []float64
+}
+
+// TrainingCurvesBands is TrainingCurves with a translucent band around each line (bands[i] belongs
+// to series[i]; a band with no points draws none). Say what the band is in the title or yLabel.
+//
+// It returns an error in TrainingCurves' cases, when len(bands) differs from len(series), or when a
+// band's length differs from its series' or a band value is NaN or ±Inf.
+func TrainingCurvesBands(title, yLabel string, series []Series, bands []Band) (*plot.Plot, error) {
+	ss, err := copySeries(series)
+	if err != nil {
+		return nil, err
+	}
+	if len(bands) != len(ss) {
+		return nil, fmt.Errorf("plots: %d bands for %d series", len(bands), len(ss))
+	}
+	p := newPlot(title, "training step", yLabel)
+	addGrid(p)
+	var all []plotter.XY
+	for i, b := range bands {
+		if len(b.Lo) == 0 && len(b.Hi) == 0 {
+			continue
+		}
+		n := len(ss[i].XYs)
+		if len(b.Lo) != n || len(b.Hi) != n {
+			return nil, fmt.Errorf("plots: band %d (%q) has %d/%d values for %d points", i, ss[i].Name, len(b.Lo), len(b.Hi), n)
+		}
+		poly := make(plotter.XYs, 0, 2*n)
+		for j := 0; j < n; j++ {
+			if err := checkFloat(fmt.Sprintf("bands[%d].Lo[%d]", i, j), b.Lo[j]); err != nil {
+				return nil, err
+			}
+			poly = append(poly, plotter.XY{X: ss[i].XYs[j].X, Y: b.Lo[j]})
+		}
+		for j := n - 1; j >= 0; j-- {
+			if err := checkFloat(fmt.Sprintf("bands[%d].Hi[%d]", i, j), b.Hi[j]); err != nil {
+				return nil, err
+			}
+			poly = append(poly, plotter.XY{X: ss[i].XYs[j].X, Y: b.Hi[j]})
+		}
+		pg, err := plotter.NewPolygon(poly)
+		if err != nil {
+			return nil, err
+		}
+		r, g, bl, _ := MethodColor(i).RGBA()
+		pg.Color = color.NRGBA{R: uint8(r >> 8), G: uint8(g >> 8), B: uint8(bl >> 8), A: 60}
+		pg.LineStyle.Width = 0
+		p.Add(pg)
+		all = append(all, poly...)
+	}
+	all = append(all, addLines(p, ss, false)...)
+	placeLegend(p, all)
+	return p, nil
 }

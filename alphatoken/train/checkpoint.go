@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/gomlx/ml/train/optimizer"
 	"github.com/pkg/errors"
 
 	"github.com/alphatoken/alphatoken/internal/atomicfile"
@@ -286,4 +288,41 @@ func (tr *Trainer) Resume(dir string) error {
 		r.Resumed(st.Step)
 	}
 	return nil
+}
+
+// LoadAdamState restores the AdamW state (moments and step count) of checkpoint dir into lm's store
+// and returns its settings from trainer_state.json: for readers of the optimizer state outside
+// training, such as `score --precondition adam`. A directory without trainer state is an error.
+func LoadAdamState(dir string, lm *model.LM) (AdamState, error) {
+	name := filepath.Join(dir, "trainer_state.json")
+	raw, err := os.ReadFile(name)
+	if err != nil {
+		return AdamState{}, errors.Wrapf(err, "train: %s has no optimizer state (not a training checkpoint)", dir)
+	}
+	_, cfg, err := parseTrainerState(raw, name)
+	if err != nil {
+		return AdamState{}, err
+	}
+	stPath := filepath.Join(dir, "trainer_state.safetensors")
+	state, _, err := model.ReadSafetensors(stPath)
+	if err != nil {
+		return AdamState{}, err
+	}
+	st := AdamState{Scope: optimizer.AdamDefaultScope, Beta1: cfg.Beta1, Beta2: cfg.Beta2, Eps: cfg.Eps}
+	prefix := "/" + optimizer.AdamDefaultScope + "/"
+	for path, t := range state {
+		if !strings.HasPrefix(path, prefix) {
+			continue
+		}
+		if path == prefix+"step" {
+			st.DType = t.DType()
+		}
+		if err := model.SetFrozen(lm.Store, path, t); err != nil {
+			return AdamState{}, errors.WithMessagef(err, "train: restoring %s from %s", path, stPath)
+		}
+	}
+	if st.DType == dtypes.InvalidDType {
+		return AdamState{}, errors.Errorf("train: %s has no %sstep", stPath, prefix)
+	}
+	return st, nil
 }

@@ -77,6 +77,22 @@ func (e *NaNError) Error() string {
 		e.Step+1, e.Steps, e.What, where)
 }
 
+// AdamState says where the trainer's AdamW keeps its state in the model's store (GoMLX's
+// optimizer.Adam layout: /Scope/<parameter path>_1st_moment and _2nd_moment, the step count at
+// /Scope/step) and with which settings, in DType.
+type AdamState struct {
+	Scope             string
+	Beta1, Beta2, Eps float64
+	DType             dtypes.DType
+}
+
+// OptimizerAware is implemented by methods whose loss reads the optimizer's state (AlphaToken with
+// precondition adam reads the second moments after the previous step): New tells them where it is,
+// before any step graph is built.
+type OptimizerAware interface {
+	UseAdam(AdamState) error
+}
+
 // Trainer runs a Method over examples with AdamW, checkpoints and progress.
 type Trainer struct {
 	LM        *model.LM
@@ -137,6 +153,12 @@ func New(lm *model.LM, tok tokenizer.Tokenizer, cfg Config, method Method) (*Tra
 		lrDType = dtypes.Float64
 	}
 	tr.lrVar = optimizer.LearningRateVar(lm.Store.RootScope(), lrDType, cfg.LR)
+	if oa, ok := method.(OptimizerAware); ok {
+		st := AdamState{Scope: optimizer.AdamDefaultScope, Beta1: cfg.Beta1, Beta2: cfg.Beta2, Eps: cfg.Eps, DType: lrDType}
+		if err := oa.UseAdam(st); err != nil {
+			return nil, err
+		}
+	}
 	var err error
 	if cfg.GradAccum == 1 {
 		if tr.exec, err = model.NewStoreExec(lm.Backend, lm.Store, "train_step", tr.stepGraph); err != nil {

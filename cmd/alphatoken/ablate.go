@@ -15,6 +15,7 @@ import (
 func init() {
 	register("ablate", "run ablation suites on MiniBench and write the tables (Markdown, CSV, JSON)", runAblate)
 	register("demo", "the README's main job: MiniBench mini preset, main table and ranking test, one seed", runDemo)
+	register("report", "regenerate ablation tables from cached runs only (an error names a missing run, unless --train)", runReport)
 }
 
 // stringList is a repeatable flag.
@@ -28,10 +29,11 @@ func runAblate(args []string) error {
 	var suites stringList
 	fs.Var(&suites, "suite", "suite name ("+strings.Join(ablations.SuiteNames(), ", ")+", or all) or a suite .json file; repeatable")
 	preset := fs.String("preset", "mini", "MiniBench preset: "+strings.Join(ablations.PresetNames(), ", ")+" (the -adapt presets: the adapt regime)")
-	seeds := fs.String("seeds", "1", "comma-separated seeds (each trained row runs once per seed)")
+	seeds := fs.String("seeds", "1,2,3,4,5", "comma-separated seeds (each trained row runs once per seed; at least 2, or --one-seed)")
 	out := fs.String("out", "", "directory for the tables (default runs/ablate/<preset>; the committed tables are regenerated with --out ablations/results/<preset>)")
 	cache := fs.String("cache", defaultCache(), cacheUsage)
 	steps := fs.Int("steps", 0, "SFT steps of every run instead of the preset's (quick smoke runs; cached apart)")
+	oneSeed := fs.Bool("one-seed", false, "allow a single seed: the tables show means only, marked as a demonstration (otherwise fewer than 2 seeds is an error: intervals need 2)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -44,8 +46,38 @@ func runAblate(args []string) error {
 	if *out == "" {
 		*out = filepath.Join("runs", "ablate", *preset)
 	}
-	return ablate(*backendSpec, suites, *preset, *seeds, *out, *cache, *steps, "alphatoken ablate "+strings.Join(args, " "))
+	return ablate(*backendSpec, suites, *preset, *seeds, *out, *cache, *steps, ablateMode{oneSeed: *oneSeed}, "alphatoken ablate "+strings.Join(args, " "))
 }
+
+// runReport is ablate over cached runs only: it regenerates tables (with their intervals and paired
+// differences) without training, unless --train.
+func runReport(args []string) error {
+	fs, backendSpec := newFlags("report", "--preset P --suite NAME [--suite ...] --seeds 1,2,3,4,5 --out DIR")
+	var suites stringList
+	fs.Var(&suites, "suite", "suite name ("+strings.Join(ablations.SuiteNames(), ", ")+", or all) or a suite .json file; repeatable")
+	preset := fs.String("preset", "mini", "MiniBench preset: "+strings.Join(ablations.PresetNames(), ", "))
+	seeds := fs.String("seeds", "1,2,3,4,5", "comma-separated seeds (at least 2: every cell is a mean with its 95% interval)")
+	out := fs.String("out", "", "directory for the tables (default runs/ablate/<preset>)")
+	cache := fs.String("cache", defaultCache(), cacheUsage)
+	steps := fs.Int("steps", 0, "SFT steps of the runs, if they were trained with ablate --steps")
+	trainMissing := fs.Bool("train", false, "train the runs missing from the cache instead of failing")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *steps < 0 {
+		return fmt.Errorf("--steps must be ≥ 0, got %d", *steps)
+	}
+	if len(suites) == 0 {
+		return fmt.Errorf("--suite is required (%s, all)", strings.Join(ablations.SuiteNames(), ", "))
+	}
+	if *out == "" {
+		*out = filepath.Join("runs", "ablate", *preset)
+	}
+	return ablate(*backendSpec, suites, *preset, *seeds, *out, *cache, *steps, ablateMode{cacheOnly: !*trainMissing}, "alphatoken report "+strings.Join(args, " "))
+}
+
+// ablateMode: oneSeed allows a single seed (means only); cacheOnly refuses to train.
+type ablateMode struct{ oneSeed, cacheOnly bool }
 
 func runDemo(args []string) error {
 	fs, backendSpec := newFlags("demo", "[flags]")
@@ -56,7 +88,7 @@ func runDemo(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	return ablate(*backendSpec, []string{"main", "ranking"}, *preset, *seeds, *out, *cache, 0, "alphatoken demo "+strings.Join(args, " "))
+	return ablate(*backendSpec, []string{"main", "ranking"}, *preset, *seeds, *out, *cache, 0, ablateMode{oneSeed: true}, "alphatoken demo "+strings.Join(args, " "))
 }
 
 // cacheUsage documents the run cache for -h.
@@ -71,7 +103,7 @@ func defaultCache() string {
 	return filepath.Join(".cache", "alphatoken")
 }
 
-func ablate(backendSpec string, suites []string, preset, seedList, out, cache string, steps int, command string) error {
+func ablate(backendSpec string, suites []string, preset, seedList, out, cache string, steps int, mode ablateMode, command string) error {
 	start := time.Now()
 	seeds, err := parseSeeds(seedList)
 	if err != nil {
@@ -79,6 +111,9 @@ func ablate(backendSpec string, suites []string, preset, seedList, out, cache st
 	}
 	if len(suites) == 1 && suites[0] == "all" {
 		suites = ablations.SuiteNames()
+	}
+	if len(seeds) < 2 && !mode.oneSeed {
+		return fmt.Errorf("--seeds %s: every cell is a mean with its 95%% interval over seeds, which needs at least 2 (pass --one-seed for means only, a demonstration)", seedList)
 	}
 	var loaded []*ablations.Suite
 	for _, name := range suites { // validate every suite before any training
@@ -97,7 +132,7 @@ func ablate(backendSpec string, suites []string, preset, seedList, out, cache st
 	if err != nil {
 		return err
 	}
-	r.Steps = steps
+	r.Steps, r.OneSeed, r.CacheOnly = steps, mode.oneSeed, mode.cacheOnly
 	for _, s := range loaded {
 		t, err := r.RunSuite(s, seeds)
 		if err != nil {

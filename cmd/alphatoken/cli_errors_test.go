@@ -323,6 +323,9 @@ func TestCLIIssue14(t *testing.T) {
 		{"diagnose pairs 0", []string{"diagnose", "value-propagation", "--pairs", "0"}, []string{"--pairs must be ≥ 1"}},
 		{"diagnose without a kind", []string{"diagnose", "--seed", "2"}, []string{"diagnose needs a diagnostic first, one of value-propagation"}},
 		{"ablate --steps -1", []string{"ablate", "--suite", "main", "--steps", "-1"}, []string{"--steps must be ≥ 0, got -1"}},
+		{"ablate one seed", []string{"ablate", "--suite", "main", "--seeds", "1"}, []string{"--seeds 1:", "needs at least 2", "--one-seed"}},
+		{"report one seed", []string{"report", "--suite", "ranking", "--seeds", "3"}, []string{"--seeds 3:", "needs at least 2"}},
+		{"train-sft precondition bogus", sft(f.ref, "--method", "alphatoken", "--precondition", "sgd"), []string{"--precondition", "sgd"}},
 		// Issue 15: --k against the model, and a Fisher of other blocks.
 		{"score default --k 3 on 2 blocks", score("--fisher", f.fisher2), []string{"--k 3 exceeds the model's 2 blocks: use --k 1..2"}},
 		{"train-sft --k 3 on 2 blocks", sft(f.ref, "--method", "alphatoken", "--val", f.train, "--fisher", f.fisher2), []string{"--k 3 exceeds the model's 2 blocks: use --k 1..2"}},

@@ -106,6 +106,20 @@ func TestCLIWorkflow(t *testing.T) {
 	if raw, err := os.ReadFile(filepath.Join(sft16, "config.json")); err != nil || !strings.Contains(string(raw), `"torch_dtype": "float32"`) {
 		t.Fatalf("bfloat16 SFT's config.json should say float32 (the master weights): %v\n%s", err, raw)
 	}
+	// Optimizer-aware values: score reads the AdamW state of a training checkpoint, and refuses a
+	// model without one.
+	adamScores := filepath.Join(dir, "scores-adam.jsonl")
+	if err := runScore([]string{"--model", filepath.Join(sft, "checkpoint-4"), "--ref", ref, "--data", train, "--val", val, "--fisher", fisher,
+		"--k", "2", "--precondition", "adam", "--out", adamScores}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readScores(t, adamScores); len(got) != 24*len("ab says hello")+24 {
+		t.Fatalf("%d scores with --precondition adam", len(got))
+	}
+	if err := runScore([]string{"--model", ref, "--data", train, "--val", val, "--fisher", "none", "--k", "2", "--precondition", "adam",
+		"--out", adamScores}); err == nil || !strings.Contains(err.Error(), "no optimizer state") {
+		t.Fatalf("score --precondition adam on a pretrained model without trainer state: %v", err)
+	}
 	// Baselines through the registry: a helper checkpoint, a budget-matched run, a schedule, a
 	// method parameter, soft weights, and AlphaToken with the stability term explicitly off.
 	for i, extra := range [][]string{
@@ -118,6 +132,7 @@ func TestCLIWorkflow(t *testing.T) {
 		{"--method", "token-cleaning-self", "--chunks", "2"},
 		{"--method", "alphatoken-soft", "--val", val, "--fisher", fisher, "--k", "2", "--temperature", "0.5"},
 		{"--method", "alphatoken", "--val", val, "--fisher", "none", "--k", "2", "--normalize", "rank"},
+		{"--method", "alphatoken", "--val", val, "--fisher", fisher, "--k", "2", "--precondition", "adam"},
 	} {
 		out := filepath.Join(dir, fmt.Sprintf("baseline-%d", i))
 		args := append([]string{"--model", ref, "--data", train, "--out", out, "--steps", "2", "--batch", "4", "--max-len", "32"}, extra...)

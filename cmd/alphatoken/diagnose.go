@@ -17,10 +17,17 @@ import (
 )
 
 func init() {
-	register("diagnose", "SPEC §8 diagnostics and figures: value-propagation, fisher-proxy, coverage, stability, tradeoff, sensitivity", runDiagnose)
+	register("diagnose", "SPEC §8 diagnostics and figures: value-propagation, fisher-proxy, coverage, stability, tradeoff, sensitivity, kept-types, one-step, value-dynamics", runDiagnose)
 }
 
-var diagnoseKinds = []string{"value-propagation", "fisher-proxy", "coverage", "stability", "tradeoff", "sensitivity"}
+var diagnoseKinds = []string{"value-propagation", "fisher-proxy", "coverage", "stability", "tradeoff", "sensitivity", "kept-types", "one-step", "value-dynamics"}
+
+// keptTypesRows are the rows of diagnose kept-types: the main and ranking suites' selection methods.
+var keptTypesRows = []ablations.Row{{Label: "Full FT", Method: "full"}, {Label: "Random-ρ", Method: "random"},
+	{Label: "Bottom-ρ", Method: "bottom"}, {Label: "AlphaToken", Method: "alphatoken"},
+	{Label: "AlphaToken, z-score", Method: "alphatoken", Overrides: ablations.Overrides{Normalize: ptr("zscore")}}}
+
+func ptr[T any](v T) *T { return &v }
 
 func runDiagnose(args []string) error {
 	kind := ""
@@ -32,17 +39,28 @@ func runDiagnose(args []string) error {
 	out := fs.String("out", "", "output directory (default runs/diagnose/<preset>; the committed figures are regenerated with --out ablations/results/<preset>/figures)")
 	cache := fs.String("cache", defaultCache(), cacheUsage)
 	seed := fs.Int("seed", 1, "run seed / sampling seed")
-	seedList := fs.String("seeds", "", "tradeoff, sensitivity: comma-separated run seeds (mean ± std over them; default --seed)")
+	seedList := fs.String("seeds", "", "tradeoff, sensitivity: comma-separated run seeds (mean ± 95% t-interval over them; default --seed)")
 	runMethod := fs.String("model", "alphatoken", "which run's model is diagnosed (value-propagation, coverage): reference, full, random, alphatoken")
 	pairs := fs.Int("pairs", 4000, "value-propagation: sampled (query, key) pairs")
 	examples := fs.Int("examples", 24, "fisher-proxy, coverage: target training examples scored")
+	steps := fs.Int("steps", 0, "kept-types, value-dynamics: SFT steps of each retrained run (default: the preset's, i.e. the suite's run)")
+	window := fs.Int("window", 25, "kept-types: steps per window of the decision share")
+	points := fs.String("points", "reference,full", "one-step: the models stepped from, comma-separated: reference, or a method whose run (at --seed) gives its final model")
+	sgdLR := fs.Float64("sgd-lr", 0.002, "one-step: η of the SGD step")
+	adamLR := fs.Float64("adam-lr", 0, "one-step: η of the AdamW step (default: the preset's SFT learning rate)")
+	warm := fs.Int("warm", 5, "one-step: full-batch AdamW steps that warm the optimizer state (θ is put back after)")
+	every := fs.Int("every", 25, "value-dynamics: steps between snapshots of the probe batch's values")
+	probe := fs.Int("probe", 16, "value-dynamics: training examples in the fixed probe batch")
+	normalize := fs.String("normalize", "", "value-dynamics: the AlphaToken run's combination (none, zscore, rank; default the preset's)")
+	batches := fs.Int("batches", 4, "one-step: training batches, one step each from the same model; results are averaged")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if !slices.Contains(diagnoseKinds, kind) {
 		return fmt.Errorf("diagnose needs a diagnostic first, one of %s; got %q", strings.Join(diagnoseKinds, ", "), kind)
 	}
-	if err := checkFlags(atLeast("pairs", *pairs, 1), atLeast("examples", *examples, 1)); err != nil {
+	if err := checkFlags(atLeast("pairs", *pairs, 1), atLeast("examples", *examples, 1), atLeast("steps", *steps, 0), atLeast("window", *window, 1),
+		atLeast("warm", *warm, 1), atLeast("every", *every, 1), atLeast("probe", *probe, 1), atLeast("batches", *batches, 1), positiveFloat("sgd-lr", *sgdLR), nonNegativeFloat("adam-lr", *adamLR)); err != nil {
 		return err
 	}
 	if *out == "" {
@@ -157,6 +175,85 @@ func runDiagnose(args []string) error {
 			return err
 		}
 		return save("stability", fig, 6, 4.5, st)
+	case "kept-types":
+		res, err := r.KeptTypes(keptTypesRows, *seed, *steps, *window)
+		if err != nil {
+			return err
+		}
+		res.Command = "alphatoken diagnose kept-types " + strings.Join(args, " ")
+		fmt.Print(res.Markdown())
+		if err := atomicfile.WriteBytes(filepath.Join(*out, "kept_types.md"), []byte(res.Markdown())); err != nil {
+			return err
+		}
+		if err := atomicfile.WriteBytes(filepath.Join(*out, "kept_types.csv"), []byte(res.CSV())); err != nil {
+			return err
+		}
+		fig, err := ablations.KeptTypesFigure(res)
+		if err != nil {
+			return err
+		}
+		return save("kept_types", fig, 8, 4.8, res)
+	case "value-dynamics":
+		vrow := ablations.Row{Label: "AlphaToken", Method: "alphatoken"}
+		if *normalize != "" {
+			if !slices.Contains(alphatoken.Normalizations, alphatoken.Normalization(*normalize)) {
+				return fmt.Errorf("--normalize %q: use none, zscore or rank", *normalize)
+			}
+			vrow.Label, vrow.Normalize = "AlphaToken, "+*normalize, normalize
+		}
+		res, err := r.ValueDynamics(vrow, *seed, *steps, *every, *probe)
+		if err != nil {
+			return err
+		}
+		res.Command = "alphatoken diagnose value-dynamics " + strings.Join(args, " ")
+		fmt.Print(res.Markdown())
+		if err := atomicfile.WriteBytes(filepath.Join(*out, "value_dynamics.md"), []byte(res.Markdown())); err != nil {
+			return err
+		}
+		if err := atomicfile.WriteBytes(filepath.Join(*out, "value_dynamics.csv"), []byte(res.CSV())); err != nil {
+			return err
+		}
+		fig, err := ablations.ValueDynamicsFigure(res)
+		if err != nil {
+			return err
+		}
+		return save("value_dynamics", fig, 8, 4.8, res)
+	case "one-step":
+		var labels []string
+		var models []*model.LM
+		for _, p := range strings.Split(*points, ",") {
+			lm, _, err := r.RunModel(row(strings.TrimSpace(p)), *seed)
+			if err != nil {
+				return err
+			}
+			label := "reference"
+			if p != "reference" {
+				label = fmt.Sprintf("%s final model (seed %d)", p, *seed)
+			}
+			labels, models = append(labels, label), append(models, lm)
+		}
+		res, err := r.OneStep(labels, models, ablations.OneStepOptions{Seed: uint64(*seed), SGDLR: *sgdLR, AdamLR: *adamLR, Warm: *warm, Batches: *batches})
+		if err != nil {
+			return err
+		}
+		res.Command = "alphatoken diagnose one-step " + strings.Join(args, " ")
+		fmt.Print(res.Markdown())
+		if err := atomicfile.WriteBytes(filepath.Join(*out, "one_step.md"), []byte(res.Markdown())); err != nil {
+			return err
+		}
+		if err := atomicfile.WriteBytes(filepath.Join(*out, "one_step.csv"), []byte(res.CSV())); err != nil {
+			return err
+		}
+		for _, opt := range []string{"sgd", "adamw"} {
+			fig, err := ablations.OneStepFigure(res, opt)
+			if err != nil {
+				return err
+			}
+			if err := save("one_step_"+opt, fig, 6, 5, res); err != nil {
+				return err
+			}
+		}
+		return nil
 	case "tradeoff", "sensitivity":
 		suites := map[string][]string{"tradeoff": {"main", "ranking"}, "sensitivity": {"sensitivity"}}[kind]
 		seeds := []int{*seed}
@@ -165,6 +262,7 @@ func runDiagnose(args []string) error {
 				return err
 			}
 		}
+		r.OneSeed = len(seeds) == 1 // a one-seed figure shows means only (its title says so)
 		var tables []*ablations.Table
 		for _, name := range suites {
 			s, err := ablations.LoadSuite(name)
@@ -189,7 +287,14 @@ func runDiagnose(args []string) error {
 			if err != nil {
 				return err
 			}
-			return save("training_curves", curves, 7, 4.5, nil)
+			if err := save("training_curves", curves, 7, 4.5, nil); err != nil {
+				return err
+			}
+			jt, err := ablations.JTgtCurvesFigure("J_tgt over training (main table)", tables[0])
+			if err != nil {
+				return err
+			}
+			return save("jtgt_curves", jt, 7, 4.5, nil)
 		}
 		fig, err := ablations.SensitivityFigure(fmt.Sprintf("Sensitivity (MiniBench %s)", *preset), tables[0])
 		if err != nil {

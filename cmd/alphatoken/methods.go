@@ -25,6 +25,7 @@ type methodFlags struct {
 	budget                   *bool
 	window, k, valN, refresh *int
 	normalize, ghost         *string
+	precondition             *string
 	fisher, ref, val, helper *string
 	cache                    *string
 	params                   map[string]*paramValue
@@ -64,12 +65,14 @@ func addMethodFlags(fs *flag.FlagSet, withRefresh bool) *methodFlags {
 		valN:      fs.Int("val-examples", d.ValExamples, "B_val: validation examples behind G"),
 		normalize: fs.String("normalize", string(d.Normalize), "AlphaToken's combination of its two objectives: "+strings.Join(norms, ", ")+" (none: the paper's raw sum)"),
 		ghost:     fs.String("ghost", string(d.Ghost), "contraction with G: auto, ghost or matrix"),
-		fisher:    fs.String("fisher", "", "Fisher file of θ_ref (alphatoken fisher), or none: the stability term off (AlphaToken methods)"),
-		ref:       fs.String("ref", "", "reference checkpoint θ_ref of the stability term (default: --model at its start, so with score, which does not train, Φ_prx is 0 without --ref)"),
-		val:       fs.String("val", "", "validation JSONL of the target task (B_val examples are used)"),
-		helper:    fs.String("helper", "", "helper checkpoint: the model fine-tuned on a clean held-out slice of the target data (token-cleaning, rho1)"),
-		cache:     fs.String("offline-cache", "", "directory to cache offline token scores in (default: recompute them)"),
-		params:    map[string]*paramValue{},
+		precondition: fs.String("precondition", string(alphatoken.PrecondNone), "values predict: none, an SGD step (the paper's); adam, the trainer's AdamW step "+
+			"(G and P divided by √v̂+ε, v̂ the optimizer's bias-corrected second moment; score reads it from --model's trainer_state; SPEC §4)"),
+		fisher: fs.String("fisher", "", "Fisher file of θ_ref (alphatoken fisher), or none: the stability term off (AlphaToken methods)"),
+		ref:    fs.String("ref", "", "reference checkpoint θ_ref of the stability term (default: --model at its start, so with score, which does not train, Φ_prx is 0 without --ref)"),
+		val:    fs.String("val", "", "validation JSONL of the target task (B_val examples are used)"),
+		helper: fs.String("helper", "", "helper checkpoint: the model fine-tuned on a clean held-out slice of the target data (token-cleaning, rho1)"),
+		cache:  fs.String("offline-cache", "", "directory to cache offline token scores in (default: recompute them)"),
+		params: map[string]*paramValue{},
 	}
 	refresh := 1
 	mf.refresh = &refresh
@@ -98,7 +101,8 @@ func (mf *methodFlags) check() error {
 	return checkFlags(inUnit("rho", *mf.rho), oneOf("rho-schedule", *mf.schedule, schedules...), inUnit("rho-start", *mf.rhoStart),
 		nonNegativeFloat("lambda", *mf.lambda), atLeast("window", *mf.window, 1), atLeast("k", *mf.k, 1),
 		atLeast("val-examples", *mf.valN, 1), atLeast("val-refresh", *mf.refresh, 1), oneOf("normalize", *mf.normalize, norms...),
-		oneOf("ghost", *mf.ghost, string(alphatoken.GhostAuto), string(alphatoken.GhostAlways), string(alphatoken.GhostNever)))
+		oneOf("ghost", *mf.ghost, string(alphatoken.GhostAuto), string(alphatoken.GhostAlways), string(alphatoken.GhostNever)),
+		oneOf("precondition", *mf.precondition, string(alphatoken.PrecondNone), string(alphatoken.PrecondAdam)))
 }
 
 // checkModel validates the method flags against the model: --k for a method that values tokens.
@@ -153,6 +157,9 @@ func (mf *methodFlags) env(name string, rs runSpec) (*methods.Env, error) {
 	v.Lambda, v.Window, v.Blocks = *mf.lambda, *mf.window, *mf.k
 	v.ValExamples, v.ValRefresh = *mf.valN, *mf.refresh
 	v.Normalize, v.Ghost = alphatoken.Normalization(*mf.normalize), alphatoken.GhostMode(*mf.ghost)
+	if *mf.precondition == string(alphatoken.PrecondAdam) {
+		v.Precondition = alphatoken.PrecondAdam // none stays "" (the configuration's JSON without the extension)
+	}
 	env := &methods.Env{LM: rs.lm, Valuation: v, Options: o, Steps: rs.steps, BatchSize: rs.batch, MaxLen: rs.maxLen,
 		Cache: *mf.cache, Log: os.Stderr}
 	unused := func(flagName, value string) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/alphatoken/alphatoken/alphatoken"
 	"github.com/alphatoken/alphatoken/alphatoken/data"
+	"github.com/alphatoken/alphatoken/alphatoken/train"
 	"github.com/alphatoken/alphatoken/internal/atomicfile"
 	"github.com/alphatoken/alphatoken/internal/progress"
 	"github.com/alphatoken/alphatoken/methods"
@@ -106,6 +107,15 @@ func runScore(args []string) error {
 	v, err := methods.NewValuer(env, *method)
 	if err != nil {
 		return err
+	}
+	if v.Config.Precondition.Adam() {
+		st, err := train.LoadAdamState(*modelDir, lm)
+		if err != nil {
+			return fmt.Errorf("--precondition adam reads the AdamW state of --model: %w", err)
+		}
+		if err := v.UseAdam(alphatoken.AdamMoments{Scope: st.Scope, Beta2: st.Beta2, Eps: st.Eps, DType: st.DType}); err != nil {
+			return err
+		}
 	}
 	start := time.Now()
 	scores, err := alphatoken.Score(v, examples, alphatoken.ScoreOptions{BatchSize: *batch, Rho: *mf.rho, Selection: alphatoken.Selection(*sel),
