@@ -1,6 +1,9 @@
 package plots
 
 import (
+	"fmt"
+	"image/color"
+
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
@@ -12,15 +15,21 @@ import (
 type Series struct {
 	Name string
 	XYs  plotter.XYs
+	// Lo and Hi, when set (one value per point of XYs), are a band drawn
+	// around the line in its colour, e.g. a 95% interval over seeds.
+	Lo, Hi []float64
 }
 
 // TrainingCurves draws one line per series against the training step:
 // loss, target metric or retention average vs step. yLabel should carry
 // the unit, e.g. "training loss (nats/token)" or "retention average (%)".
-// Points are drawn in the order given (sort them by step).
+// A series with Lo and Hi gets a translucent band in its colour (say what
+// the band is in the title). Points are drawn in the order given (sort
+// them by step).
 //
 // It returns an error if series is empty, a series has no name or no
-// points, or a point is NaN or ±Inf.
+// points, a point or band edge is NaN or ±Inf, or Lo/Hi have another
+// length than the points or Lo > Hi somewhere.
 func TrainingCurves(title, yLabel string, series []Series) (*plot.Plot, error) {
 	ss, err := copySeries(series)
 	if err != nil {
@@ -28,8 +37,42 @@ func TrainingCurves(title, yLabel string, series []Series) (*plot.Plot, error) {
 	}
 	p := newPlot(title, "training step", yLabel)
 	addGrid(p)
+	var band []plotter.XY
+	for i, s := range series {
+		if s.Lo == nil && s.Hi == nil {
+			continue
+		}
+		if len(s.Lo) != len(s.XYs) || len(s.Hi) != len(s.XYs) {
+			return nil, fmt.Errorf("plots: series[%d] %q: %d points, %d Lo, %d Hi: %w", i, s.Name, len(s.XYs), len(s.Lo), len(s.Hi), ErrRange)
+		}
+		poly := make(plotter.XYs, 0, 2*len(s.XYs))
+		for k, xy := range s.XYs {
+			if err := checkFloat(fmt.Sprintf("series[%d].Lo[%d]", i, k), s.Lo[k]); err != nil {
+				return nil, err
+			}
+			if err := checkFloat(fmt.Sprintf("series[%d].Hi[%d]", i, k), s.Hi[k]); err != nil {
+				return nil, err
+			}
+			if s.Lo[k] > s.Hi[k] {
+				return nil, fmt.Errorf("plots: series[%d] %q: Lo[%d] = %v > Hi = %v: %w", i, s.Name, k, s.Lo[k], s.Hi[k], ErrRange)
+			}
+			poly = append(poly, plotter.XY{X: xy.X, Y: s.Hi[k]})
+		}
+		for k := len(s.XYs) - 1; k >= 0; k-- {
+			poly = append(poly, plotter.XY{X: s.XYs[k].X, Y: s.Lo[k]})
+		}
+		pg, err := plotter.NewPolygon(poly)
+		if err != nil {
+			return nil, fmt.Errorf("plots: series[%d] %q band: %w", i, s.Name, err)
+		}
+		r, g, b, _ := MethodColor(i).RGBA()
+		pg.Color = color.NRGBA{R: uint8(r >> 8), G: uint8(g >> 8), B: uint8(b >> 8), A: 0x38}
+		pg.LineStyle.Width = 0
+		p.Add(pg)
+		band = append(band, poly...)
+	}
 	all := addLines(p, ss, false)
-	placeLegend(p, all)
+	placeLegend(p, append(all, band...))
 	return p, nil
 }
 

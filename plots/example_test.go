@@ -48,7 +48,14 @@ func ExampleTrainingCurves() {
 			loss := 1.9 - 0.08*float64(i) + 0.9*math.Exp(-x/250) + 0.02*math.Sin(x/41+float64(i))
 			xys = append(xys, plotter.XY{X: x, Y: loss})
 		}
-		series = append(series, plots.Series{Name: name, XYs: xys})
+		s := plots.Series{Name: name, XYs: xys}
+		if i < 2 { // a band (e.g. a 95% interval over seeds) around the first two
+			for _, xy := range xys {
+				w := 0.05 + 0.1*math.Exp(-xy.X/300)
+				s.Lo, s.Hi = append(s.Lo, xy.Y-w), append(s.Hi, xy.Y+w)
+			}
+		}
+		series = append(series, s)
 	}
 	p, err := plots.TrainingCurves("Synthetic data (test image): training loss on the target data", "training loss (nats/token)", series)
 	if err != nil {
@@ -69,7 +76,10 @@ var tradeOffPoints = []plots.MethodPoint{
 }
 
 func ExampleTradeOff() {
-	p, err := plots.TradeOff("Synthetic data (test image): adaptation vs retention", tradeOffPoints)
+	p, err := plots.TradeOffWith("Synthetic data (test image): adaptation vs retention", tradeOffPoints, plots.TradeOffOptions{
+		YLabel: "target: code pass@1 (%)",
+		Bars:   "bars: mean ± 95% t-interval over 3 seeds",
+	})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -102,12 +112,18 @@ func sweep(param string, def float64, logX bool, values ...float64) plots.Sensit
 	return s
 }
 
+func integer(s plots.Sensitivity) plots.Sensitivity {
+	s.Integer = true
+	return s
+}
+
 func ExampleSensitivityPanels() {
 	f, err := plots.SensitivityPanels("Synthetic data (test image): hyper-parameter sensitivity, mean ± 95% t-interval over 3 seeds", []plots.Sensitivity{
 		sweep("kept fraction ρ", 0.5, false, 0.1, 0.3, 0.5, 0.7, 0.9),
 		sweep("stability weight λ", 1.5, false, 0, 0.5, 1, 1.5, 2, 3),
 		sweep("causal window W (tokens)", 32, true, 4, 8, 16, 32, 64, 128),
-		sweep("scored blocks K", 3, false, 1, 2, 3, 4, 6),
+		integer(sweep("scored blocks K", 3, false, 1, 2, 3, 4, 6)),
+		integer(sweep("ValRefresh (steps)", 4, false, 1, 4)),
 		sweep("validation batch B_val (examples)", 32, true, 8, 16, 32, 64),
 	}, 3)
 	if err != nil {

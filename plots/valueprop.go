@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -229,10 +230,25 @@ func ValuePropagation(title string, d ValueProp) (*ColorBarPlot, error) {
 
 	label := "omitted term |A (v−u)·g|"
 	if d.LogColor {
-		label = fmt.Sprintf("log10 omitted term |A (v−u)·g|\n(below %.0e × the largest: lowest colour, %s pairs)",
-			colorFloor, thousands(clipped))
+		label = fmt.Sprintf("log10 omitted term |A (v−u)·g|\n(below %s × the largest: lowest colour, %s pairs)",
+			sci(colorFloor), thousands(clipped))
 	}
 	return newColorBarPlot(p, cm, label), nil
+}
+
+// sci formats x as "10⁻⁴" when it is a power of ten, else as %g.
+func sci(x float64) string {
+	e := math.Round(math.Log10(x))
+	if math.Abs(x-math.Pow(10, e)) > 1e-9*x {
+		return strconv.FormatFloat(x, 'g', -1, 64)
+	}
+	sup := map[rune]rune{'-': '⁻', '0': '⁰', '1': '¹', '2': '²', '3': '³', '4': '⁴', '5': '⁵', '6': '⁶', '7': '⁷', '8': '⁸', '9': '⁹'}
+	var b strings.Builder
+	b.WriteString("10")
+	for _, r := range strconv.Itoa(int(e)) {
+		b.WriteRune(sup[r])
+	}
+	return b.String()
 }
 
 // percent formats a share as a whole percentage ("62%"), with one decimal
