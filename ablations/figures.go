@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -11,22 +12,48 @@ import (
 	"gonum.org/v1/plot"
 
 	"github.com/alphatoken/alphatoken/alphatoken"
+	"github.com/alphatoken/alphatoken/alphatoken/diag"
 	"github.com/alphatoken/alphatoken/plots"
 )
 
 // Figures from the results of this package, drawn with plots/. Each returns a plots.Figure the
 // caller saves (plots.Save: PNG and SVG) or shows inline (plots.SVG).
 
+// errOf is the half-width of a Stat's error bar: its 95% t-interval (none for one seed).
 func errOf(s Stat) float64 {
-	if math.IsNaN(s.Std) {
+	if math.IsNaN(s.CI95) || s.N < 2 {
 		return 0
 	}
-	return s.Std
+	return s.CI95
 }
 
-// TradeOffFigure plots target score against retention average per row of one or more tables, with
-// ±std error bars and the Pareto front (SPEC §8).
+// seedsText names seeds for a figure: "seed 1", "seeds 1, 2, 3".
+func seedsText(seeds []int) string {
+	parts := make([]string, len(seeds))
+	for i, s := range seeds {
+		parts[i] = strconv.Itoa(s)
+	}
+	if len(seeds) == 1 {
+		return "seed " + parts[0]
+	}
+	return "seeds " + strings.Join(parts, ", ")
+}
+
+// barsText says what a figure's error bars are, for the given seeds.
+func barsText(seeds []int) string {
+	if len(seeds) < 2 {
+		return fmt.Sprintf("one run per point (%s): no error bars", seedsText(seeds))
+	}
+	return fmt.Sprintf("bars: mean ± 95%% t-interval over %d seeds (%s)", len(seeds), strings.TrimPrefix(seedsText(seeds), "seeds "))
+}
+
+// TradeOffFigure plots target score (code pass@1) against retention average per row of one or more
+// tables, with error bars of the 95% t-interval over the seeds (said in the figure) and the Pareto
+// front (SPEC §8). The seeds are the first table's.
 func TradeOffFigure(title string, tables ...*Table) (*plot.Plot, error) {
+	if len(tables) == 0 {
+		return nil, errors.New("ablations: no table for the trade-off figure")
+	}
 	var pts []plots.MethodPoint
 	seen := map[string]bool{} // rows are the same runs when method and overrides match, whatever their labels
 	for _, t := range tables {
@@ -42,36 +69,120 @@ func TradeOffFigure(title string, tables ...*Table) (*plot.Plot, error) {
 				Target: r.Target.Mean, TargetErr: errOf(r.Target)})
 		}
 	}
-	return plots.TradeOff(title, pts)
+	return plots.TradeOffWith(title, pts, plots.TradeOffOptions{
+		XLabel: "retention average (%)",
+		YLabel: "target: code pass@1 (%)",
+		Bars:   barsText(tables[0].Seeds),
+	})
 }
 
-// CurvesFigure plots each row's unmasked training loss (mean over seeds) against the step.
-func CurvesFigure(title string, t *Table) (*plot.Plot, error) {
-	var series []plots.Series
+// CurveMetric picks the quantity of a training curve.
+type CurveMetric string
+
+const (
+	CurveFullLoss CurveMetric = "full_loss" // the batch's unmasked response-token loss
+	CurveJTgt     CurveMetric = "j_tgt"     // J_tgt, the B_val validation loss (CurvePoint.JTgt)
+)
+
+func (m CurveMetric) of(p CurvePoint) float64 {
+	if m == CurveJTgt {
+		return p.JTgt
+	}
+	return p.FullLoss
+}
+
+// CurveBand is one row's curve over its seeds: at each step, the mean and its 95% t-interval
+// [Lo, Hi] (Lo = Hi = Mean for one seed).
+type CurveBand struct {
+	Label string    `json:"label"`
+	Seeds []int     `json:"seeds"`
+	Steps []int     `json:"steps"`
+	Mean  []float64 `json:"mean"`
+	Lo    []float64 `json:"lo"`
+	Hi    []float64 `json:"hi"`
+}
+
+// CurveBands aggregates each row's run curves at the steps every run logged the metric (J_tgt is
+// logged every jTgtEvery steps: the points where it is 0 are skipped). Rows without curves are left
+// out.
+func CurveBands(t *Table, m CurveMetric) []CurveBand {
+	var out []CurveBand
 	for _, r := range t.Rows {
-		if len(r.Runs) == 0 || len(r.Runs[0].Curve) == 0 {
+		if len(r.Runs) == 0 {
 			continue
 		}
-		n := len(r.Runs[0].Curve)
-		xs, ys := make([]float64, n), make([]float64, n)
-		for i := range n {
-			xs[i] = float64(r.Runs[0].Curve[i].Step)
-			for _, run := range r.Runs {
-				if i < len(run.Curve) {
-					ys[i] += run.Curve[i].FullLoss / float64(len(r.Runs))
+		byStep := map[int][]float64{}
+		var steps []int
+		for _, run := range r.Runs {
+			for _, p := range run.Curve {
+				v := m.of(p)
+				if m == CurveJTgt && v == 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+					continue
 				}
+				if _, ok := byStep[p.Step]; !ok {
+					steps = append(steps, p.Step)
+				}
+				byStep[p.Step] = append(byStep[p.Step], v)
 			}
 		}
-		xy, err := plots.XYs(xs, ys)
-		if err != nil {
-			return nil, err
+		slices.Sort(steps)
+		b := CurveBand{Label: r.Label}
+		for _, run := range r.Runs {
+			b.Seeds = append(b.Seeds, int(run.Config.Seed))
 		}
-		series = append(series, plots.Series{Name: r.Label, XYs: xy})
+		for _, st := range steps {
+			vs := byStep[st]
+			if len(vs) != len(r.Runs) {
+				continue // a step not every seed logged
+			}
+			mean, _ := diag.MeanStd(vs)
+			half := 0.0
+			if len(vs) > 1 {
+				half = diag.CI95(vs)
+			}
+			b.Steps = append(b.Steps, st)
+			b.Mean, b.Lo, b.Hi = append(b.Mean, mean), append(b.Lo, mean-half), append(b.Hi, mean+half)
+		}
+		if len(b.Steps) > 0 {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// CurvesFigure plots each row's curve of the metric against the step: the mean over the table's
+// seeds with a band of its 95% t-interval (the title says which seeds).
+func CurvesFigure(title string, t *Table, m CurveMetric) (*plot.Plot, []CurveBand, error) {
+	bands := CurveBands(t, m)
+	var series []plots.Series
+	for _, b := range bands {
+		xs := make([]float64, len(b.Steps))
+		for i, st := range b.Steps {
+			xs[i] = float64(st)
+		}
+		xy, err := plots.XYs(xs, b.Mean)
+		if err != nil {
+			return nil, nil, err
+		}
+		s := plots.Series{Name: b.Label, XYs: xy}
+		if len(b.Seeds) > 1 {
+			s.Lo, s.Hi = b.Lo, b.Hi
+		}
+		series = append(series, s)
 	}
 	if len(series) == 0 {
-		return nil, errors.New("ablations: the table has no training curves")
+		return nil, nil, errors.Errorf("ablations: the table has no %s curves", m)
 	}
-	return plots.TrainingCurves(title, "response-token loss (nats/token, all tokens)", series)
+	what := "mean over " + seedsText(t.Seeds) + ", band: 95% t-interval"
+	if len(t.Seeds) < 2 {
+		what = "one run (" + seedsText(t.Seeds) + "): no band"
+	}
+	yLabel := "response-token loss (nats/token, all tokens)"
+	if m == CurveJTgt {
+		yLabel = "J_tgt: validation loss (nats/token)"
+	}
+	p, err := plots.TrainingCurves(title+"\n"+what, yLabel, series)
+	return p, bands, err
 }
 
 // SensitivityFigure turns the sensitivity table (rows labelled param=value) into one panel per
@@ -106,9 +217,11 @@ func SensitivityFigure(title string, t *Table) (*plots.Panels, error) {
 	}
 	var params []plots.Sensitivity
 	for _, p := range order {
-		params = append(params, *byParam[p])
+		s := *byParam[p]
+		s.Integer = p == "k" || p == "val_refresh" || p == "window" || p == "val_examples"
+		params = append(params, s)
 	}
-	return plots.SensitivityPanels(title, params, 3)
+	return plots.SensitivityPanels(title+": "+barsText(t.Seeds), params, 3)
 }
 
 // ValuePropagationFigure draws the sampled pairs with the low-risk region and share.
@@ -117,7 +230,8 @@ func ValuePropagationFigure(title string, res *ValuePropagationResult) (*plots.C
 	for i, p := range res.Pairs {
 		pairs[i] = plots.Pair(p)
 	}
-	return plots.ValuePropagation(title, plots.ValueProp{Pairs: pairs, Region: plots.LowRisk{MaxA: res.AThreshold, MaxDev: res.DevThreshold}, LogColor: true})
+	return plots.ValuePropagation(title, plots.ValueProp{Pairs: pairs, Region: plots.LowRisk{MaxA: res.AThreshold, MaxDev: res.DevThreshold},
+		LogColor: true, ColorFloor: plots.DefaultColorFloor})
 }
 
 // FidelityFigures returns the scatter of Φ_prx against the oracle (for the first result), the

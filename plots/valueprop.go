@@ -236,19 +236,9 @@ func ValuePropagation(title string, d ValueProp) (*ColorBarPlot, error) {
 	return newColorBarPlot(p, cm, label), nil
 }
 
-// sci formats x as "10⁻⁴" when it is a power of ten, else as %g.
+// sci formats x as "1e-4" (the fonts have no superscript minus).
 func sci(x float64) string {
-	e := math.Round(math.Log10(x))
-	if math.Abs(x-math.Pow(10, e)) > 1e-9*x {
-		return strconv.FormatFloat(x, 'g', -1, 64)
-	}
-	sup := map[rune]rune{'-': '⁻', '0': '⁰', '1': '¹', '2': '²', '3': '³', '4': '⁴', '5': '⁵', '6': '⁶', '7': '⁷', '8': '⁸', '9': '⁹'}
-	var b strings.Builder
-	b.WriteString("10")
-	for _, r := range strconv.Itoa(int(e)) {
-		b.WriteRune(sup[r])
-	}
-	return b.String()
+	return strings.Replace(strconv.FormatFloat(x, 'e', -1, 64), "e-0", "e-", 1)
 }
 
 // percent formats a share as a whole percentage ("62%"), with one decimal
