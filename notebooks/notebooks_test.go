@@ -33,7 +33,7 @@ var update = flag.Bool("update", false, "TestNotebooksExecute: write the execute
 const (
 	// cellTimeout bounds one cell's execution (nbconvert's ExecutePreprocessor.timeout).
 	cellTimeout = 20 * time.Minute
-	// skipEnv set to 1 skips executing the notebooks (the stripped check still runs).
+	// skipEnv set to 1 skips executing the notebooks (TestNotebooksCommittedExecuted still runs).
 	skipEnv = "ALPHATOKEN_SKIP_NOTEBOOKS"
 	// kernelName is the Jupyter kernel every notebook must use.
 	kernelName = "gonb"
