@@ -74,9 +74,10 @@ func LoadModel(r *ablations.Runner, name string) *model.LM {
 	return must.M1(model.Load(r.Backend, Scratch(name), dtypes.Float32))
 }
 
-// ShowSVG draws a figure inline at w × h inches.
-func ShowSVG(f plots.Figure, w, h float64) {
-	gonbui.DisplaySVG(string(must.M1(plots.SVG(f, w, h))))
+// Show draws a figure inline at w × h inches, as a PNG (plots.PNGDPI): an image output, which
+// GitHub shows in a committed notebook (an inline SVG is HTML, which it does not).
+func Show(f plots.Figure, w, h float64) {
+	gonbui.DisplayPNG(must.M1(plots.PNG(f, w, h)))
 }
 
 // Since formats the time elapsed since start, in seconds.
