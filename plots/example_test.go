@@ -72,7 +72,7 @@ var tradeOffPoints = []plots.MethodPoint{
 	{Name: "Top-ρ (AlphaToken)", Retention: 58.4, RetentionErr: 0.7, Target: 46.1, TargetErr: 0.8},
 	{Name: "Bottom-ρ", Retention: 57.9, RetentionErr: 1.3, Target: 35.2, TargetErr: 1.6},
 	{Name: "Rho-1", Retention: 54.2, RetentionErr: 0.8, Target: 45.8, TargetErr: 1.0},
-	{Name: "Reference", Retention: 61.2, Target: 20.1},
+	{Name: "Reference (no SFT)", Retention: 61.2, Target: 20.1},
 }
 
 func ExampleTradeOff() {
@@ -94,7 +94,7 @@ func ExampleParetoFront() {
 	}
 	// Output:
 	// Top-ρ (AlphaToken)
-	// Reference
+	// Reference (no SFT)
 }
 
 func sweep(param string, def float64, logX bool, values ...float64) plots.Sensitivity {
