@@ -12,45 +12,47 @@ import (
 	"gonum.org/v1/plot"
 
 	"github.com/alphatoken/alphatoken/alphatoken"
+	"github.com/alphatoken/alphatoken/alphatoken/diag"
 	"github.com/alphatoken/alphatoken/plots"
 )
 
 // Figures from the results of this package, drawn with plots/. Each returns a plots.Figure the
 // caller saves (plots.Save: PNG and SVG) or shows inline (plots.SVG).
 
-// errOf is the error bar of a Stat: its 95% t-interval half-width over seeds (none for one seed).
+// errOf is the half-width of a Stat's error bar: its 95% t-interval (none for one seed).
 func errOf(s Stat) float64 {
-	if math.IsNaN(s.CI95) {
+	if math.IsNaN(s.CI95) || s.N < 2 {
 		return 0
 	}
 	return s.CI95
 }
 
-// seedsNote says what the error bars of a figure over seeds are, e.g. "mean ± 95% t-interval over
-// seeds 1–5" (one seed: "one seed, no interval").
-func seedsNote(seeds []int) string {
-	if len(seeds) < 2 {
-		return fmt.Sprintf("seed %v only: means, no interval", seeds)
-	}
-	list := make([]string, len(seeds))
+// seedsText names seeds for a figure: "seed 1", "seeds 1, 2, 3".
+func seedsText(seeds []int) string {
+	parts := make([]string, len(seeds))
 	for i, s := range seeds {
-		list[i] = strconv.Itoa(s)
+		parts[i] = strconv.Itoa(s)
 	}
-	consecutive := true
-	for i := 1; i < len(seeds); i++ {
-		consecutive = consecutive && seeds[i] == seeds[i-1]+1
+	if len(seeds) == 1 {
+		return "seed " + parts[0]
 	}
-	if consecutive {
-		return fmt.Sprintf("mean ± 95%% t-interval over seeds %d–%d", seeds[0], seeds[len(seeds)-1])
-	}
-	return "mean ± 95% t-interval over seeds " + strings.Join(list, ",")
+	return "seeds " + strings.Join(parts, ", ")
 }
 
-// TradeOffFigure plots target score against retention average per row of one or more tables, with
-// 95% t-interval error bars over seeds (the title says so) and the Pareto front (SPEC §8).
+// barsText says what a figure's error bars are, for the given seeds.
+func barsText(seeds []int) string {
+	if len(seeds) < 2 {
+		return fmt.Sprintf("one run per point (%s): no error bars", seedsText(seeds))
+	}
+	return fmt.Sprintf("bars: mean ± 95%% t-interval over %d seeds (%s)", len(seeds), strings.TrimPrefix(seedsText(seeds), "seeds "))
+}
+
+// TradeOffFigure plots target score (code pass@1) against retention average per row of one or more
+// tables, with error bars of the 95% t-interval over the seeds (said in the figure) and the Pareto
+// front (SPEC §8). The seeds are the first table's.
 func TradeOffFigure(title string, tables ...*Table) (*plot.Plot, error) {
-	if len(tables) > 0 {
-		title += "\n" + seedsNote(tables[0].Seeds)
+	if len(tables) == 0 {
+		return nil, errors.New("ablations: no table for the trade-off figure")
 	}
 	var pts []plots.MethodPoint
 	seen := map[string]bool{} // rows are the same runs when method and overrides match, whatever their labels
@@ -67,71 +69,124 @@ func TradeOffFigure(title string, tables ...*Table) (*plot.Plot, error) {
 				Target: r.Target.Mean, TargetErr: errOf(r.Target)})
 		}
 	}
-	return plots.TradeOff(title, pts)
+	return plots.TradeOffWith(title, pts, plots.TradeOffOptions{
+		XLabel: "retention average (%)",
+		YLabel: "target: code pass@1 (%)",
+		Bars:   barsText(tables[0].Seeds),
+	})
 }
 
-// CurvesFigure plots each row's unmasked training loss (mean over seeds) against the step.
-func CurvesFigure(title string, t *Table) (*plot.Plot, error) {
-	return curvesFigure(title, "response-token loss (nats/token, all tokens)", t, func(c CurvePoint) (float64, bool) { return c.FullLoss, true })
+// CurveMetric picks the quantity of a training curve.
+type CurveMetric string
+
+const (
+	CurveFullLoss CurveMetric = "full_loss" // the batch's unmasked response-token loss
+	CurveJTgt     CurveMetric = "j_tgt"     // J_tgt, the B_val validation loss (CurvePoint.JTgt)
+)
+
+func (m CurveMetric) of(p CurvePoint) float64 {
+	if m == CurveJTgt {
+		return p.JTgt
+	}
+	return p.FullLoss
 }
 
-// JTgtCurvesFigure plots each row's J_tgt (validation NLL on the B_val examples, CurvePoint.JTgt,
-// measured the same way for every method) against the step: the mean over seeds with its 95%
-// t-interval as a band (the title says so).
-func JTgtCurvesFigure(title string, t *Table) (*plot.Plot, error) {
-	return curvesFigure(title+"\n"+seedsNote(t.Seeds), "J_tgt: validation NLL (nats/token)", t, func(c CurvePoint) (float64, bool) { return c.JTgt, c.JTgt > 0 })
+// CurveBand is one row's curve over its seeds: at each step, the mean and its 95% t-interval
+// [Lo, Hi] (Lo = Hi = Mean for one seed).
+type CurveBand struct {
+	Label string    `json:"label"`
+	Seeds []int     `json:"seeds"`
+	Steps []int     `json:"steps"`
+	Mean  []float64 `json:"mean"`
+	Lo    []float64 `json:"lo"`
+	Hi    []float64 `json:"hi"`
 }
 
-// curvesFigure draws, per trained row, the mean over its runs of what get reads at each logged step
-// that every run has, with the 95% interval band when there are at least 2 runs.
-func curvesFigure(title, yLabel string, t *Table, get func(CurvePoint) (float64, bool)) (*plot.Plot, error) {
-	var series []plots.Series
-	var bands []plots.Band
+// CurveBands aggregates each row's run curves at the steps every run logged the metric (J_tgt is
+// logged every jTgtEvery steps: the points where it is 0 are skipped). Rows without curves are left
+// out.
+func CurveBands(t *Table, m CurveMetric) []CurveBand {
+	var out []CurveBand
 	for _, r := range t.Rows {
-		if r.Method == "reference" || len(r.Runs) == 0 {
+		if len(r.Runs) == 0 {
 			continue
 		}
-		perStep := map[int][]float64{}
-		for _, run := range r.Runs {
-			for _, c := range run.Curve {
-				if v, ok := get(c); ok {
-					perStep[c.Step] = append(perStep[c.Step], v)
-				}
-			}
-		}
+		byStep := map[int][]float64{}
 		var steps []int
-		for st, vs := range perStep {
-			if len(vs) == len(r.Runs) {
-				steps = append(steps, st)
+		for _, run := range r.Runs {
+			for _, p := range run.Curve {
+				v := m.of(p)
+				if m == CurveJTgt && v == 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+					continue
+				}
+				if _, ok := byStep[p.Step]; !ok {
+					steps = append(steps, p.Step)
+				}
+				byStep[p.Step] = append(byStep[p.Step], v)
 			}
-		}
-		if len(steps) == 0 {
-			continue
 		}
 		slices.Sort(steps)
-		xs, ys := make([]float64, len(steps)), make([]float64, len(steps))
-		var band plots.Band
-		for i, st := range steps {
-			s := statOf(perStep[st])
-			xs[i], ys[i] = float64(st), s.Mean
-			if len(r.Runs) >= 2 {
-				band.Lo, band.Hi = append(band.Lo, s.Lo()), append(band.Hi, s.Hi())
+		b := CurveBand{Label: r.Label}
+		for _, run := range r.Runs {
+			b.Seeds = append(b.Seeds, int(run.Config.Seed))
+		}
+		for _, st := range steps {
+			vs := byStep[st]
+			if len(vs) != len(r.Runs) {
+				continue // a step not every seed logged
 			}
+			mean, _ := diag.MeanStd(vs)
+			half := 0.0
+			if len(vs) > 1 {
+				half = diag.CI95(vs)
+			}
+			b.Steps = append(b.Steps, st)
+			b.Mean, b.Lo, b.Hi = append(b.Mean, mean), append(b.Lo, mean-half), append(b.Hi, mean+half)
 		}
-		xy, err := plots.XYs(xs, ys)
+		if len(b.Steps) > 0 {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// CurvesFigure plots each row's curve of the metric against the step: the mean over the table's
+// seeds with a band of its 95% t-interval (the title says which seeds).
+func CurvesFigure(title string, t *Table, m CurveMetric) (*plot.Plot, []CurveBand, error) {
+	bands := CurveBands(t, m)
+	var series []plots.Series
+	for _, b := range bands {
+		xs := make([]float64, len(b.Steps))
+		for i, st := range b.Steps {
+			xs[i] = float64(st)
+		}
+		xy, err := plots.XYs(xs, b.Mean)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		series, bands = append(series, plots.Series{Name: r.Label, XYs: xy}), append(bands, band)
+		s := plots.Series{Name: b.Label, XYs: xy}
+		if len(b.Seeds) > 1 {
+			s.Lo, s.Hi = b.Lo, b.Hi
+		}
+		series = append(series, s)
 	}
 	if len(series) == 0 {
-		return nil, errors.Errorf("ablations: the %s table has no training curves of %s", t.Suite.Name, yLabel)
+		return nil, nil, errors.Errorf("ablations: the table has no %s curves", m)
 	}
-	return plots.TrainingCurvesBands(title, yLabel, series, bands)
+	what := "mean over " + seedsText(t.Seeds) + ", band: 95% t-interval"
+	if len(t.Seeds) < 2 {
+		what = "one run (" + seedsText(t.Seeds) + "): no band"
+	}
+	yLabel := "response-token loss (nats/token, all tokens)"
+	if m == CurveJTgt {
+		yLabel = "J_tgt: validation loss (nats/token)"
+	}
+	p, err := plots.TrainingCurves(title+"\n"+what, yLabel, series)
+	return p, bands, err
 }
 
 // SensitivityFigure turns the sensitivity table (rows labelled param=value) into one panel per
-// parameter, marking the preset's default; error bars are 95% t-intervals over seeds (the title says so).
+// parameter, marking the preset's default.
 func SensitivityFigure(title string, t *Table) (*plots.Panels, error) {
 	defaults := map[string]float64{"rho": t.Preset.Rho, "lambda": t.Preset.Valuation.Lambda,
 		"window": float64(t.Preset.Valuation.Window), "k": float64(t.Preset.Valuation.Blocks),
@@ -162,9 +217,11 @@ func SensitivityFigure(title string, t *Table) (*plots.Panels, error) {
 	}
 	var params []plots.Sensitivity
 	for _, p := range order {
-		params = append(params, *byParam[p])
+		s := *byParam[p]
+		s.Integer = p == "k" || p == "val_refresh" || p == "window" || p == "val_examples"
+		params = append(params, s)
 	}
-	return plots.SensitivityPanels(title+" — "+seedsNote(t.Seeds), params, 3)
+	return plots.SensitivityPanels(title+": "+barsText(t.Seeds), params, 3)
 }
 
 // ValuePropagationFigure draws the sampled pairs with the low-risk region and share.
@@ -173,7 +230,8 @@ func ValuePropagationFigure(title string, res *ValuePropagationResult) (*plots.C
 	for i, p := range res.Pairs {
 		pairs[i] = plots.Pair(p)
 	}
-	return plots.ValuePropagation(title, plots.ValueProp{Pairs: pairs, Region: plots.LowRisk{MaxA: res.AThreshold, MaxDev: res.DevThreshold}, LogColor: true})
+	return plots.ValuePropagation(title, plots.ValueProp{Pairs: pairs, Region: plots.LowRisk{MaxA: res.AThreshold, MaxDev: res.DevThreshold},
+		LogColor: true, ColorFloor: plots.DefaultColorFloor})
 }
 
 // FidelityFigures returns the scatter of Φ_prx against the oracle (for the first result), the

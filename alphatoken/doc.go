@@ -1,5 +1,5 @@
 // Package alphatoken values response tokens for post-training and masks the low-value ones
-// (AlphaToken; ../shared/SPEC.md is the definition implemented here).
+// (AlphaToken; docs/spec.md is the definition implemented here, and "SPEC §N" is its section N).
 //
 // # What a token's value is (SPEC §4)
 //

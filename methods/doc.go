@@ -1,5 +1,5 @@
 // Package methods is the registry of token-selection methods for SFT and, in a sibling registry,
-// for DPO: AlphaToken and its ablations (SPEC §4, §6), the paper's baselines (../shared/BASELINES.md)
+// for DPO: AlphaToken and its ablations (SPEC §4, §6), the paper's baselines (each file cites its source)
 // and what the paper left as future work. Each method is one file that registers itself (Register,
 // from init) with its name, a one-line summary, the inputs it needs (Need: validation set, Fisher,
 // θ_ref, helper model) and its numeric parameters (Param) declared as data, so the CLI

@@ -10,7 +10,7 @@ import (
 	"github.com/alphatoken/alphatoken/model"
 )
 
-// ConfPO (BASELINES.md): the critical tokens of each response are those whose confidence
+// ConfPO: the critical tokens of each response are those whose confidence
 // c_t = π_θ(y_t) (detached, from the training forward) is below the response's mean confidence,
 // log c_t < log((1/T) Σ_t c_t), separately for chosen and rejected; a pair with an empty critical
 // set in either branch is dropped (its loss is 0). Loss, DPO form (default; a best guess, the

@@ -13,7 +13,7 @@ import (
 	"github.com/alphatoken/alphatoken/model"
 )
 
-// SePO (BASELINES.md): an oracle pair trained by us — π^o_ref, an SFT model, and π^o, DPO of it on
+// SePO: an oracle pair trained by us — π^o_ref, an SFT model, and π^o, DPO of it on
 // (a subset of) the preference data — scores every token offline with DPO's implicit token reward
 // r_t = log π^o(y_t) − log π^o_ref(y_t) (cached like the reference log-probabilities). Per response,
 // the chosen branch keeps its top ⌊k·T⌋ tokens by r_t and the rejected branch its bottom ⌊k·T⌋

@@ -13,7 +13,7 @@ import (
 	"github.com/alphatoken/alphatoken/model"
 )
 
-// TI-DPO (BASELINES.md; paper Eqs. 5–14, Table B13 — its code was not readable here). Per response
+// TI-DPO (paper Eqs. 5–14, Table B13 — its code was not readable here). Per response
 // (each branch, every step, at the current θ, detached):
 //
 //	importance  I_t = ‖∂L_target/∂e_t‖₁, L_target the maximum logit at the sequence's final
@@ -27,7 +27,7 @@ import (
 //
 // with ℓ the --loss (sigmoid: −log σ(β·)), H(y) = Σ_t h_t the summed log-ratio, γ = 0.1, α = 0.5,
 // β = 0.1. Marked as our choices where the paper's available text is ambiguous or silent: P is not
-// normalised (as BASELINES.md writes it); α is the triplet margin (Table B13 labels 0.5 "TDPO KL
+// normalised (as the baseline brief of this project writes it); α is the triplet margin (Table B13 labels 0.5 "TDPO KL
 // weight"; no TDPO sequential-KL term is added); the anchor ŷ is sampled from π_θ given the prompt
 // alone (temperature 1, at most as many tokens as the batch's longest chosen response; the paper
 // says it is generated "using y_w as context"), a pure function of (--seed, step); its reference

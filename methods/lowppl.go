@@ -5,7 +5,7 @@ import (
 	"github.com/alphatoken/alphatoken/alphatoken/train"
 )
 
-// low-ppl (BASELINES.md "Low-perplexity selection", a best guess: no separately named method was
+// low-ppl ("low-perplexity selection", a best guess: no separately named method was
 // found; the AlphaToken blog compares against "low-perplexity selection", and STM is
 // low-perplexity token learning): score_p = −ℓ_π0(p), the NLL under the model before fine-tuning,
 // computed offline; keep the ρ share of each batch with the lowest NLL (AlphaToken's scope).

@@ -22,7 +22,7 @@ import (
 )
 
 // Offline token scores: one value per label position of every training example, computed in a
-// pass before training (BASELINES.md, "offline caches") and fed to the step graph row by row.
+// pass before training (offline caches) and fed to the step graph row by row.
 
 // TokenTable holds one value per position of every example of a set: Values[i][p] for label
 // position p of example i (0 at prompt positions). It is an input of the step graph: Rows gives

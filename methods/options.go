@@ -38,7 +38,7 @@ type Options struct {
 	Schedule Schedule `json:"rho_schedule,omitempty"`
 	RhoStart float64  `json:"rho_start,omitempty"`
 	// BudgetMatched makes a baseline keep ρ (not its native ratio or threshold) with AlphaToken's
-	// scope, one threshold over the batch (BASELINES.md, "Fairness").
+	// scope, one threshold over the batch (a fair comparison at equal token budget).
 	BudgetMatched bool `json:"budget_matched,omitempty"`
 	// Params sets method parameters by name (absent: the declared default).
 	Params map[string]float64 `json:"params,omitempty"`

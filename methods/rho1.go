@@ -9,8 +9,7 @@ import (
 	"github.com/alphatoken/alphatoken/model"
 )
 
-// rho1, Selective Language Modeling (Lin et al., NeurIPS 2024, arXiv 2404.07965; BASELINES.md
-// "Rho-1"): the excess loss of the current model over a reference model trained on high-quality
+// rho1, Selective Language Modeling (Lin et al., NeurIPS 2024, arXiv 2404.07965): the excess loss of the current model over a reference model trained on high-quality
 // data,
 //
 //	L_Δ(p) = ℓ_θ(p) − ℓ_RM(p),

@@ -12,7 +12,7 @@ import (
 // min-max. Batch-level top/bottom/random-k is alphatoken.SelectK (SPEC §6).
 
 // MaskedMeanLoss is Σ m·l / Σ m for a mask m (0/1, no gradient) and per-position losses l
-// (BASELINES.md: every SFT baseline uses this normalisation).
+// (every SFT baseline uses this normalisation).
 func MaskedMeanLoss(nll, mask *Node) *Node {
 	mask = StopGradient(ConvertDType(mask, nll.DType()))
 	return Div(ReduceAllSum(Mul(nll, mask)), MaxScalar(ReduceAllSum(mask), 1))

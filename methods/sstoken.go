@@ -12,7 +12,7 @@ import (
 )
 
 // sstoken, self-modulated and semantic-aware token selection (Qin et al., ICLR 2026, arXiv
-// 2510.18250, github.com/jianke0604/ssToken; BASELINES.md "ssToken"):
+// 2510.18250, github.com/jianke0604/ssToken):
 //
 //	Score_p = γ · minmax_seq(ℓ_his(p) − ℓ_θ(p)) + (1−γ) · Σ_{c ∈ prompt} Ā_{p+1, c}
 //

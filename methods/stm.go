@@ -9,7 +9,7 @@ import (
 	"github.com/alphatoken/alphatoken/alphatoken/train"
 )
 
-// stm, Selective Token Masking (Wu et al., arXiv 2501.14315; BASELINES.md "STM"): the perplexity of
+// stm, Selective Token Masking (Wu et al., arXiv 2501.14315): the perplexity of
 // every response token under the model about to be fine-tuned, PPL_p = exp ℓ_π0(p), computed
 // offline; tokens with PPL_p > τ (default 2.5, i.e. p < 0.4) lose their loss and the rest keep it,
 // so the keep ratio varies with the data (the metrics log the realised kept/tokens of every step).

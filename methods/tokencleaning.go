@@ -5,8 +5,7 @@ import (
 	"github.com/alphatoken/alphatoken/alphatoken/train"
 )
 
-// token-cleaning, fixed-model cleaning (Pang et al., ICML 2025, github.com/UCSC-REAL/TokenCleaning;
-// BASELINES.md "Token Cleaning"): the influence of a model update on each response token,
+// token-cleaning, fixed-model cleaning (Pang et al., ICML 2025, github.com/UCSC-REAL/TokenCleaning): the influence of a model update on each response token,
 //
 //	s_p = ℓ_π0(p) − ℓ_ref(p),
 //

@@ -14,8 +14,7 @@ import (
 	"github.com/alphatoken/alphatoken/model"
 )
 
-// token-cleaning-self, self-evolving cleaning (Token Cleaning's self_evolving_cleaning.sh;
-// BASELINES.md "Token Cleaning"): the data stream is cut into C chunks (default 5) of consecutive
+// token-cleaning-self, self-evolving cleaning (Token Cleaning's self_evolving_cleaning.sh): the data stream is cut into C chunks (default 5) of consecutive
 // training steps. Chunk 0 trains on every token (warm-up). At the start of chunk i ≥ 1 every
 // response token of the chunk's examples is scored by the last round's update,
 //

@@ -13,7 +13,7 @@ import (
 )
 
 // xtf, explainable token-level noise filtering (Yang et al., ICLR 2026, arXiv 2602.14536; no code
-// was published; BASELINES.md "XTF" from two secondary notes). Three attributes of every response
+// was published; described from two secondary notes). Three attributes of every response
 // token O_k, all from the base model π_0 by teacher forcing on prompt + response, offline:
 //
 //	reasoning importance  S_RI = attention the token's position receives
@@ -30,7 +30,7 @@ import (
 //
 // The rest keep their loss: a data-dependent keep ratio (logged every step as kept/tokens).
 //
-// Unknown in BASELINES.md, and the best guesses implemented here:
+// Unknown from those notes, and the best guesses implemented here:
 //   - how A is aggregated: the LAST block's attention, averaged over heads, received by the
 //     token's position c = p+1 from every real query row r ≥ c (itself included, so the last
 //     token is defined), averaged over those rows;

@@ -17,8 +17,8 @@ import (
 )
 
 // DefaultBackend is the backend used when neither an explicit choice nor $GOMLX_BACKEND is given:
-// GoMLX's pure Go CPU backend with an unlimited worker pool. (The plain "go" config deadlocks at
-// model sizes on 2-core machines; see ../shared/GOMLX_CPU.md.)
+// GoMLX's pure Go CPU backend with an unlimited worker pool. (The plain "go" config deadlocked at
+// model sizes on 2-core machines in this project's measurements.)
 const DefaultBackend = "go:parallelism=-1"
 
 var simdWarning sync.Once

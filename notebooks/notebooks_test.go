@@ -1,13 +1,16 @@
 package notebooks_test
 
-// The notebooks are part of the test suite: every notebooks/*.ipynb must be committed without
-// outputs (TestNotebooksStripped) and must execute headless without a cell error
-// (TestNotebooksExecute), with Jupyter's nbconvert and the GoNB kernel that .ci/setup installs.
+// The notebooks are part of the test suite: every notebooks/*.ipynb is committed executed, with the
+// outputs of one clean run of its current cells (TestNotebooksCommittedExecuted), and must execute
+// headless without a cell error (TestNotebooksExecute), with Jupyter's nbconvert and the GoNB
+// kernel that .ci/setup installs. `go test ./notebooks -run TestNotebooksExecute -update` (what
+// .ci/notebooks runs) executes them one after the other and writes each executed notebook back.
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"html"
 	"io"
@@ -21,13 +24,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alphatoken/alphatoken/internal/nbstrip"
+	"github.com/alphatoken/alphatoken/internal/nbclean"
 )
+
+// update writes each executed notebook back over the committed one (cleaned by nbclean.Clean).
+var update = flag.Bool("update", false, "TestNotebooksExecute: write the executed notebooks back in place (see .ci/notebooks)")
 
 const (
 	// cellTimeout bounds one cell's execution (nbconvert's ExecutePreprocessor.timeout).
 	cellTimeout = 20 * time.Minute
-	// skipEnv set to 1 skips executing the notebooks (the stripped check still runs).
+	// skipEnv set to 1 skips executing the notebooks (TestNotebooksCommittedExecuted still runs).
 	skipEnv = "ALPHATOKEN_SKIP_NOTEBOOKS"
 	// kernelName is the Jupyter kernel every notebook must use.
 	kernelName = "gonb"
@@ -55,22 +61,22 @@ func notebooks(t *testing.T) []string {
 	return nbs
 }
 
-// TestNotebooksStripped checks that every committed notebook has no outputs, execution counts
-// or run metadata, and declares the GoNB kernel.
-func TestNotebooksStripped(t *testing.T) {
+// TestNotebooksCommittedExecuted checks that every committed notebook holds one clean, error-free
+// run of its current cells (nbclean.Problems) and declares the GoNB kernel.
+func TestNotebooksCommittedExecuted(t *testing.T) {
 	for _, nb := range notebooks(t) {
 		data, err := os.ReadFile(nb)
 		if err != nil {
 			t.Fatal(err)
 		}
-		probs, err := nbstrip.Problems(data)
+		probs, err := nbclean.Problems(data)
 		if err != nil {
 			t.Errorf("%s: %v", nb, err)
 			continue
 		}
 		if len(probs) > 0 {
-			t.Errorf("%s is committed with the results of a run (notebooks are committed stripped; run "+
-				"`go run ./internal/nbstrip/cmd/nbstrip` from the repository root):\n\t%s", nb, strings.Join(probs, "\n\t"))
+			t.Errorf("%s is not committed as one clean run of its cells (run .ci/notebooks from the repository "+
+				"root to execute every notebook and write it back):\n\t%s", nb, strings.Join(probs, "\n\t"))
 		}
 		var meta struct {
 			Metadata struct {
@@ -241,6 +247,19 @@ func executeNotebook(t *testing.T, jupyter, nb string, env []string) {
 		t.Fatalf("%s: %d cell(s) failed (after %s):\n\n%s", nb, len(failures), elapsed, strings.Join(failures, "\n\n"))
 	}
 	t.Logf("%s: executed in %s (GOEXPERIMENT=%s, %s)", nb, elapsed, envValue(env, "GOEXPERIMENT"), runtime.Version())
+	if *update {
+		cleaned, err := nbclean.Clean(executed)
+		if err != nil {
+			t.Fatalf("%s: %v", nb, err)
+		}
+		if probs, err := nbclean.Problems(cleaned); err != nil || len(probs) > 0 {
+			t.Fatalf("%s: the executed notebook is not a clean run (%v):\n\t%s", nb, err, strings.Join(probs, "\n\t"))
+		}
+		if err := os.WriteFile(nb, cleaned, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: written back (-update)", nb)
+	}
 }
 
 // failedCells describes each code cell with an error output: its number, source and what it

@@ -15,15 +15,21 @@ import (
 type Series struct {
 	Name string
 	XYs  plotter.XYs
+	// Lo and Hi, when set (one value per point of XYs), are a band drawn
+	// around the line in its colour, e.g. a 95% interval over seeds.
+	Lo, Hi []float64
 }
 
 // TrainingCurves draws one line per series against the training step:
 // loss, target metric or retention average vs step. yLabel should carry
 // the unit, e.g. "training loss (nats/token)" or "retention average (%)".
-// Points are drawn in the order given (sort them by step).
+// A series with Lo and Hi gets a translucent band in its colour (say what
+// the band is in the title). Points are drawn in the order given (sort
+// them by step).
 //
 // It returns an error if series is empty, a series has no name or no
-// points, or a point is NaN or ±Inf.
+// points, a point or band edge is NaN or ±Inf, or Lo/Hi have another
+// length than the points or Lo > Hi somewhere.
 func TrainingCurves(title, yLabel string, series []Series) (*plot.Plot, error) {
 	ss, err := copySeries(series)
 	if err != nil {
@@ -31,8 +37,42 @@ func TrainingCurves(title, yLabel string, series []Series) (*plot.Plot, error) {
 	}
 	p := newPlot(title, "training step", yLabel)
 	addGrid(p)
+	var band []plotter.XY
+	for i, s := range series {
+		if s.Lo == nil && s.Hi == nil {
+			continue
+		}
+		if len(s.Lo) != len(s.XYs) || len(s.Hi) != len(s.XYs) {
+			return nil, fmt.Errorf("plots: series[%d] %q: %d points, %d Lo, %d Hi: %w", i, s.Name, len(s.XYs), len(s.Lo), len(s.Hi), ErrRange)
+		}
+		poly := make(plotter.XYs, 0, 2*len(s.XYs))
+		for k, xy := range s.XYs {
+			if err := checkFloat(fmt.Sprintf("series[%d].Lo[%d]", i, k), s.Lo[k]); err != nil {
+				return nil, err
+			}
+			if err := checkFloat(fmt.Sprintf("series[%d].Hi[%d]", i, k), s.Hi[k]); err != nil {
+				return nil, err
+			}
+			if s.Lo[k] > s.Hi[k] {
+				return nil, fmt.Errorf("plots: series[%d] %q: Lo[%d] = %v > Hi = %v: %w", i, s.Name, k, s.Lo[k], s.Hi[k], ErrRange)
+			}
+			poly = append(poly, plotter.XY{X: xy.X, Y: s.Hi[k]})
+		}
+		for k := len(s.XYs) - 1; k >= 0; k-- {
+			poly = append(poly, plotter.XY{X: s.XYs[k].X, Y: s.Lo[k]})
+		}
+		pg, err := plotter.NewPolygon(poly)
+		if err != nil {
+			return nil, fmt.Errorf("plots: series[%d] %q band: %w", i, s.Name, err)
+		}
+		r, g, b, _ := MethodColor(i).RGBA()
+		pg.Color = color.NRGBA{R: uint8(r >> 8), G: uint8(g >> 8), B: uint8(b >> 8), A: 0x38}
+		pg.LineStyle.Width = 0
+		p.Add(pg)
+		band = append(band, poly...)
+	}
 	all := addLines(p, ss, false)
-	placeLegend(p, all)
+	placeLegend(p, append(all, band...))
 	return p, nil
 }
 
@@ -61,62 +101,4 @@ func addLines(p *plot.Plot, ss []Series, glyphs bool) []plotter.XY {
 		all = append(all, s.XYs...)
 	}
 	return all
-}
-
-// Band is the interval drawn around a series: Lo[j] and Hi[j] belong to the series' point j (e.g.
-// the ends of a 95% interval over seeds at that step).
-type Band struct {
-	Lo, Hi []float64
-}
-
-// TrainingCurvesBands is TrainingCurves with a translucent band around each line (bands[i] belongs
-// to series[i]; a band with no points draws none). Say what the band is in the title or yLabel.
-//
-// It returns an error in TrainingCurves' cases, when len(bands) differs from len(series), or when a
-// band's length differs from its series' or a band value is NaN or ±Inf.
-func TrainingCurvesBands(title, yLabel string, series []Series, bands []Band) (*plot.Plot, error) {
-	ss, err := copySeries(series)
-	if err != nil {
-		return nil, err
-	}
-	if len(bands) != len(ss) {
-		return nil, fmt.Errorf("plots: %d bands for %d series", len(bands), len(ss))
-	}
-	p := newPlot(title, "training step", yLabel)
-	addGrid(p)
-	var all []plotter.XY
-	for i, b := range bands {
-		if len(b.Lo) == 0 && len(b.Hi) == 0 {
-			continue
-		}
-		n := len(ss[i].XYs)
-		if len(b.Lo) != n || len(b.Hi) != n {
-			return nil, fmt.Errorf("plots: band %d (%q) has %d/%d values for %d points", i, ss[i].Name, len(b.Lo), len(b.Hi), n)
-		}
-		poly := make(plotter.XYs, 0, 2*n)
-		for j := 0; j < n; j++ {
-			if err := checkFloat(fmt.Sprintf("bands[%d].Lo[%d]", i, j), b.Lo[j]); err != nil {
-				return nil, err
-			}
-			poly = append(poly, plotter.XY{X: ss[i].XYs[j].X, Y: b.Lo[j]})
-		}
-		for j := n - 1; j >= 0; j-- {
-			if err := checkFloat(fmt.Sprintf("bands[%d].Hi[%d]", i, j), b.Hi[j]); err != nil {
-				return nil, err
-			}
-			poly = append(poly, plotter.XY{X: ss[i].XYs[j].X, Y: b.Hi[j]})
-		}
-		pg, err := plotter.NewPolygon(poly)
-		if err != nil {
-			return nil, err
-		}
-		r, g, bl, _ := MethodColor(i).RGBA()
-		pg.Color = color.NRGBA{R: uint8(r >> 8), G: uint8(g >> 8), B: uint8(bl >> 8), A: 60}
-		pg.LineStyle.Width = 0
-		p.Add(pg)
-		all = append(all, poly...)
-	}
-	all = append(all, addLines(p, ss, false)...)
-	placeLegend(p, all)
-	return p, nil
 }

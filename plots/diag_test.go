@@ -37,3 +37,17 @@ func TestAgreesWithDiag(t *testing.T) {
 		}
 	}
 }
+
+// TestOmittedShareMatchesDiag: the figure's share of the omitted mass in the low-risk region is
+// diag.OmittedShare's.
+func TestOmittedShareMatchesDiag(t *testing.T) {
+	ps := []diag.PairStat{{A: 0.01, Dev: 3, Omitted: 1}, {A: 0.5, Dev: 0.1, Omitted: 2}, {A: 0.6, Dev: 2, Omitted: 7}}
+	pairs := make([]plots.Pair, len(ps))
+	for i, p := range ps {
+		pairs[i] = plots.Pair(p)
+	}
+	r := plots.LowRisk{MaxA: 0.05, MaxDev: 0.5}
+	if got, want := r.OmittedShare(pairs), diag.OmittedShare(ps, 0.05, 0.5); got != want || got != 0.3 {
+		t.Errorf("OmittedShare = %v, diag = %v, want 0.3", got, want)
+	}
+}

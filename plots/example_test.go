@@ -35,7 +35,9 @@ func (r *rng) norm() float64 {
 	return math.Sqrt(-2*math.Log(u)) * math.Cos(2*math.Pi*r.float64())
 }
 
-var methods = []string{"Full FT", "Random-ρ", "Top-ρ (AlphaToken)", "Bottom-ρ", "RHO-1"}
+// The examples draw synthetic data (their titles say so) under the names of methods that exist in
+// the methods registry (full, random, alphatoken, bottom, rho1), as the suites label them.
+var methods = []string{"Full FT", "Random-ρ", "Top-ρ (AlphaToken)", "Bottom-ρ", "Rho-1"}
 
 func ExampleTrainingCurves() {
 	var series []plots.Series
@@ -46,9 +48,16 @@ func ExampleTrainingCurves() {
 			loss := 1.9 - 0.08*float64(i) + 0.9*math.Exp(-x/250) + 0.02*math.Sin(x/41+float64(i))
 			xys = append(xys, plotter.XY{X: x, Y: loss})
 		}
-		series = append(series, plots.Series{Name: name, XYs: xys})
+		s := plots.Series{Name: name, XYs: xys}
+		if i < 2 { // a band (e.g. a 95% interval over seeds) around the first two
+			for _, xy := range xys {
+				w := 0.05 + 0.1*math.Exp(-xy.X/300)
+				s.Lo, s.Hi = append(s.Lo, xy.Y-w), append(s.Hi, xy.Y+w)
+			}
+		}
+		series = append(series, s)
 	}
-	p, err := plots.TrainingCurves("Training loss on the target data", "training loss (nats/token)", series)
+	p, err := plots.TrainingCurves("Synthetic data (test image): training loss on the target data", "training loss (nats/token)", series)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -62,12 +71,15 @@ var tradeOffPoints = []plots.MethodPoint{
 	{Name: "Random-ρ", Retention: 55.0, RetentionErr: 0.9, Target: 43.0, TargetErr: 1.2},
 	{Name: "Top-ρ (AlphaToken)", Retention: 58.4, RetentionErr: 0.7, Target: 46.1, TargetErr: 0.8},
 	{Name: "Bottom-ρ", Retention: 57.9, RetentionErr: 1.3, Target: 35.2, TargetErr: 1.6},
-	{Name: "RHO-1", Retention: 54.2, RetentionErr: 0.8, Target: 45.8, TargetErr: 1.0},
-	{Name: "Reference", Retention: 61.2, Target: 20.1},
+	{Name: "Rho-1", Retention: 54.2, RetentionErr: 0.8, Target: 45.8, TargetErr: 1.0},
+	{Name: "Reference (no SFT)", Retention: 61.2, Target: 20.1},
 }
 
 func ExampleTradeOff() {
-	p, err := plots.TradeOff("Adaptation vs retention (mean ± std, 3 seeds)", tradeOffPoints)
+	p, err := plots.TradeOffWith("Synthetic data (test image): adaptation vs retention", tradeOffPoints, plots.TradeOffOptions{
+		YLabel: "target: code pass@1 (%)",
+		Bars:   "bars: mean ± 95% t-interval over 3 seeds",
+	})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -82,7 +94,7 @@ func ExampleParetoFront() {
 	}
 	// Output:
 	// Top-ρ (AlphaToken)
-	// Reference
+	// Reference (no SFT)
 }
 
 func sweep(param string, def float64, logX bool, values ...float64) plots.Sensitivity {
@@ -100,12 +112,18 @@ func sweep(param string, def float64, logX bool, values ...float64) plots.Sensit
 	return s
 }
 
+func integer(s plots.Sensitivity) plots.Sensitivity {
+	s.Integer = true
+	return s
+}
+
 func ExampleSensitivityPanels() {
-	f, err := plots.SensitivityPanels("Hyper-parameter sensitivity (mean ± std, 3 seeds)", []plots.Sensitivity{
+	f, err := plots.SensitivityPanels("Synthetic data (test image): hyper-parameter sensitivity, mean ± 95% t-interval over 3 seeds", []plots.Sensitivity{
 		sweep("kept fraction ρ", 0.5, false, 0.1, 0.3, 0.5, 0.7, 0.9),
 		sweep("stability weight λ", 1.5, false, 0, 0.5, 1, 1.5, 2, 3),
 		sweep("causal window W (tokens)", 32, true, 4, 8, 16, 32, 64, 128),
-		sweep("scored blocks K", 3, false, 1, 2, 3, 4, 6),
+		integer(sweep("scored blocks K", 3, false, 1, 2, 3, 4, 6)),
+		integer(sweep("ValRefresh (steps)", 4, false, 1, 4)),
 		sweep("validation batch B_val (examples)", 32, true, 8, 16, 32, 64),
 	}, 3)
 	if err != nil {
@@ -125,7 +143,7 @@ func ExampleValuePropagation() {
 		g := math.Abs(r.norm())
 		pairs[i] = plots.Pair{A: a, Dev: d, Omitted: a * d * g}
 	}
-	f, err := plots.ValuePropagation("Value propagation, last 3 blocks", plots.ValueProp{
+	f, err := plots.ValuePropagation("Synthetic data (test image): value propagation, last 3 blocks", plots.ValueProp{
 		Pairs:    pairs,
 		Region:   plots.LowRisk{MaxA: 0.05, MaxDev: 0.5},
 		LogColor: true,
@@ -145,7 +163,7 @@ func ExampleProxyScatter() {
 		x := r.norm()
 		xys[i] = plotter.XY{X: x, Y: 0.6*x + 0.8*r.norm()}
 	}
-	p, err := plots.ProxyScatter("Fisher-proxy fidelity (diag Fisher)", xys, 0.58, 0.61)
+	p, err := plots.ProxyScatter("Synthetic data (test image): Fisher-proxy fidelity", xys, 0.58, 0.61)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -164,7 +182,7 @@ func ExampleTopKOverlap() {
 		}
 		series = append(series, plots.Series{Name: name, XYs: xys})
 	}
-	p, err := plots.TopKOverlap("Top-k overlap with the oracle", series)
+	p, err := plots.TopKOverlap("Synthetic data (test image): top-k overlap", series)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -174,7 +192,7 @@ func ExampleTopKOverlap() {
 }
 
 func ExampleBars() {
-	p, err := plots.Bars("Fisher kind (mean ± std, 3 seeds)", "Overall (%)", []plots.Bar{
+	p, err := plots.Bars("Synthetic data (test image): Fisher kind", "Overall (%)", []plots.Bar{
 		{Name: "none", Mean: 47.1, Err: 0.8},
 		{Name: "diag", Mean: 50.2, Err: 0.6},
 		{Name: "kfac", Mean: 50.9, Err: 0.7},
@@ -198,12 +216,12 @@ func ExampleTokenCoverage() {
 		}
 	}
 	var panels []plots.CoveragePanel
-	for m, name := range []string{"Random-ρ", "Top-ρ (AlphaToken)", "RHO-1", "Bottom-ρ"} {
+	for m, name := range []string{"Random-ρ", "Top-ρ (AlphaToken)", "Rho-1", "Bottom-ρ"} {
 		var sel, rej plotter.XYs
 		for i, xy := range all {
 			p := 0.5
 			if m == 2 && (i/80)%3 == 0 {
-				p = 0.03 // RHO-1 misses two clusters
+				p = 0.03 // Rho-1 misses two clusters
 			}
 			if r.float64() < p {
 				sel = append(sel, xy)
@@ -213,7 +231,7 @@ func ExampleTokenCoverage() {
 		}
 		panels = append(panels, plots.CoveragePanel{Method: name, Coverage: 1 - 0.1*float64(m), Selected: sel, Rejected: rej})
 	}
-	f, err := plots.TokenCoverage("Token coverage (t-SNE of response-token hidden states)", panels, 2)
+	f, err := plots.TokenCoverage("Synthetic data (test image): token coverage (t-SNE)", panels, 2)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -224,7 +242,7 @@ func ExampleTokenCoverage() {
 
 func ckaSeries(layers int) []plots.Series {
 	var series []plots.Series
-	for i, name := range []string{"Full FT", "Random-ρ", "Top-ρ (AlphaToken)", "RHO-1"} {
+	for i, name := range []string{"Full FT", "Random-ρ", "Top-ρ (AlphaToken)", "Rho-1"} {
 		drop := []float64{0.09, 0.07, 0.035, 0.06}[i]
 		var xys plotter.XYs
 		for l := range layers {
@@ -237,7 +255,7 @@ func ckaSeries(layers int) []plots.Series {
 }
 
 func ExampleCKALayers() {
-	p, err := plots.CKALayers("Representation stability on retention probes", ckaSeries(24))
+	p, err := plots.CKALayers("Synthetic data (test image): representation stability", ckaSeries(24))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -247,7 +265,7 @@ func ExampleCKALayers() {
 }
 
 func ExampleCKAHeatmap() {
-	f, err := plots.CKAHeatmap("Linear CKA vs reference, per layer", ckaSeries(12))
+	f, err := plots.CKAHeatmap("Synthetic data (test image): linear CKA vs reference, per layer", ckaSeries(12))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -284,7 +302,7 @@ func ExampleTokenHTML() {
 }
 
 func ExampleTokenPlot() {
-	p, h, err := plots.TokenPlot("Top-ρ (AlphaToken), example 17", exampleTokens(), 0, 6)
+	p, h, err := plots.TokenPlot("Synthetic data (test image): Top-ρ (AlphaToken)", exampleTokens(), 0, 6)
 	if err != nil {
 		log.Fatal(err)
 	}

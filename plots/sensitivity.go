@@ -37,6 +37,9 @@ type Sensitivity struct {
 	// LogX puts the values on a log₂-spaced axis (for W, B_val); all
 	// values and Default must then be > 0.
 	LogX bool
+	// Integer marks a parameter that takes whole values (K, ValRefresh,
+	// W, B_val): ticks fall on integers only.
+	Integer bool
 	// Points are the sweep's results, one per distinct Value, in any
 	// order.
 	Points []SensitivityPoint
@@ -137,9 +140,12 @@ func SensitivityPanels(title string, params []Sensitivity, cols int) (*Panels, e
 		// margins and plot.Align spaces them evenly.
 		p := newPlot("", s.Param, "score (%)")
 		addGrid(p)
-		if s.LogX {
+		switch {
+		case s.LogX:
 			p.X.Scale = plot.LogScale{}
 			p.X.Tick.Marker = log2Ticks{}
+		case s.Integer:
+			p.X.Tick.Marker = intTicks{}
 		}
 		for _, m := range metrics {
 			xys := make(plotter.XYs, len(s.Points))
@@ -198,6 +204,26 @@ func (l *vLine) Plot(c draw.Canvas, p *plot.Plot) {
 func (l *vLine) Thumbnail(c *draw.Canvas) {
 	x := (c.Min.X + c.Max.X) / 2
 	c.StrokeLine2(l.LineStyle, x, c.Min.Y, x, c.Max.Y)
+}
+
+// intTicks puts ticks on whole numbers only, every 1, 2, 5, 10, 20, …
+// units so that at most seven are labelled.
+type intTicks struct{}
+
+func (intTicks) Ticks(min, max float64) []plot.Tick {
+	if !(max >= min) || math.IsInf(min, 0) || math.IsInf(max, 0) {
+		return nil
+	}
+	lo, hi := math.Ceil(min), math.Floor(max)
+	step := 1.0
+	for mult := 0; (hi-lo)/step+1 > 7; mult++ {
+		step = []float64{2, 5, 10}[mult%3] * math.Pow(10, float64(mult/3))
+	}
+	var ts []plot.Tick
+	for v := math.Ceil(lo/step) * step; v <= hi; v += step {
+		ts = append(ts, plot.Tick{Value: v, Label: fmt.Sprintf("%.0f", v)})
+	}
+	return ts
 }
 
 // log2Ticks labels powers of two (for window and batch sizes), with

@@ -2,6 +2,7 @@ package plots
 
 import (
 	"fmt"
+	"image/color"
 	"slices"
 
 	"gonum.org/v1/plot"
@@ -23,14 +24,35 @@ type MethodPoint struct {
 	Target, TargetErr float64
 }
 
-// TradeOff draws the adaptation–retention trade-off: one marker per method
-// at (retention average, target score) with error bars in both directions,
-// the method's name next to it, and the Pareto front (maximising both) as
-// a dashed staircase through the non-dominated methods.
+// TradeOffOptions are the trade-off figure's axis labels and the line that
+// says what its error bars are.
+type TradeOffOptions struct {
+	// XLabel and YLabel default to "retention average (%)" and
+	// "target score (%)".
+	XLabel, YLabel string
+	// Bars says what the error bars are, e.g. "bars: mean ± 95%
+	// t-interval over seeds 1, 2, 3"; it is printed under the title.
+	Bars string
+}
+
+// TradeOff draws the adaptation–retention trade-off with the default axis
+// labels and no line about the bars (say what they are in the title, or use
+// TradeOffWith).
+func TradeOff(title string, points []MethodPoint) (*plot.Plot, error) {
+	return TradeOffWith(title, points, TradeOffOptions{})
+}
+
+// TradeOffWith draws the adaptation–retention trade-off: one marker per
+// method at (retention average, target score) with error bars in both
+// directions (each in the method's colour and dash pattern, so that
+// overlapping bars stay apart), the method's name next to it, and the
+// Pareto front (maximising both) as a thin dashed line joining the
+// non-dominated methods, drawn under the bars. Markers have a white rim so
+// that a marker on another method's bar stays visible.
 //
 // It returns an error if points is empty, a name is empty, a value is NaN
 // or ±Inf, or an error half-width is negative.
-func TradeOff(title string, points []MethodPoint) (*plot.Plot, error) {
+func TradeOffWith(title string, points []MethodPoint, o TradeOffOptions) (*plot.Plot, error) {
 	if len(points) == 0 {
 		return nil, fmt.Errorf("plots: points: %w", plotter.ErrNoData)
 	}
@@ -52,22 +74,32 @@ func TradeOff(title string, points []MethodPoint) (*plot.Plot, error) {
 		}
 	}
 
-	p := newPlot(title, "retention average (%)", "target score (%)")
+	if o.XLabel == "" {
+		o.XLabel = "retention average (%)"
+	}
+	if o.YLabel == "" {
+		o.YLabel = "target score (%)"
+	}
+	if o.Bars != "" {
+		if title != "" {
+			title += "\n"
+		}
+		title += o.Bars
+	}
+	p := newPlot(title, o.XLabel, o.YLabel)
 	addGrid(p)
 
-	// Pareto front below the markers.
+	// Pareto front below the bars and markers: straight segments between
+	// the non-dominated points, so that it never runs along an error bar.
 	front := ParetoFront(pts)
-	var stairs plotter.XYs
-	if len(front) > 0 {
-		for k, i := range front {
-			if k > 0 {
-				stairs = append(stairs, plotter.XY{X: pts[front[k-1]].Retention, Y: pts[i].Target})
-			}
-			stairs = append(stairs, plotter.XY{X: pts[i].Retention, Y: pts[i].Target})
-		}
-		l := &plotter.Line{XYs: stairs, LineStyle: draw.LineStyle{
-			Color:  refColor,
-			Width:  vg.Points(1.2),
+	var frontXYs plotter.XYs
+	for _, i := range front {
+		frontXYs = append(frontXYs, plotter.XY{X: pts[i].Retention, Y: pts[i].Target})
+	}
+	if len(frontXYs) > 1 {
+		l := &plotter.Line{XYs: frontXYs, LineStyle: draw.LineStyle{
+			Color:  color.NRGBA{R: 0x55, G: 0x55, B: 0x55, A: 0x99},
+			Width:  vg.Points(0.9),
 			Dashes: []vg.Length{vg.Points(5), vg.Points(3)},
 		}}
 		p.Add(l)
@@ -75,13 +107,10 @@ func TradeOff(title string, points []MethodPoint) (*plot.Plot, error) {
 	}
 
 	labels := &pointLabels{Style: textStyle(LegendSize), Pad: vg.Points(4), SegHalfWidth: vg.Points(2.5)}
-	for k := 1; k < len(stairs); k++ {
-		labels.Segments = append(labels.Segments, [2]plotter.XY{stairs[k-1], stairs[k]})
-	}
 	for i, m := range pts {
 		xy := plotter.XYs{{X: m.Retention, Y: m.Target}}
 		c := MethodColor(i)
-		ls := draw.LineStyle{Color: c, Width: vg.Points(1.2)}
+		ls := draw.LineStyle{Color: c, Width: vg.Points(1.3), Dashes: barDashes(i)}
 		labels.Segments = append(labels.Segments,
 			[2]plotter.XY{{X: m.Retention - m.RetentionErr, Y: m.Target}, {X: m.Retention + m.RetentionErr, Y: m.Target}},
 			[2]plotter.XY{{X: m.Retention, Y: m.Target - m.TargetErr}, {X: m.Retention, Y: m.Target + m.TargetErr}})
@@ -95,9 +124,21 @@ func TradeOff(title string, points []MethodPoint) (*plot.Plot, error) {
 				LineStyle: ls, CapWidth: vg.Points(5)}
 			p.Add(ye)
 		}
-		g := draw.GlyphStyle{Color: c, Radius: vg.Points(4), Shape: MethodGlyph(i)}
-		p.Add(&plotter.Scatter{XYs: xy, GlyphStyle: g})
+	}
+	// Markers after every bar, each on a white rim.
+	for i, m := range pts {
+		xy := plotter.XYs{{X: m.Retention, Y: m.Target}}
+		g := draw.GlyphStyle{Color: MethodColor(i), Radius: vg.Points(4), Shape: MethodGlyph(i)}
+		rim := draw.GlyphStyle{Color: color.White, Radius: vg.Points(6), Shape: draw.CircleGlyph{}}
+		p.Add(&plotter.Scatter{XYs: xy, GlyphStyle: rim}, &plotter.Scatter{XYs: xy, GlyphStyle: g})
 		labels.add(m.Retention, m.Target, m.Name, g.Radius)
+	}
+	for k := 1; k < len(frontXYs); k++ {
+		// The label avoidance treats the front's segments as boxes; a
+		// diagonal one is left out (its box would cover the whole plot).
+		if frontXYs[k-1].X == frontXYs[k].X || frontXYs[k-1].Y == frontXYs[k].Y {
+			labels.Segments = append(labels.Segments, [2]plotter.XY{frontXYs[k-1], frontXYs[k]})
+		}
 	}
 	p.Add(labels)
 	padRange(&p.X, 0.04)
@@ -108,6 +149,18 @@ func TradeOff(title string, points []MethodPoint) (*plot.Plot, error) {
 	}
 	placeLegend(p, append(occupied, labels.XYs...))
 	return p, nil
+}
+
+// barDashes is the dash pattern of the i-th method's error bars: solid,
+// dashed and dotted in turn, so that two bars on the same line stay apart.
+func barDashes(i int) []vg.Length {
+	switch i % 3 {
+	case 1:
+		return []vg.Length{vg.Points(4), vg.Points(2)}
+	case 2:
+		return []vg.Length{vg.Points(1.5), vg.Points(1.5)}
+	}
+	return nil
 }
 
 // ParetoFront returns the indices of the non-dominated points when both

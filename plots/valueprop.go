@@ -2,9 +2,11 @@ package plots
 
 import (
 	"fmt"
+	"image/color"
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -50,25 +52,56 @@ func (r LowRisk) Share(pairs []Pair) float64 {
 	return float64(n) / float64(len(pairs))
 }
 
+// OmittedShare returns the fraction of the total omitted term Σ Omitted
+// that the pairs in the region carry (0 when the total is 0). It is the
+// rule of diag.OmittedShare.
+func (r LowRisk) OmittedShare(pairs []Pair) float64 {
+	var in, all float64
+	for _, p := range pairs {
+		all += p.Omitted
+		if r.Contains(p) {
+			in += p.Omitted
+		}
+	}
+	if all == 0 {
+		return 0
+	}
+	return in / all
+}
+
+// DefaultColorFloor is the default lower end of the log colour scale, as a
+// fraction of the largest omitted term: terms 10⁴ times smaller than the
+// largest are numerically negligible against it and share the lowest
+// colour, so that float round-off (terms of 1e-15) does not look like mass.
+const DefaultColorFloor = 1e-4
+
 // ValueProp is the input of the value-propagation figure.
 type ValueProp struct {
 	Pairs  []Pair
 	Region LowRisk
-	// LogColor colours by log10(Omitted) (the term spans decades);
-	// pairs with Omitted = 0 take the lowest colour.
+	// LogColor colours by log10(Omitted) (the term spans decades). The
+	// scale runs from ColorFloor × the largest term to the largest term;
+	// smaller terms (exact zeros included) take the lowest colour, and the
+	// colour bar's label says so.
 	LogColor bool
+	// ColorFloor is the lower end of the log colour scale as a fraction of
+	// the largest term, in (0, 1); 0 means DefaultColorFloor.
+	ColorFloor float64
 }
 
 // ValuePropagation draws the value-propagation diagnostic: one dot per
 // sampled pair at (A_{r,c}, ||v_c − u_r||), coloured by the omitted
-// score-path term (viridis, with a colour bar; the colour limits are the
-// 1st and 99th percentiles), the low-risk region shaded
-// and outlined, and the low-risk share in the title ("low-risk share 0.93
-// of 5,000 pairs"). Dots with larger terms are drawn on top.
+// score-path term (viridis, with a colour bar; linear colours run from the
+// 1st to the 99th percentile, log colours from ColorFloor × the largest
+// term to the largest), the low-risk region shaded and outlined. Where the
+// omitted mass lies is written on the figure: the title gives the share of
+// pairs and of the omitted mass inside the low-risk region, and a label in
+// the unshaded area the same two shares outside it. Dots with larger terms
+// are drawn on top.
 //
 // It returns an error if there are no pairs, a value is NaN or ±Inf,
-// Attention is outside [0, 1], Distance or Omitted is negative, or a
-// threshold is negative.
+// Attention is outside [0, 1], Distance or Omitted is negative, a
+// threshold is negative, or ColorFloor is outside [0, 1).
 func ValuePropagation(title string, d ValueProp) (*ColorBarPlot, error) {
 	if len(d.Pairs) == 0 {
 		return nil, fmt.Errorf("plots: pairs: %w", plotter.ErrNoData)
@@ -78,6 +111,13 @@ func ValuePropagation(title string, d ValueProp) (*ColorBarPlot, error) {
 	}
 	if err := checkNonNeg("Region.MaxDev", d.Region.MaxDev); err != nil {
 		return nil, err
+	}
+	if !(d.ColorFloor >= 0 && d.ColorFloor < 1) {
+		return nil, fmt.Errorf("plots: ColorFloor = %v, want in [0, 1): %w", d.ColorFloor, ErrRange)
+	}
+	colorFloor := d.ColorFloor
+	if colorFloor == 0 {
+		colorFloor = DefaultColorFloor
 	}
 	pairs := slices.Clone(d.Pairs)
 	for i, p := range pairs {
@@ -93,26 +133,27 @@ func ValuePropagation(title string, d ValueProp) (*ColorBarPlot, error) {
 		}
 	}
 	share := d.Region.Share(pairs)
+	massShare := d.Region.OmittedShare(pairs)
 
-	// Colour values.
+	// Colour values. On the log scale everything below colorFloor × the
+	// largest term is clipped to the floor.
 	cv := make([]float64, len(pairs))
-	floor := math.Inf(1)
-	if d.LogColor {
-		for _, p := range pairs {
-			if p.Omitted > 0 {
-				floor = math.Min(floor, math.Log10(p.Omitted))
-			}
-		}
-		if math.IsInf(floor, 1) {
-			floor = 0
-		}
+	largest := 0.0
+	for _, p := range pairs {
+		largest = math.Max(largest, p.Omitted)
+	}
+	floor, clipped := 0.0, 0
+	if d.LogColor && largest > 0 {
+		floor = math.Log10(largest * colorFloor)
 	}
 	for i, p := range pairs {
 		cv[i] = p.Omitted
 		if d.LogColor {
 			cv[i] = floor
-			if p.Omitted > 0 {
+			if p.Omitted > 0 && math.Log10(p.Omitted) > floor {
 				cv[i] = math.Log10(p.Omitted)
+			} else {
+				clipped++
 			}
 		}
 	}
@@ -129,15 +170,20 @@ func ValuePropagation(title string, d ValueProp) (*ColorBarPlot, error) {
 		}
 		return 0
 	})
-	// Colour limits: the 1st and 99th percentiles, so a few extreme pairs
-	// do not wash out the rest; values beyond saturate.
+	// Colour limits: linear, the 1st and 99th percentiles, so a few extreme
+	// pairs do not wash out the rest (values beyond saturate); log, the
+	// floor to the largest term.
 	lo, hi := cv[order[len(order)/100]], cv[order[len(order)-1-len(order)/100]]
+	if d.LogColor {
+		lo, hi = floor, cv[order[len(order)-1]]
+	}
 	if hi <= lo {
 		hi = lo + 1
 	}
 	cm := Sequential(lo, hi).(*anchorMap)
 
-	full := fmt.Sprintf("low-risk share %.2f of %s pairs", share, thousands(len(pairs)))
+	full := fmt.Sprintf("low-risk region (shaded): %s of %s pairs, %s of the omitted mass",
+		percent(share), thousands(len(pairs)), percent(massShare))
 	if title != "" {
 		full = title + "\n" + full
 	}
@@ -177,12 +223,51 @@ func ValuePropagation(title string, d ValueProp) (*ColorBarPlot, error) {
 	p.Y.Max = ymax * 1.15
 	p.Legend.Top, p.Legend.Left = true, false
 	p.Legend.XOffs, p.Legend.YOffs = vg.Points(-6), vg.Points(-6)
+	if d.Region.MaxA > 0 || d.Region.MaxDev > 0 {
+		p.Add(&cornerNote{Text: fmt.Sprintf("outside the region: %s of pairs\ncarry %s of the omitted mass",
+			percent(1-share), percent(1-massShare)), Below: textStyle(LegendSize).Height("x") * 2.2})
+	}
 
 	label := "omitted term |A (v−u)·g|"
 	if d.LogColor {
-		label = "log10 omitted term |A (v−u)·g|"
+		label = fmt.Sprintf("log10 omitted term |A (v−u)·g|\n(below %s × the largest: lowest colour, %s pairs)",
+			sci(colorFloor), thousands(clipped))
 	}
 	return newColorBarPlot(p, cm, label), nil
+}
+
+// sci formats x as "1e-4" (the fonts have no superscript minus).
+func sci(x float64) string {
+	return strings.Replace(strconv.FormatFloat(x, 'e', -1, 64), "e-0", "e-", 1)
+}
+
+// percent formats a share as a whole percentage ("62%"), with one decimal
+// below 10% ("3.5%").
+func percent(x float64) string {
+	if x < 0.1 {
+		return fmt.Sprintf("%.1f%%", 100*x)
+	}
+	return fmt.Sprintf("%.0f%%", 100*x)
+}
+
+// cornerNote writes a right-aligned block of text, on a white box, at the
+// top right of the data area, Below points under its top edge (room for a
+// one-line legend).
+type cornerNote struct {
+	Text  string
+	Below vg.Length
+}
+
+func (n *cornerNote) Plot(c draw.Canvas, _ *plot.Plot) {
+	sty := textStyle(LegendSize)
+	sty.XAlign, sty.YAlign = draw.XRight, draw.YTop
+	pad := vg.Points(3)
+	at := vg.Point{X: c.Max.X - vg.Points(6) - pad, Y: c.Max.Y - n.Below - pad}
+	w, h := sty.Width(n.Text), sty.Height(n.Text)
+	box := []vg.Point{{X: at.X - w - pad, Y: at.Y + pad}, {X: at.X + pad, Y: at.Y + pad},
+		{X: at.X + pad, Y: at.Y - h - pad}, {X: at.X - w - pad, Y: at.Y - h - pad}}
+	c.FillPolygon(color.NRGBA{R: 0xFF, G: 0xFF, B: 0xFF, A: 0xE0}, box)
+	c.FillText(sty, at, n.Text)
 }
 
 func regionLabel(r LowRisk) string {

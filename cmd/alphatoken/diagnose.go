@@ -53,6 +53,8 @@ func runDiagnose(args []string) error {
 	probe := fs.Int("probe", 16, "value-dynamics: training examples in the fixed probe batch")
 	normalize := fs.String("normalize", "", "value-dynamics: the AlphaToken run's combination (none, zscore, rank; default the preset's)")
 	batches := fs.Int("batches", 4, "one-step: training batches, one step each from the same model; results are averaged")
+	from := fs.String("from", "", "tradeoff, sensitivity, value-propagation: redraw the figures from the numbers saved in DIR "+
+		"(the suites' tables <suite>.json, or value_propagation.json) instead of running anything")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -66,6 +68,9 @@ func runDiagnose(args []string) error {
 	if *out == "" {
 		*out = filepath.Join("runs", "diagnose", *preset)
 	}
+	if *from != "" {
+		return redraw(kind, *from, *out, *runMethod, *seed)
+	}
 	announce(*out, *cache)
 	backend, err := model.NewBackend(*backendSpec)
 	if err != nil {
@@ -77,18 +82,7 @@ func runDiagnose(args []string) error {
 	}
 	row := func(method string) ablations.Row { return ablations.Row{Label: method, Method: method} }
 	save := func(name string, fig plots.Figure, w, h float64, numbers any) error {
-		if err := plots.Save(fig, w, h, filepath.Join(*out, name)); err != nil {
-			return err
-		}
-		b, err := json.MarshalIndent(numbers, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := atomicfile.WriteBytes(filepath.Join(*out, name+".json"), b); err != nil {
-			return err
-		}
-		logf("wrote %s/%s.{png,svg,json}", *out, name)
-		return nil
+		return saveFigure(*out, name, fig, w, h, numbers)
 	}
 	switch kind {
 	case "value-propagation":
@@ -103,11 +97,7 @@ func runDiagnose(args []string) error {
 		fmt.Printf("value propagation (%s model, last %d blocks, %d pairs): low-risk share %.3f (A ≤ %.2g or |v−u| ≤ %.3g); "+
 			"the low-risk pairs carry %.3f of the omitted score-path mass\n", *runMethod, vp.Blocks, len(vp.Pairs),
 			vp.LowRiskShare, vp.AThreshold, vp.DevThreshold, vp.OmittedShare)
-		fig, err := ablations.ValuePropagationFigure(fmt.Sprintf("Value propagation, last %d blocks (%s model)", vp.Blocks, *runMethod), vp)
-		if err != nil {
-			return err
-		}
-		return save("value_propagation", fig, 7, 5, vp)
+		return drawValuePropagation(*out, *runMethod, *seed, vp)
 	case "fisher-proxy":
 		lm, _, err := r.RunModel(row("full"), *seed) // a model drifted from the reference
 		if err != nil {
@@ -275,34 +265,101 @@ func runDiagnose(args []string) error {
 			}
 			tables = append(tables, t)
 		}
-		if kind == "tradeoff" {
-			fig, err := ablations.TradeOffFigure(fmt.Sprintf("Adaptation vs retention (MiniBench %s)", *preset), tables...)
-			if err != nil {
-				return err
-			}
-			if err := save("tradeoff", fig, 7, 5, tables[0].Rows); err != nil {
-				return err
-			}
-			curves, err := ablations.CurvesFigure("Training curves (main table)", tables[0])
-			if err != nil {
-				return err
-			}
-			if err := save("training_curves", curves, 7, 4.5, nil); err != nil {
-				return err
-			}
-			jt, err := ablations.JTgtCurvesFigure("J_tgt over training (main table)", tables[0])
-			if err != nil {
-				return err
-			}
-			return save("jtgt_curves", jt, 7, 4.5, nil)
-		}
-		fig, err := ablations.SensitivityFigure(fmt.Sprintf("Sensitivity (MiniBench %s)", *preset), tables[0])
+		return drawTables(kind, *out, tables)
+	}
+	return fmt.Errorf("unknown diagnostic %q (%s)", kind, strings.Join(diagnoseKinds, ", "))
+}
+
+// saveFigure writes out/name.{png,svg} and the numbers drawn as out/name.json.
+func saveFigure(out, name string, fig plots.Figure, w, h float64, numbers any) error {
+	if err := plots.Save(fig, w, h, filepath.Join(out, name)); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(numbers, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.WriteBytes(filepath.Join(out, name+".json"), b); err != nil {
+		return err
+	}
+	logf("wrote %s/%s.{png,svg,json}", out, name)
+	return nil
+}
+
+func drawValuePropagation(out, runMethod string, seed int, vp *ablations.ValuePropagationResult) error {
+	fig, err := ablations.ValuePropagationFigure(fmt.Sprintf("Value propagation, last %d blocks (%s model, seed %d)", vp.Blocks, runMethod, seed), vp)
+	if err != nil {
+		return err
+	}
+	return saveFigure(out, "value_propagation", fig, 7.5, 5, vp)
+}
+
+// drawTables draws the trade-off (with the training curves: the unmasked loss, and J_tgt when the
+// runs logged it) or the sensitivity figure from the suites' tables.
+func drawTables(kind, out string, tables []*ablations.Table) error {
+	preset := tables[0].Preset.Name
+	if kind == "sensitivity" {
+		fig, err := ablations.SensitivityFigure(fmt.Sprintf("Sensitivity (MiniBench %s)", preset), tables[0])
 		if err != nil {
 			return err
 		}
-		return save("sensitivity", fig, 12, 7, tables[0].Rows)
+		return saveFigure(out, "sensitivity", fig, 12, 7, tables[0].Rows)
 	}
-	return fmt.Errorf("unknown diagnostic %q (%s)", kind, strings.Join(diagnoseKinds, ", "))
+	fig, err := ablations.TradeOffFigure(fmt.Sprintf("Adaptation vs retention (MiniBench %s)", preset), tables...)
+	if err != nil {
+		return err
+	}
+	if err := saveFigure(out, "tradeoff", fig, 7, 5.2, tables[0].Rows); err != nil {
+		return err
+	}
+	curves, bands, err := ablations.CurvesFigure("Training curves (main table)", tables[0], ablations.CurveFullLoss)
+	if err != nil {
+		return err
+	}
+	if err := saveFigure(out, "training_curves", curves, 7, 4.7, bands); err != nil {
+		return err
+	}
+	if len(ablations.CurveBands(tables[0], ablations.CurveJTgt)) == 0 {
+		logf("the main table's runs logged no J_tgt: no jtgt_curves figure")
+		return nil
+	}
+	jt, bands, err := ablations.CurvesFigure("Target validation loss J_tgt during training (main table)", tables[0], ablations.CurveJTgt)
+	if err != nil {
+		return err
+	}
+	return saveFigure(out, "jtgt_curves", jt, 7, 4.7, bands)
+}
+
+// redraw draws a figure again from the numbers a run of diagnose or ablate saved, without a model.
+func redraw(kind, from, out, runMethod string, seed int) error {
+	switch kind {
+	case "tradeoff", "sensitivity":
+		suites := map[string][]string{"tradeoff": {"main", "ranking"}, "sensitivity": {"sensitivity"}}[kind]
+		var tables []*ablations.Table
+		for _, name := range suites {
+			t, err := ablations.LoadTable(filepath.Join(from, name+".json"))
+			if err != nil {
+				return err
+			}
+			tables = append(tables, t)
+		}
+		return drawTables(kind, out, tables)
+	case "value-propagation":
+		path := filepath.Join(from, "value_propagation.json")
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("--from: %w", err)
+		}
+		var vp ablations.ValuePropagationResult
+		if err := json.Unmarshal(raw, &vp); err != nil {
+			return fmt.Errorf("--from: %s: %w", path, err)
+		}
+		if len(vp.Pairs) == 0 {
+			return fmt.Errorf("--from: %s holds no pairs", path)
+		}
+		return drawValuePropagation(out, runMethod, seed, &vp) // the file does not record them: --model and --seed say
+	}
+	return fmt.Errorf("--from: diagnose %s has no saved numbers to redraw (only tradeoff, sensitivity, value-propagation)", kind)
 }
 
 func summarise(rs []*ablations.FidelityResult) []map[string]any {

@@ -1,6 +1,6 @@
 """PyTorch reference timing of one SFT step, for side-by-side ratios on the GPU machine.
 
-Origin: the project's GPU notes (shared/gpu/torch_step.py, measured 2026-11-30 on one H200 with
+Origin: a timing script of the project's GPU notes (outside this repository; measured 2026-11-30 on one H200 with
 torch 2.11 and transformers 5.17: 18.2k / 54.0k / 85.8k / 171.7k tokens/s for f32 / TF32 / bf16
 eager / bf16 torch.compile at the defaults). Copied into the alphatoken binary (go:embed) for
 `alphatoken bench-gpu`, with these changes: the model shape comes from flags (defaults: the 344M

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Brute-force reference for AlphaToken token values (SPEC.md sections 1-4, 6, 7).
+"""Brute-force reference for AlphaToken token values (docs/spec.md, SPEC §1–§4, §6, §7).
 
   /usr/bin/python3 alphatoken_ref.py --model DIR --ref REF_DIR \
       --train TRAIN.jsonl --val VAL.jsonl [--fisher FISHER.safetensors] \

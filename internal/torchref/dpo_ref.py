@@ -4,7 +4,7 @@
   /usr/bin/python3 dpo_ref.py --model DIR --ref REF_DIR --input IN.json --out OUT.safetensors \
       [--dtype float64|float32]
 
-Written from TRL's trainer/dpo_trainer.py (loss_type sigmoid, hinge, ipo) and SPEC.md section 6,
+Written from TRL's trainer/dpo_trainer.py (loss_type sigmoid, hinge, ipo) and docs/spec.md §6,
 not from the Go code.
 
 IN.json:
@@ -23,7 +23,7 @@ log pi(y_t); for ipo the per-token average. logits = (pi_c - pi_r) - (ref_c - re
   ipo      (logits - 1/(2*beta))**2
 loss = mean over pairs.
 
-Masked DPO with the unmasked coefficient (SPEC section 6): c_i = -dl/dlogits at the unmasked
+Masked DPO with the unmasked coefficient (SPEC §6): c_i = -dl/dlogits at the unmasked
 logits, computed by autograd on a detached leaf; the surrogate
   (1/n) sum_i c_i * (sum_t keep*a*log pi(y_w,t) ... )   -- see masked_surrogate()
 is differentiated; the reported loss is the unmasked DPO loss. With the masked coefficient the
