@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -417,6 +418,25 @@ func (r *Runner) Fisher(v alphatoken.Config, seed uint64) (*alphatoken.Fisher, f
 // Commit is the source commit ("<hash>", or "<hash>-dirty" when tracked files other than the
 // results under ablations/results differ from it), or "unknown" outside a git checkout.
 func Commit() string {
+	if bi, ok := debug.ReadBuildInfo(); ok { // a binary built with VCS information knows its commit
+		rev, dirty := "", false
+		for _, st := range bi.Settings {
+			switch st.Key {
+			case "vcs.revision":
+				rev = st.Value
+			case "vcs.modified":
+				dirty = st.Value == "true"
+			}
+		}
+		if rev != "" {
+			rev = rev[:min(12, len(rev))]
+			if dirty {
+				rev += "-dirty"
+			}
+			return rev
+		}
+	}
+	// Otherwise (go test, go run, GOFLAGS=-buildvcs=false): the checkout of the current directory.
 	out, err := exec.Command("git", "rev-parse", "--short=12", "HEAD").Output()
 	if err != nil {
 		return "unknown"
