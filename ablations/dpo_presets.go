@@ -1,0 +1,67 @@
+package ablations
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/pkg/errors"
+
+	"github.com/alphatoken/alphatoken/ablations/minibench"
+	"github.com/alphatoken/alphatoken/alphatoken/dpo"
+)
+
+// DPOTrainSettings are the preference-optimisation settings shared by every method of a DPO suite
+// (Batch counts pairs: a step's batch holds 2·Batch sequences, chosen then rejected).
+type DPOTrainSettings struct {
+	Steps           int     `json:"steps"`
+	Batch           int     `json:"batch"`
+	MaxLen          int     `json:"max_len"`
+	LR              float64 `json:"lr"`
+	CheckpointEvery int     `json:"checkpoint_every"`
+	// EvalEvery logs the held-out pair metrics (eval_reward_accuracy, …) every so many steps.
+	EvalEvery int `json:"eval_every"`
+}
+
+// DPOPreset is the DPO stage of a preset (the preference MiniBench, ablations/minibench/README.md):
+// the pairs, the DPO settings, and SePO's oracle. Its warm-start is the SFT preset's Full FT run at
+// WarmStartSeed (one uniform warm-start for every method and seed, as in the paper); π_ref is that
+// model, and so is θ_ref of AlphaToken's stability term (its Fisher is estimated at it).
+type DPOPreset struct {
+	// Design versions the calibrated design; a change to anything below must bump it.
+	Design        string               `json:"design"`
+	Pairs         minibench.PrefConfig `json:"pairs"`
+	WarmStartSeed int                  `json:"warm_start_seed"`
+	Train         DPOTrainSettings     `json:"train"`
+	Beta          float64              `json:"beta"`
+	Loss          dpo.LossType         `json:"loss"`
+	// Oracle trains SePO's π^o: plain DPO of the warm-start on the oracle pairs (seed 1).
+	Oracle DPOTrainSettings `json:"oracle"`
+}
+
+// DPOPresets are keyed by the SFT preset they extend. The mini design was fixed by calibrating
+// plain DPO only (ablations/minibench/README.md, "Preference MiniBench").
+var DPOPresets = map[string]DPOPreset{
+	"mini": {
+		Design:        "dpo/0-uncalibrated",
+		Pairs:         minibench.DefaultPrefConfig(),
+		WarmStartSeed: 1,
+		Train:         DPOTrainSettings{Steps: 200, Batch: 8, MaxLen: 192, LR: 1e-4, CheckpointEvery: 50, EvalEvery: 50},
+		Beta:          dpo.DefaultBeta,
+		Loss:          dpo.LossSigmoid,
+		Oracle:        DPOTrainSettings{Steps: 200, Batch: 8, MaxLen: 192, LR: 1e-4, CheckpointEvery: 50},
+	},
+}
+
+// DPOPresetByName returns the DPO stage of an SFT preset (a copy).
+func DPOPresetByName(name string) (DPOPreset, error) {
+	p, ok := DPOPresets[name]
+	if !ok {
+		var names []string
+		for n := range DPOPresets {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return DPOPreset{}, errors.Errorf("ablations: preset %q has no DPO stage (DPO presets: %s)", name, strings.Join(names, ", "))
+	}
+	return p, nil
+}
