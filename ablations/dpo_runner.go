@@ -20,6 +20,7 @@ import (
 	"github.com/alphatoken/alphatoken/alphatoken/train"
 	"github.com/alphatoken/alphatoken/methods"
 	"github.com/alphatoken/alphatoken/model"
+	"github.com/alphatoken/alphatoken/model/tokenizer"
 )
 
 // DPORunner runs the preference-optimisation experiments of a preset on the preference MiniBench:
@@ -106,20 +107,26 @@ func newDPORunner(r *Runner, dp DPOPreset) (*DPORunner, error) {
 	return d, nil
 }
 
-// encodePairs encodes a split's pairs as the runner's SFT examples are encoded (the plain
-// template: <bos> prompt | response <eos>), chosen then rejected.
+// encodePairs encodes a split's pairs with the runner's tokenizer and DPO context.
 func (d *DPORunner) encodePairs(split string, pairs []minibench.PrefPair) ([]data.Example, error) {
+	return EncodePrefPairs(d.Tok, "minibench/prefs/"+split, pairs, d.DPO.Train.MaxLen)
+}
+
+// EncodePrefPairs encodes preference pairs as the runner's SFT examples are encoded (the plain
+// template: <bos> prompt | response <eos>), flattened chosen, rejected, chosen, … (dpo.Examples'
+// layout). A pair longer than maxLen is an error naming it.
+func EncodePrefPairs(tok tokenizer.Tokenizer, source string, pairs []minibench.PrefPair, maxLen int) ([]data.Example, error) {
 	tmpl := data.PlainTemplate{}
 	out := make([]data.Example, 0, 2*len(pairs))
 	for i, q := range pairs {
-		prompt := tmpl.Prompt(d.Tok, []data.Message{{Role: "user", Content: q.Prompt}})
+		prompt := tmpl.Prompt(tok, []data.Message{{Role: "user", Content: q.Prompt}})
 		for _, b := range []struct{ name, text string }{{"chosen", q.Chosen}, {"rejected", q.Rejected}} {
-			ids := append(append([]int(nil), prompt...), tmpl.Response(d.Tok, b.text)...)
-			if len(ids) > d.DPO.Train.MaxLen {
-				return nil, errors.Errorf("ablations: preference pair %s/%s[%d] (%s): %d tokens, more than the DPO context %d",
-					d.Prefs.Fingerprint(), split, i, b.name, len(ids), d.DPO.Train.MaxLen)
+			ids := append(append([]int(nil), prompt...), tmpl.Response(tok, b.text)...)
+			if len(ids) > maxLen {
+				return nil, errors.Errorf("ablations: preference pair %s[%d] (%s, %s): %d tokens, more than the DPO context %d",
+					source, i, q.ID, b.name, len(ids), maxLen)
 			}
-			out = append(out, data.Example{IDs: ids, PromptLen: len(prompt), Source: fmt.Sprintf("minibench/prefs/%s[%d] (%s)", split, i, b.name)})
+			out = append(out, data.Example{IDs: ids, PromptLen: len(prompt), Source: fmt.Sprintf("%s[%d] (%s)", source, i, b.name)})
 		}
 	}
 	return out, nil
