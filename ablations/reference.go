@@ -39,6 +39,23 @@ type referenceKey struct {
 	Model    model.Config     `json:"model"`
 	Pretrain PretrainSettings `json:"pretrain"`
 	Seed     uint64           `json:"seed"`
+	// The instruction stage (adapt regime), absent for a pre-trained model: the pre-trained
+	// model's directory name (its content key) and the stage's settings.
+	Stage1   string         `json:"stage1,omitempty"`
+	Instruct *InstructStage `json:"instruct,omitempty"`
+}
+
+// InstructStage is the adapt reference model's second training stage, after pre-training: Full
+// FT on pairs of the pre-training pool (minibench Bench.InstructPairs: no key of any split, no
+// SFT-only operation) mixed with replayed windows of the pre-training corpus, as LLM pre-training
+// ends with an annealing phase on instruction-like data. Loss on the pairs' responses and on every
+// token of the windows.
+type InstructStage struct {
+	Pairs  int     `json:"pairs"`  // instruct pairs
+	Replay float64 `json:"replay"` // corpus windows per pair in the data
+	Steps  int     `json:"steps"`
+	Batch  int     `json:"batch"`
+	LR     float64 `json:"lr"`
 }
 
 // ReferenceInfo is reference.json, written last: its presence marks a complete reference model.
@@ -56,15 +73,25 @@ type ReferenceInfo struct {
 }
 
 // Reference loads the preset's reference model from cacheDir, or pre-trains it (resuming an
-// interrupted pre-training) and stores it there. The cache key covers the corpus, the model
-// configuration and the pre-training settings.
+// interrupted pre-training) and stores it there; with an instruction stage (p.Instruct), the
+// pre-trained model is cached on its own and the stage's model next to it. The cache key covers
+// the corpus, the model configuration and the pre-training settings (and the stage's).
 func Reference(backend compute.Backend, p Preset, bench *minibench.Bench, cacheDir string, log io.Writer) (*model.LM, string, *ReferenceInfo, error) {
+	lm, dir, info, err := pretrained(backend, p, bench, cacheDir, log)
+	if err != nil || p.Instruct == nil {
+		return lm, dir, info, err
+	}
+	return instructed(backend, p, bench, lm, dir, info, cacheDir, log)
+}
+
+// pretrained loads or pre-trains the preset's pre-trained model.
+func pretrained(backend compute.Backend, p Preset, bench *minibench.Bench, cacheDir string, log io.Writer) (*model.LM, string, *ReferenceInfo, error) {
 	tok := tokenizer.NewByteLevel()
 	cfg, err := model.Preset(p.Model, tok.VocabSize(), tok.BOS(), tok.EOS(), tok.PAD())
 	if err != nil {
 		return nil, "", nil, err
 	}
-	key := referenceKey{Corpus: bench.Config.CorpusFingerprint(), Model: *cfg, Pretrain: p.Pretrain, Seed: 1}
+	key := referenceKey{Corpus: bench.Config.CorpusFingerprint(), Model: *cfg, Pretrain: p.Pretrain, Seed: max(p.RefSeed, 1)}
 	dir := filepath.Join(cacheDir, "reference", fmt.Sprintf("%s-%s", p.Name, hashJSON(key)))
 	infoPath := filepath.Join(dir, "reference.json")
 	if raw, err := os.ReadFile(infoPath); err == nil {
@@ -118,6 +145,99 @@ func Reference(backend compute.Backend, p Preset, bench *minibench.Bench, cacheD
 		return nil, "", nil, err
 	}
 	info := &ReferenceInfo{Key: key, Seconds: time.Since(start).Seconds(), TrainTokens: p.Pretrain.Steps * p.Pretrain.Batch * p.Pretrain.Seq,
+		CreatedAt: time.Now().UTC().Format(time.RFC3339)}
+	if h := tr.History; len(h) > 0 {
+		info.FinalLoss = h[len(h)-1].Loss
+		info.HeldOutLoss = h[len(h)-1].Metrics["eval_loss"]
+	}
+	if err := writeJSON(infoPath, info); err != nil {
+		return nil, "", nil, err
+	}
+	return lm, dir, info, nil
+}
+
+// instructed loads or trains the instruction stage of the adapt reference from the pre-trained
+// model lm (stored in dir, described by info).
+func instructed(backend compute.Backend, p Preset, bench *minibench.Bench, lm *model.LM, stage1Dir string, stage1 *ReferenceInfo,
+	cacheDir string, log io.Writer) (*model.LM, string, *ReferenceInfo, error) {
+	st := *p.Instruct
+	if st.Pairs < 1 || st.Steps < 1 || st.Batch < 1 || st.LR <= 0 || st.Replay < 0 {
+		return nil, "", nil, errors.Errorf("ablations: preset %s: instruction stage needs pairs, steps, batch and lr > 0 and replay >= 0, got %+v", p.Name, st)
+	}
+	key := stage1.Key
+	key.Stage1, key.Instruct = filepath.Base(stage1Dir), &st
+	dir := filepath.Join(cacheDir, "reference", fmt.Sprintf("%s-%s", p.Name, hashJSON(key)))
+	infoPath := filepath.Join(dir, "reference.json")
+	if raw, err := os.ReadFile(infoPath); err == nil {
+		var info ReferenceInfo
+		if err := json.Unmarshal(raw, &info); err != nil {
+			return nil, "", nil, errors.Wrapf(err, "ablations: reading %s", infoPath)
+		}
+		if hashJSON(info.Key) != hashJSON(key) {
+			return nil, "", nil, errors.Errorf("ablations: cached reference %s was trained with a different configuration than requested "+
+				"(delete the directory to retrain)", dir)
+		}
+		lm, err := model.Load(backend, dir, dtypes.Float32)
+		if err != nil {
+			return nil, "", nil, err
+		}
+		fmt.Fprintf(log, "reference model: reusing %s\n", dir)
+		return lm, dir, &info, nil
+	}
+	pairs, err := bench.InstructPairs(st.Pairs)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	tok := tokenizer.NewByteLevel()
+	tmpl := data.PlainTemplate{}
+	var examples []data.Example
+	maxLen := p.Pretrain.Seq
+	for i, e := range pairs {
+		prompt := tmpl.Prompt(tok, []data.Message{{Role: "user", Content: e.Prompt}})
+		ids := append(prompt, tmpl.Response(tok, e.Response)...)
+		maxLen = max(maxLen, len(ids))
+		examples = append(examples, data.Example{IDs: ids, PromptLen: len(prompt), Source: fmt.Sprintf("minibench/instruct[%d]", i)})
+	}
+	windows, heldOut, err := train.PretrainData(data.CorpusStream(bench.Corpus, tok), p.Pretrain.Seq)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	// Replayed windows are spread evenly over the corpus.
+	if n := int(st.Replay*float64(st.Pairs) + 0.5); n > 0 {
+		if n > len(windows) {
+			return nil, "", nil, errors.Errorf("ablations: preset %s: instruction stage replays %d windows, the corpus has %d", p.Name, n, len(windows))
+		}
+		for i := range n {
+			examples = append(examples, windows[i*len(windows)/n])
+		}
+	}
+	fmt.Fprintf(log, "reference model: instruction stage of %s (%d pairs, %d corpus windows, %d steps) into %s\n",
+		filepath.Base(stage1Dir), st.Pairs, len(examples)-st.Pairs, st.Steps, dir)
+	start := time.Now()
+	tc := train.Config{Steps: st.Steps, BatchSize: st.Batch, MaxLen: (maxLen + 15) / 16 * 16, BucketQuantum: 16, LR: st.LR, Seed: key.Seed,
+		CheckpointEvery: 100, KeepCheckpoints: 1, OutDir: dir, LogEvery: 25}
+	tr, err := train.New(lm, tok, tc, train.Full{})
+	if err != nil {
+		return nil, "", nil, err
+	}
+	tr.Log = log
+	tr.Hooks = append(tr.Hooks, train.EvalHook(lm, limit(heldOut, 64), 100, 32))
+	if latest, err := train.LatestCheckpoint(dir); err == nil && latest != "" {
+		if err := tr.Resume(latest); err != nil {
+			return nil, "", nil, err
+		}
+		fmt.Fprintf(log, "reference model: resuming the instruction stage at step %d\n", tr.Step())
+	}
+	if err := tr.Run(examples); err != nil {
+		return nil, "", nil, err
+	}
+	if err := lm.Save(dir, model.SaveOptions{}); err != nil {
+		return nil, "", nil, err
+	}
+	if err := tok.Save(dir); err != nil {
+		return nil, "", nil, err
+	}
+	info := &ReferenceInfo{Key: key, Seconds: stage1.Seconds + time.Since(start).Seconds(), TrainTokens: stage1.TrainTokens,
 		CreatedAt: time.Now().UTC().Format(time.RFC3339)}
 	if h := tr.History; len(h) > 0 {
 		info.FinalLoss = h[len(h)-1].Loss

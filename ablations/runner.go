@@ -51,6 +51,12 @@ func NewRunner(backend compute.Backend, preset, cacheDir string, log io.Writer) 
 	if err != nil {
 		return nil, err
 	}
+	return NewRunnerFor(backend, p, cacheDir, log)
+}
+
+// NewRunnerFor is NewRunner for a preset value (the calibration's variants of a preset: another
+// reference seed, a patched design). [adapt branch: split out of NewRunner]
+func NewRunnerFor(backend compute.Backend, p Preset, cacheDir string, log io.Writer) (*Runner, error) {
 	if log == nil {
 		log = os.Stderr
 	}
@@ -131,10 +137,13 @@ type RunConfig struct {
 // CurvePoint is one logged training step.
 type CurvePoint struct {
 	Step     int     `json:"step"`
-	Loss     float64 `json:"loss"`      // the method's (masked) loss
-	FullLoss float64 `json:"full_loss"` // the unmasked response loss of the batch
-	ValLoss  float64 `json:"val_loss,omitempty"`
-	Kept     float64 `json:"kept,omitempty"` // share of the batch's response tokens kept (hard masks)
+	Loss     float64 `json:"loss"`               // the method's (masked) loss
+	FullLoss float64 `json:"full_loss"`          // the unmasked response loss of the batch
+	ValLoss  float64 `json:"val_loss,omitempty"` // J_tgt as the method last computed it (AlphaToken: at its last refresh)
+	// JTgt is J_tgt (mean NLL of the B_val validation examples) after this step, measured the same way
+	// for every method every jTgtEvery steps, so that the curves compare.
+	JTgt float64 `json:"j_tgt,omitempty"`
+	Kept float64 `json:"kept,omitempty"` // share of the batch's response tokens kept (hard masks)
 }
 
 // RunResult is result.json of one run.
@@ -298,6 +307,7 @@ func (r *Runner) execute(cfg RunConfig, dir string) (*RunResult, error) {
 			}})
 		}
 	}
+	tr.Hooks = append(tr.Hooks, train.EvalHook(lm, r.jTgtExamples(), jTgtEvery, 32))
 	if latest, err := train.LatestCheckpoint(dir); err == nil && latest != "" {
 		if err := tr.Resume(latest); err != nil {
 			return nil, err
@@ -314,7 +324,7 @@ func (r *Runner) execute(cfg RunConfig, dir string) (*RunResult, error) {
 	}
 	res.StepSeconds = (res.TrainSeconds - res.OfflineSeconds) / float64(max(cfg.SFT.Steps-startStep, 1))
 	for _, h := range tr.History {
-		cp := CurvePoint{Step: h.Step, Loss: h.Loss, FullLoss: h.Metrics["full_loss"], ValLoss: h.Metrics["val_loss"]}
+		cp := CurvePoint{Step: h.Step, Loss: h.Loss, FullLoss: h.Metrics["full_loss"], ValLoss: h.Metrics["val_loss"], JTgt: h.Metrics["eval_loss"]}
 		if _, ok := h.Metrics["full_loss"]; !ok {
 			cp.FullLoss = h.Loss // full fine-tuning: the loss is the unmasked loss
 		}
@@ -397,6 +407,18 @@ func Commit() string {
 		c += "-dirty"
 	}
 	return c
+}
+
+// jTgtEvery is how often every run measures J_tgt (CurvePoint.JTgt).
+const jTgtEvery = 25
+
+// jTgtExamples is B_val: the first ValExamples validation examples, AlphaToken's J_tgt set.
+func (r *Runner) jTgtExamples() []data.Example {
+	n := r.Preset.Valuation.ValExamples
+	if n <= 0 || n > len(r.val) {
+		n = len(r.val)
+	}
+	return r.val[:n]
 }
 
 // TrainExamples, ValExamples and FisherPromptIDs expose the preset's encoded target data.

@@ -35,6 +35,11 @@ type Config struct {
 	// codeops.go) or "expressions" (one-line expressions with constants, codetasks.go).
 	CodeStyle string `json:"code_style,omitempty"`
 
+	// SFTOnlyOps (adapt regime, see adapt.go) names, comma-separated, the "ops" operations that no
+	// pre-training pair uses ("abs,mod7,clip0"); it matters only when Mix.Instruct > 0. A string,
+	// not a slice, keeps Config comparable.
+	SFTOnlyOps string `json:"sft_only_ops,omitempty"`
+
 	// Each SFT target (code and math).
 	TrainSize  int `json:"train_size"`  // default 3000
 	TestSize   int `json:"test_size"`   // default 200
@@ -83,6 +88,9 @@ func (c Config) Validate() error {
 		sum += w
 	}
 	check(sum > 0, "Mix weights must not all be zero")
+	if err := c.validateAdapt(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -92,14 +100,29 @@ func (c Config) Fingerprint() string { return fingerprint(c) }
 
 // CorpusFingerprint hashes only what the corpus depends on (version, Seed,
 // CorpusDocs, Mix, Lands): key pre-trained models on it, so changing probe
-// or target sizes does not invalidate them.
+// or target sizes does not invalidate them. With Mix.Instruct > 0 the corpus
+// also depends on the code target's splits (adapt.go), and the hash covers them.
 func (c Config) CorpusFingerprint() string {
+	type instructKey struct {
+		Version    string `json:"version"`
+		CodeStyle  string `json:"code_style"`
+		TrainSize  int    `json:"train_size"`
+		TestSize   int    `json:"test_size"`
+		ValSize    int    `json:"val_size"`
+		FisherSize int    `json:"fisher_size"`
+		SFTOnlyOps string `json:"sft_only_ops"`
+	}
+	var ik *instructKey // nil (omitted) for a from-scratch corpus: its fingerprint is unchanged
+	if c.Mix.Instruct > 0 {
+		ik = &instructKey{InstructVersion, c.CodeStyle, c.TrainSize, c.TestSize, c.ValSize, c.FisherSize, c.SFTOnlyOps}
+	}
 	return fingerprintVersion(CorpusVersion, struct {
-		Seed       int64     `json:"seed"`
-		CorpusDocs int       `json:"corpus_docs"`
-		Mix        CorpusMix `json:"mix"`
-		Lands      int       `json:"lands"`
-	}{c.Seed, c.CorpusDocs, c.Mix, c.Lands})
+		Seed       int64        `json:"seed"`
+		CorpusDocs int          `json:"corpus_docs"`
+		Mix        CorpusMix    `json:"mix"`
+		Lands      int          `json:"lands"`
+		Instruct   *instructKey `json:"instruct,omitempty"`
+	}{c.Seed, c.CorpusDocs, c.Mix, c.Lands, ik})
 }
 
 func fingerprint(v any) string { return fingerprintVersion(GeneratorVersion, v) }
@@ -131,6 +154,8 @@ type Bench struct {
 
 	// SFT targets.
 	Code, Math *Target
+
+	pretrain []pretrainFamily // the code keys the instruct documents draw from (adapt.go)
 }
 
 // Build generates the benchmark. The same Config always gives the same
@@ -139,13 +164,20 @@ func Build(cfg Config) (*Bench, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	// Every part draws from its own random stream, so the order of generation does not change any
+	// byte; the code target comes first because the adapt corpus draws from the keys it leaves.
 	w := newWorld(cfg)
-	b := &Bench{Config: cfg, Corpus: genCorpus(w, cfg)}
-	if err := buildProbes(b, w); err != nil {
+	b := &Bench{Config: cfg}
+	fams := codeFamiliesFor(cfg.CodeStyle)
+	var err error
+	if b.Code, err = splitTarget(TargetCode, fams, cfg, CodeMaxNewBytes); err != nil {
 		return nil, err
 	}
-	var err error
-	if b.Code, err = splitTarget(TargetCode, codeFamiliesFor(cfg.CodeStyle), cfg, CodeMaxNewBytes); err != nil {
+	if b.pretrain, err = pretrainPool(cfg, b.Code); err != nil {
+		return nil, err
+	}
+	b.Corpus = genCorpus(w, cfg, b.pretrain)
+	if err := buildProbes(b, w); err != nil {
 		return nil, err
 	}
 	if b.Math, err = splitTarget(TargetMath, mathTaskFamilies(), cfg, MathMaxNewBytes); err != nil {

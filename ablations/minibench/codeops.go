@@ -43,7 +43,11 @@ var opsTestInputs = []int64{-6, -2, -1, 0, 1, 2, 3, 5, 8, 13, 20}
 
 // opsFamily is the family of programs of n operations; its phrase index chooses, bit by bit, the
 // phrasing of each operation (2^n phrasings).
-func opsFamily(n int) family {
+func opsFamily(n int) family { return opsFamilyOver(n, codeOps) }
+
+// opsFamilyOver is opsFamily over another list of operations (the adapt regime's pre-training pool
+// extends codeOps, keeping its indexes).
+func opsFamilyOver(n int, ops []codeOp) family {
 	var keys [][]int
 	var rec func(prefix []int)
 	rec = func(prefix []int) {
@@ -51,7 +55,7 @@ func opsFamily(n int) family {
 			keys = append(keys, append([]int(nil), prefix...))
 			return
 		}
-		for i := range codeOps {
+		for i := range ops {
 			rec(append(prefix, i))
 		}
 	}
@@ -59,7 +63,7 @@ func opsFamily(n int) family {
 	// Drop sequences that act as the identity or a constant on the hidden inputs (e.g. "negate it,
 	// then negate it"): a trivial program would pass them.
 	keys = slicesDeleteFunc(keys, func(k []int) bool {
-		vals := opsApply(k, opsTestInputs)
+		vals := opsApplyOver(ops, k, opsTestInputs)
 		identity, constant := true, true
 		for i, v := range vals {
 			identity = identity && v == opsTestInputs[i]
@@ -75,8 +79,8 @@ func opsFamily(n int) family {
 			parts := make([]string, len(k))
 			lines := make([]string, len(k))
 			for i, o := range k {
-				parts[i] = codeOps[o].phrases[(phrase>>i)&1]
-				lines[i] = "  " + codeOps[o].line
+				parts[i] = ops[o].phrases[(phrase>>i)&1]
+				lines[i] = "  " + ops[o].line
 			}
 			ref := "def f(x):\n" + strings.Join(lines, "\n") + "\n  return x"
 			p, err := ParseProgram(ref)
@@ -97,11 +101,14 @@ func opsFamily(n int) family {
 }
 
 // opsApply runs an operation sequence on inputs (the same semantics as its MiniPy program).
-func opsApply(k []int, xs []int64) []int64 {
+func opsApply(k []int, xs []int64) []int64 { return opsApplyOver(codeOps, k, xs) }
+
+// opsApplyOver is opsApply with the operations indexed in ops.
+func opsApplyOver(ops []codeOp, k []int, xs []int64) []int64 {
 	out := make([]int64, len(xs))
 	for i, x := range xs {
 		for _, o := range k {
-			switch codeOps[o].name {
+			switch ops[o].name {
 			case "double":
 				x *= 2
 			case "triple":
@@ -130,6 +137,16 @@ func opsApply(k []int, xs []int64) []int64 {
 				x = x - floorDiv(x, 7)*7
 			case "clip0":
 				x = max(x, 0)
+			case "add2":
+				x += 2
+			case "add7":
+				x += 7
+			case "sub5":
+				x -= 5
+			case "quad":
+				x *= 4
+			default:
+				panic("minibench: unknown operation " + ops[o].name)
 			}
 		}
 		out[i] = x

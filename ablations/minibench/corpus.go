@@ -12,11 +12,12 @@ import (
 //	reasoning  ARC-style statements and Q/A: kinds, sizes, tools, causes, units
 //	arithmetic GSM-style worked problems ("#### N") and arithmetic drills
 //	code       MiniPy functions with example values, but no instructions
+//	instruct   (adapt regime only, Mix.Instruct > 0) code-target pairs, see adapt.go
 //
-// Nothing in the corpus uses the targets' formats ("Task:", "Code:",
-// "Problem:", "Solution:", "The answer is"), and no probe item occurs in it
-// verbatim: the generators skip every combination reserved for the probes
-// (see world.go).
+// Without instruct documents nothing in the corpus uses the targets' formats
+// ("Task:", "Code:", "Problem:", "Solution:", "The answer is"); the math
+// target's never occur. No probe item occurs in the corpus verbatim: the
+// generators skip every combination reserved for the probes (see world.go).
 
 // MaxDocBytes bounds the length of a corpus document.
 const MaxDocBytes = 256
@@ -28,10 +29,11 @@ type CorpusMix struct {
 	Reasoning  float64 `json:"reasoning"`
 	Arithmetic float64 `json:"arithmetic"`
 	Code       float64 `json:"code"`
+	Instruct   float64 `json:"instruct,omitempty"` // adapt regime (adapt.go); 0 in the from-scratch corpus
 }
 
 func (m CorpusMix) weights() []float64 {
-	return []float64{m.Narrative, m.Facts, m.Reasoning, m.Arithmetic, m.Code}
+	return []float64{m.Narrative, m.Facts, m.Reasoning, m.Arithmetic, m.Code, m.Instruct}
 }
 
 const (
@@ -40,6 +42,7 @@ const (
 	docReasoning
 	docArithmetic
 	docCode
+	docInstruct
 )
 
 type corpusGen struct {
@@ -47,11 +50,14 @@ type corpusGen struct {
 	r         *rng
 	landOrder []int // facts docs cycle through lands in shuffled rounds
 	landPos   int
+	pool      []pretrainFamily // instruct documents' keys (adapt.go)
 }
 
-func genCorpus(w *world, cfg Config) []string {
+// genCorpus generates the documents. A zero Instruct weight adds no document and draws nothing
+// from the random stream, so the from-scratch corpus does not depend on the adapt code.
+func genCorpus(w *world, cfg Config, pool []pretrainFamily) []string {
 	r := newRNG(cfg.Seed, "corpus")
-	g := &corpusGen{w: w, r: r}
+	g := &corpusGen{w: w, r: r, pool: pool}
 
 	// Exact document counts per kind (largest remainder), then shuffled.
 	ws := cfg.Mix.weights()
@@ -90,8 +96,10 @@ func genCorpus(w *world, cfg Config) []string {
 			docs[i] = g.reasoningDoc()
 		case docArithmetic:
 			docs[i] = g.arithmeticDoc()
-		default:
+		case docCode:
 			docs[i] = g.codeDoc()
+		case docInstruct:
+			docs[i] = g.instructDoc()
 		}
 	}
 	return docs

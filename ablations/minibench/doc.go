@@ -20,6 +20,15 @@
 // retention). Chance is 1/4 for the MC probes and 0 for generation
 // (Bench.Chance).
 //
+// # Regimes
+//
+// DefaultConfig is the "from scratch" regime: no corpus document uses a
+// target's format, so a pre-trained reference scores 0% on the target.
+// AdaptConfig is the "adapt" regime (adapt.go): the corpus also carries
+// instruction -> program pairs of a pre-training pool disjoint from every
+// split, so a reference can start with part of the code skill; its splits
+// and probes are byte for byte those of DefaultConfig.
+//
 // # Use
 //
 //	b, err := minibench.Build(minibench.DefaultConfig())
@@ -50,7 +59,8 @@
 //   - Every MC item has 4 distinct choices and exactly one correct under the
 //     world's tables.
 //   - Target train, val, test and fisher share no task key (family +
-//     constants), hence no prompt. No target format occurs in the corpus.
+//     constants), hence no prompt. No target format occurs in the
+//     from-scratch corpus; the adapt corpus's code pairs use no split's key.
 //   - Every reference program passes its hidden tests; moving any constant by
 //     one makes it fail. JudgeCode never panics and never loops.
 //   - All text is ASCII. Corpus documents are at most MaxDocBytes (256)

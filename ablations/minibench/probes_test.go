@@ -162,6 +162,13 @@ func TestMCItemsWellFormed(t *testing.T) {
 
 func TestProbesNotInCorpus(t *testing.T) {
 	b, idx := defaultBuild(t)
+	checkProbesNotInCorpus(t, b, idx)
+}
+
+// checkProbesNotInCorpus: no probe item and no oracle example occurs in the corpus, and the
+// oracle repeats no probe item.
+func checkProbesNotInCorpus(t *testing.T, b *Bench, idx *suffixarray.Index) {
+	t.Helper()
 	for _, items := range [][]MCItem{b.ARC, b.HellaSwag, b.MMLU} {
 		for _, it := range items {
 			if n := count(idx, it.Context+it.Choices[it.Answer]); n > 0 {

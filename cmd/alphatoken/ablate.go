@@ -27,7 +27,7 @@ func runAblate(args []string) error {
 	fs, backendSpec := newFlags("ablate", "--suite NAME|FILE.json [--suite ...] [flags]")
 	var suites stringList
 	fs.Var(&suites, "suite", "suite name ("+strings.Join(ablations.SuiteNames(), ", ")+", or all) or a suite .json file; repeatable")
-	preset := fs.String("preset", "mini", "MiniBench scale: mini or small")
+	preset := fs.String("preset", "mini", "MiniBench preset: "+strings.Join(ablations.PresetNames(), ", ")+" (the -adapt presets: the adapt regime)")
 	seeds := fs.String("seeds", "1", "comma-separated seeds (each trained row runs once per seed)")
 	out := fs.String("out", "", "directory for the tables (default runs/ablate/<preset>; the committed tables are regenerated with --out ablations/results/<preset>)")
 	cache := fs.String("cache", defaultCache(), cacheUsage)
@@ -52,10 +52,11 @@ func runDemo(args []string) error {
 	out := fs.String("out", filepath.Join("runs", "demo"), "directory for the tables")
 	cache := fs.String("cache", defaultCache(), cacheUsage)
 	seeds := fs.String("seeds", "1", "comma-separated seeds")
+	preset := fs.String("preset", "mini", "MiniBench preset: "+strings.Join(ablations.PresetNames(), ", "))
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	return ablate(*backendSpec, []string{"main", "ranking"}, "mini", *seeds, *out, *cache, 0, "alphatoken demo "+strings.Join(args, " "))
+	return ablate(*backendSpec, []string{"main", "ranking"}, *preset, *seeds, *out, *cache, 0, "alphatoken demo "+strings.Join(args, " "))
 }
 
 // cacheUsage documents the run cache for -h.

@@ -28,7 +28,7 @@ func runDiagnose(args []string) error {
 		kind, args = args[0], args[1:]
 	}
 	fs, backendSpec := newFlags("diagnose", "<"+strings.Join(diagnoseKinds, "|")+"> [flags]")
-	preset := fs.String("preset", "mini", "MiniBench preset whose reference model and runs are used (trained if not cached)")
+	preset := fs.String("preset", "mini", "MiniBench preset whose reference model and runs are used (trained if not cached): "+strings.Join(ablations.PresetNames(), ", "))
 	out := fs.String("out", "", "output directory (default runs/diagnose/<preset>; the committed figures are regenerated with --out ablations/results/<preset>/figures)")
 	cache := fs.String("cache", defaultCache(), cacheUsage)
 	seed := fs.Int("seed", 1, "run seed / sampling seed")

@@ -152,10 +152,10 @@ func TestDPOWorkflow(t *testing.T) {
 
 // TestDPOHelpListsMethods: train-dpo -h lists every registered DPO method with its description.
 func TestDPOHelpListsMethods(t *testing.T) {
-	out, err := captureStderr(t, func() error { return runDPO([]string{"-h"}) })
-	if err != flag.ErrHelp {
+	if err := runDPO([]string{"-h"}); err != flag.ErrHelp {
 		t.Fatalf("-h: %v", err)
 	}
+	out := runCLI(t, "train-dpo", "-h").stdout // help goes to stdout (exit 0)
 	for _, n := range methods.DPONames() {
 		in, _ := methods.LookupDPO(n)
 		if !strings.Contains(out, "  "+n+" ") || !strings.Contains(out, in.Summary) {
