@@ -190,17 +190,6 @@ func (t *DPOTable) compare() {
 	}
 }
 
-// fmtCI renders mean ± 95% interval half-width (the mean alone for one value).
-func fmtCI(s Stat) string {
-	if s.N == 0 || math.IsNaN(s.Mean) {
-		return "–"
-	}
-	if s.N < 2 || math.IsNaN(s.CI95) {
-		return fmt.Sprintf("%.1f", s.Mean)
-	}
-	return fmt.Sprintf("%.1f ± %.1f", s.Mean, s.CI95)
-}
-
 // fmtDiff renders a paired difference with its interval, marking one that excludes 0.
 func fmtDiff(s *Stat) string {
 	if s == nil || s.N == 0 {
