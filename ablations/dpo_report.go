@@ -78,6 +78,9 @@ func (d *DPORunner) RunDPOSuite(s *DPOSuite, seeds []int) (*DPOTable, error) {
 		return nil, err
 	}
 	dp := d.DPO
+	if err := checkCalibrated(dp, d.Preset.Name, s); err != nil {
+		return nil, err
+	}
 	if d.DPOSteps > 0 {
 		dp.Train.Steps = d.DPOSteps // the table says what ran
 	}
@@ -188,6 +191,25 @@ func (t *DPOTable) compare() {
 			r.DiffOverall, r.DiffPreference, r.DiffRetention = &o, &p, &q
 		}
 	}
+}
+
+// UncalibratedSuffix marks a DPO design that is not calibrated yet: only plain DPO and the
+// warm-start may run on it (ablations/minibench/README.md, "Preference MiniBench": the benchmark is
+// calibrated with plain DPO before any masked or selection method runs on it).
+const UncalibratedSuffix = "-uncalibrated"
+
+// checkCalibrated refuses a suite with a masked or selection method on an uncalibrated design.
+func checkCalibrated(dp DPOPreset, preset string, s *DPOSuite) error {
+	if !strings.HasSuffix(dp.Design, UncalibratedSuffix) {
+		return nil
+	}
+	for _, r := range s.Rows {
+		if r.Method != "dpo" && r.Method != WarmStartMethod {
+			return errors.Errorf("ablations: the DPO design %q of preset %q is not calibrated: row %q (%s) of suite %s may not run on it "+
+				"(only dpo and warm-start rows: calibrate it first, ablations/minibench/README.md)", dp.Design, preset, r.Label, r.Method, s.Name)
+		}
+	}
+	return nil
 }
 
 // fmtDiff renders a paired difference with its interval, marking one that excludes 0.

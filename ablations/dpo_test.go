@@ -1,6 +1,8 @@
 package ablations
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"math"
@@ -38,11 +40,65 @@ func TestDPOSuites(t *testing.T) {
 	if _, err := LoadSuite("dpo_main"); err == nil || !strings.Contains(err.Error(), "ablate-dpo --suite main") {
 		t.Fatalf("an SFT load of a DPO suite: %v", err)
 	}
-	// The calibration runs only plain DPO (the benchmark is calibrated before any masked method).
-	cal, _ := LoadDPOSuite("calibration")
-	for _, r := range cal.Rows {
-		if r.Method != "dpo" && r.Method != WarmStartMethod {
-			t.Fatalf("calibration row %q runs %s", r.Label, r.Method)
+	// The calibrations run only plain DPO (the benchmark is calibrated before any masked method).
+	for _, n := range names {
+		if !strings.HasPrefix(n, "calibration") {
+			continue
+		}
+		cal, _ := LoadDPOSuite(n)
+		for _, r := range cal.Rows {
+			if r.Method != "dpo" && r.Method != WarmStartMethod {
+				t.Fatalf("%s row %q runs %s", n, r.Label, r.Method)
+			}
+		}
+	}
+}
+
+// TestUncalibratedDesign: on a design not yet calibrated only plain DPO and the warm-start run.
+func TestUncalibratedDesign(t *testing.T) {
+	dp := DPOPreset{Design: "x/0" + UncalibratedSuffix}
+	for _, n := range DPOSuiteNames() {
+		s, err := LoadDPOSuite(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = checkCalibrated(dp, "p", s)
+		if strings.HasPrefix(n, "calibration") {
+			if err != nil {
+				t.Fatalf("calibration suite %s refused: %v", n, err)
+			}
+		} else if err == nil || !strings.Contains(err.Error(), "not calibrated") {
+			t.Fatalf("suite %s on an uncalibrated design: %v", n, err)
+		}
+		if err := checkCalibrated(DPOPreset{Design: "x/1"}, "p", s); err != nil {
+			t.Fatalf("suite %s on a calibrated design: %v", n, err)
+		}
+	}
+}
+
+// TestDPOPresetsFrozen pins each DPO design (ablations/minibench/README.md, "Preference
+// MiniBench"): a calibrated design's content (pairs, warm-start, DPO settings, β, loss, oracle) and
+// the pair generator's version may not change without bumping Design and recalibrating.
+func TestDPOPresetsFrozen(t *testing.T) {
+	want := map[string]struct{ design, hash string }{
+		"mini":       {"dpo/0-uncalibrated", "d3025c16a61b2f68"},
+		"mini-adapt": {"dpo-adapt/0-uncalibrated", "892fc50d7058da9d"},
+	}
+	if minibench.PrefsVersion != "minibench-prefs/1" {
+		t.Errorf("the pair generator is %s; the calibrated designs were made with minibench-prefs/1", minibench.PrefsVersion)
+	}
+	if len(DPOPresets) != len(want) {
+		t.Errorf("%d DPO presets, %d pinned", len(DPOPresets), len(want))
+	}
+	for name, p := range DPOPresets {
+		b, err := json.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.Sum256(b)
+		got := hex.EncodeToString(h[:8])
+		if w := want[name]; p.Design != w.design || got != w.hash {
+			t.Errorf("DPO preset %s changed: design %q content %s, pinned %q %s", name, p.Design, got, w.design, w.hash)
 		}
 	}
 }

@@ -328,3 +328,32 @@ func TestPrefsFiles(t *testing.T) {
 		t.Fatalf("manifest: %v", err)
 	}
 }
+
+// TestPrefsAdapt: the adapt regime (mini-adapt's DPO stage) has the same preference pairs as the
+// from-scratch one (its targets are the same, TestAdaptSameTargetsAndProbes), keyed apart by the
+// Bench's fingerprint; no test pair's key is in the adapt pre-training pool.
+func TestPrefsAdapt(t *testing.T) {
+	a, _ := adaptBuild(t)
+	_, p := defaultPrefs(t)
+	q, err := BuildPrefs(a, DefaultPrefConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range q.Splits() {
+		if !reflect.DeepEqual(s.Pairs, p.Splits()[i].Pairs) {
+			t.Fatalf("%s pairs differ between the adapt and from-scratch benches", s.Name)
+		}
+	}
+	if q.Fingerprint() == p.Fingerprint() {
+		t.Fatal("the fingerprint ignores the bench")
+	}
+	pool := map[string]bool{}
+	for _, k := range a.PretrainKeys() {
+		pool[k] = true
+	}
+	for _, x := range q.Test {
+		if pool[x.Key] {
+			t.Fatalf("test pair %s: key %s is in the adapt pool", x.ID, x.Key)
+		}
+	}
+}
