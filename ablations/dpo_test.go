@@ -81,7 +81,7 @@ func TestUncalibratedDesign(t *testing.T) {
 // the pair generator's version may not change without bumping Design and recalibrating.
 func TestDPOPresetsFrozen(t *testing.T) {
 	want := map[string]struct{ design, hash string }{
-		"mini":       {"dpo/0-uncalibrated", "d3025c16a61b2f68"},
+		"mini":       {"dpo/1", "2c89606ac5ad943a"},
 		"mini-adapt": {"dpo-adapt/0-uncalibrated", "892fc50d7058da9d"},
 	}
 	if minibench.PrefsVersion != "minibench-prefs/1" {
