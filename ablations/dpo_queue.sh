@@ -9,7 +9,7 @@
 # Tables, figures and the cost table are written to ablations/results/<preset>-dpo after each stage.
 #
 # usage (from the repository root, in the background):
-#   nohup ablations/dpo_queue.sh mini > runs/dpo_queue.log 2>&1 &
+#   GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd nohup ablations/dpo_queue.sh mini > runs/dpo_queue.log 2>&1 &
 set -euo pipefail
 preset="${1:-mini}"
 out="ablations/results/${preset}-dpo"
