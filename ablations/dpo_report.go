@@ -78,7 +78,7 @@ func (d *DPORunner) RunDPOSuite(s *DPOSuite, seeds []int) (*DPOTable, error) {
 		return nil, err
 	}
 	dp := d.DPO
-	if err := checkCalibrated(dp, d.Preset.Name, s); err != nil {
+	if err := CheckCalibrated(dp, d.Preset.Name, s); err != nil {
 		return nil, err
 	}
 	if d.DPOSteps > 0 {
@@ -198,8 +198,8 @@ func (t *DPOTable) compare() {
 // calibrated with plain DPO before any masked or selection method runs on it).
 const UncalibratedSuffix = "-uncalibrated"
 
-// checkCalibrated refuses a suite with a masked or selection method on an uncalibrated design.
-func checkCalibrated(dp DPOPreset, preset string, s *DPOSuite) error {
+// CheckCalibrated refuses a suite with a masked or selection method on an uncalibrated design.
+func CheckCalibrated(dp DPOPreset, preset string, s *DPOSuite) error {
 	if !strings.HasSuffix(dp.Design, UncalibratedSuffix) {
 		return nil
 	}

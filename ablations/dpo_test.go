@@ -62,7 +62,7 @@ func TestUncalibratedDesign(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = checkCalibrated(dp, "p", s)
+		err = CheckCalibrated(dp, "p", s)
 		if strings.HasPrefix(n, "calibration") {
 			if err != nil {
 				t.Fatalf("calibration suite %s refused: %v", n, err)
@@ -70,7 +70,7 @@ func TestUncalibratedDesign(t *testing.T) {
 		} else if err == nil || !strings.Contains(err.Error(), "not calibrated") {
 			t.Fatalf("suite %s on an uncalibrated design: %v", n, err)
 		}
-		if err := checkCalibrated(DPOPreset{Design: "x/1"}, "p", s); err != nil {
+		if err := CheckCalibrated(DPOPreset{Design: "x/1"}, "p", s); err != nil {
 			t.Fatalf("suite %s on a calibrated design: %v", n, err)
 		}
 	}

@@ -46,7 +46,8 @@ func runAblateDPO(args []string) error {
 	if len(suites) == 0 && !*cost {
 		return fmt.Errorf("--suite is required (%s, all), or --cost", strings.Join(ablations.DPOSuiteNames(), ", "))
 	}
-	if _, err := ablations.DPOPresetByName(*preset); err != nil {
+	dp, err := ablations.DPOPresetByName(*preset)
+	if err != nil {
 		return err
 	}
 	seedList, err := parseSeeds(*seeds)
@@ -63,6 +64,9 @@ func runAblateDPO(args []string) error {
 	for _, name := range suites { // every suite is validated before any training
 		s, err := ablations.LoadDPOSuite(name)
 		if err != nil {
+			return err
+		}
+		if err := ablations.CheckCalibrated(dp, *preset, s); err != nil {
 			return err
 		}
 		loaded = append(loaded, s)
