@@ -177,7 +177,7 @@ func (c *Calibration) summarise() {
 
 // fmtCI renders a mean with its 95% interval, "m [lo, hi]" (the mean alone for one seed).
 func fmtCI(s Stat) string {
-	if s.N == 0 {
+	if s.N == 0 || math.IsNaN(s.Mean) {
 		return "–"
 	}
 	if s.N < 2 || math.IsNaN(s.CI95) {

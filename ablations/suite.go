@@ -85,11 +85,15 @@ type Suite struct {
 //go:embed suites/*.json
 var builtinSuites embed.FS
 
-// SuiteNames lists the suites shipped in ablations/suites.
+// SuiteNames lists the SFT suites shipped in ablations/suites (the DPO suites, dpo_*.json, are
+// DPOSuiteNames').
 func SuiteNames() []string {
 	entries, _ := builtinSuites.ReadDir("suites")
 	var names []string
 	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), dpoSuitePrefix) {
+			continue
+		}
 		names = append(names, strings.TrimSuffix(e.Name(), ".json"))
 	}
 	return names
@@ -105,6 +109,9 @@ func LoadSuite(nameOrPath string) (*Suite, error) {
 		src = nameOrPath
 		raw, err = os.ReadFile(nameOrPath)
 	} else {
+		if n, ok := strings.CutPrefix(nameOrPath, dpoSuitePrefix); ok {
+			return nil, errors.Errorf("ablations: %q is a DPO suite: run it with `alphatoken ablate-dpo --suite %s`", nameOrPath, n)
+		}
 		src = filepath.Join("ablations", "suites", nameOrPath+".json")
 		raw, err = builtinSuites.ReadFile("suites/" + nameOrPath + ".json")
 		if err != nil {

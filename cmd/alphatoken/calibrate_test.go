@@ -19,6 +19,10 @@ func TestPresetBadInput(t *testing.T) {
 		{runCalibrate, []string{"--ref-seeds", "one", "--cache", cache}, "--ref-seeds"},
 		{runAblate, []string{"--preset", "maxi", "--suite", "main", "--cache", cache}, `unknown preset "maxi"`},
 		{runDemo, []string{"--preset", "maxi", "--cache", cache}, `unknown preset "maxi"`},
+		{runAblateDPO, []string{"--preset", "small", "--suite", "main", "--cache", cache}, `preset "small" has no DPO stage`},
+		{runAblateDPO, []string{"--suite", "main", "--seeds", "1", "--cache", cache}, "at least 2"},
+		{runAblateDPO, []string{"--suite", "mian", "--cache", cache}, `unknown DPO suite "mian"`},
+		{runAblateDPO, []string{"--preset", "mini-adapt", "--suite", "main", "--cache", cache}, "is not calibrated"},
 	}
 	for _, c := range cases {
 		if err := c.run(c.args); err == nil || !strings.Contains(err.Error(), c.want) {

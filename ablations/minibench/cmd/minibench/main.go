@@ -1,6 +1,6 @@
 // Command minibench builds MiniBench and writes its files.
 //
-//	go run ./ablations/minibench/cmd/minibench -out /tmp/minibench -seed 1 [-clean 600]
+//	go run ./ablations/minibench/cmd/minibench -out /tmp/minibench -seed 1 [-clean 600] [-prefs]
 //
 // It prints the fingerprints and sizes, and with -samples a few items of
 // every kind.
@@ -23,6 +23,7 @@ func main() {
 	out := flag.String("out", "", "directory to write the files to (nothing is written if empty)")
 	samples := flag.Int("samples", 0, "print this many samples of each kind")
 	clean := flag.Int("clean", 0, "also write <target>_clean.jsonl: this many examples of the clean slice (a helper model's data, disjoint from train/val/test/fisher)")
+	prefs := flag.Bool("prefs", false, "also write the preference MiniBench (code target pairs, minibench.DefaultPrefConfig): prefs_{train,val,test,oracle}.jsonl in TRL's format and prefs_manifest.json")
 	flag.Int64Var(&cfg.Seed, "seed", cfg.Seed, "seed")
 	flag.IntVar(&cfg.CorpusDocs, "corpus_docs", cfg.CorpusDocs, "corpus documents")
 	flag.IntVar(&cfg.ProbeItems, "probe_items", cfg.ProbeItems, "items per probe")
@@ -46,6 +47,17 @@ func main() {
 			os.Exit(1)
 		}
 		fmt.Println("wrote", *out)
+		if *prefs {
+			p, err := minibench.BuildPrefs(b, minibench.DefaultPrefConfig())
+			if err == nil {
+				err = p.WriteFiles(*out)
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			fmt.Printf("wrote the preference pairs (%s): %d train, %d val, %d test, %d oracle\n", p.Fingerprint(), len(p.Train), len(p.Val), len(p.Test), len(p.Oracle))
+		}
 		if *clean > 0 {
 			if err := writeClean(b, *out, *clean); err != nil {
 				fmt.Fprintln(os.Stderr, err)
