@@ -60,6 +60,23 @@ func TestSuiteErrors(t *testing.T) {
 }
 
 // testPreset is a tiny preset that trains in seconds.
+// testRunner is a Runner of the tiny "test" preset (registered for the test's duration) with a
+// fresh cache.
+func testRunner(t *testing.T) *Runner {
+	t.Helper()
+	Presets["test"] = testPreset()
+	t.Cleanup(func() { delete(Presets, "test") })
+	backend, err := model.NewBackend("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewRunner(backend, "test", t.TempDir(), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 func testPreset() Preset {
 	b := minibench.DefaultConfig()
 	b.CorpusDocs, b.ProbeItems, b.TrainSize, b.TestSize, b.ValSize, b.FisherSize = 600, 40, 200, 20, 16, 16
@@ -260,16 +277,7 @@ func fmtIDs(ids []int) []byte {
 // hold whatever the model: shapes, ranges, a zero proxy without a Fisher, CKA of the reference
 // with itself.
 func TestDiagnostics(t *testing.T) {
-	Presets["test"] = testPreset()
-	defer delete(Presets, "test")
-	backend, err := model.NewBackend("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := NewRunner(backend, "test", t.TempDir(), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := testRunner(t)
 	ft, err := r.FineTune("full", 3, 1)
 	if err != nil {
 		t.Fatal(err)

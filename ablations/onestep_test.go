@@ -1,7 +1,6 @@
 package ablations
 
 import (
-	"io"
 	"math"
 	"strings"
 	"testing"
@@ -13,16 +12,7 @@ import (
 // actual change of J_tgt and J_dec matches the full first-order prediction ⟨∇J, Δθ⟩; the momentum
 // row keeps no token; the reference model's weights are left untouched; the outputs render.
 func TestOneStep(t *testing.T) {
-	Presets["test"] = testPreset()
-	defer delete(Presets, "test")
-	backend, err := model.NewBackend("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := NewRunner(backend, "test", t.TempDir(), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := testRunner(t)
 	before, _ := model.TensorFloat64(r.Ref.Param("model.embed_tokens.weight").MustValue())
 	res, err := r.OneStep([]string{"reference"}, []*model.LM{r.Ref}, OneStepOptions{Seed: 1, SGDLR: 0.0005, Warm: 2, Batches: 1})
 	if err != nil {

@@ -1,28 +1,16 @@
 package ablations
 
 import (
-	"io"
 	"math"
 	"strings"
 	"testing"
-
-	"github.com/alphatoken/alphatoken/model"
 )
 
 // TestKeptTypes: on the tiny test preset, the decision classes match the rule on each response's
 // text; Random-ρ keeps about ρ of the tokens; every share is a percentage; Full FT's line is the
 // batches' share and comes first; the outputs render.
 func TestKeptTypes(t *testing.T) {
-	Presets["test"] = testPreset()
-	defer delete(Presets, "test")
-	backend, err := model.NewBackend("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := NewRunner(backend, "test", t.TempDir(), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := testRunner(t)
 	classes, share, err := r.DecisionClasses(r.TrainExamples())
 	if err != nil {
 		t.Fatal(err)

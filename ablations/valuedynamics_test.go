@@ -2,27 +2,15 @@ package ablations
 
 import (
 	"encoding/json"
-	"io"
 	"math"
 	"strings"
 	"testing"
-
-	"github.com/alphatoken/alphatoken/model"
 )
 
 // TestValueDynamics: snapshots every 2 of 4 steps; correlations in [−1, 1], flip shares in [0, 1];
 // the training run is the one without the diagnostic (same losses); the outputs render.
 func TestValueDynamics(t *testing.T) {
-	Presets["test"] = testPreset()
-	defer delete(Presets, "test")
-	backend, err := model.NewBackend("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := NewRunner(backend, "test", t.TempDir(), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := testRunner(t)
 	res, err := r.ValueDynamics(Row{Label: "AlphaToken", Method: "alphatoken"}, 1, 4, 2, 6)
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -24,56 +25,68 @@ type stringList []string
 func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, strings.Split(v, ",")...); return nil }
 
+// suiteFlags are the flags ablate and report share.
+type suiteFlags struct {
+	suites                    stringList
+	preset, seeds, out, cache *string
+	steps                     *int
+}
+
+func addSuiteFlags(fs *flag.FlagSet, presetHelp, seedsHelp, outHelp, stepsHelp string) *suiteFlags {
+	f := &suiteFlags{}
+	fs.Var(&f.suites, "suite", "suite name ("+strings.Join(ablations.SuiteNames(), ", ")+", or all) or a suite .json file; repeatable")
+	f.preset = fs.String("preset", "mini", "MiniBench preset: "+strings.Join(ablations.PresetNames(), ", ")+presetHelp)
+	f.seeds = fs.String("seeds", "1,2,3,4,5", seedsHelp)
+	f.out = fs.String("out", "", outHelp)
+	f.cache = fs.String("cache", defaultCache(), cacheUsage)
+	f.steps = fs.Int("steps", 0, stepsHelp)
+	return f
+}
+
+// check validates the parsed flags and fills the default --out.
+func (f *suiteFlags) check() error {
+	if *f.steps < 0 {
+		return fmt.Errorf("--steps must be ≥ 0, got %d", *f.steps)
+	}
+	if len(f.suites) == 0 {
+		return fmt.Errorf("--suite is required (%s, all)", strings.Join(ablations.SuiteNames(), ", "))
+	}
+	if *f.out == "" {
+		*f.out = filepath.Join("runs", "ablate", *f.preset)
+	}
+	return nil
+}
+
 func runAblate(args []string) error {
 	fs, backendSpec := newFlags("ablate", "--suite NAME|FILE.json [--suite ...] [flags]")
-	var suites stringList
-	fs.Var(&suites, "suite", "suite name ("+strings.Join(ablations.SuiteNames(), ", ")+", or all) or a suite .json file; repeatable")
-	preset := fs.String("preset", "mini", "MiniBench preset: "+strings.Join(ablations.PresetNames(), ", ")+" (the -adapt presets: the adapt regime)")
-	seeds := fs.String("seeds", "1,2,3,4,5", "comma-separated seeds (each trained row runs once per seed; at least 2, or --one-seed)")
-	out := fs.String("out", "", "directory for the tables (default runs/ablate/<preset>; the committed tables are regenerated with --out ablations/results/<preset>)")
-	cache := fs.String("cache", defaultCache(), cacheUsage)
-	steps := fs.Int("steps", 0, "SFT steps of every run instead of the preset's (quick smoke runs; cached apart)")
+	f := addSuiteFlags(fs, " (the -adapt presets: the adapt regime)",
+		"comma-separated seeds (each trained row runs once per seed; at least 2, or --one-seed)",
+		"directory for the tables (default runs/ablate/<preset>; the committed tables are regenerated with --out ablations/results/<preset>)",
+		"SFT steps of every run instead of the preset's (quick smoke runs; cached apart)")
 	oneSeed := fs.Bool("one-seed", false, "allow a single seed: the tables show means only, marked as a demonstration (otherwise fewer than 2 seeds is an error: intervals need 2)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *steps < 0 {
-		return fmt.Errorf("--steps must be ≥ 0, got %d", *steps)
+	if err := f.check(); err != nil {
+		return err
 	}
-	if len(suites) == 0 {
-		return fmt.Errorf("--suite is required (%s, all)", strings.Join(ablations.SuiteNames(), ", "))
-	}
-	if *out == "" {
-		*out = filepath.Join("runs", "ablate", *preset)
-	}
-	return ablate(*backendSpec, suites, *preset, *seeds, *out, *cache, *steps, ablateMode{oneSeed: *oneSeed}, "alphatoken ablate "+strings.Join(args, " "))
+	return ablate(*backendSpec, f.suites, *f.preset, *f.seeds, *f.out, *f.cache, *f.steps, ablateMode{oneSeed: *oneSeed}, "alphatoken ablate "+strings.Join(args, " "))
 }
 
 // runReport is ablate over cached runs only: it regenerates tables (with their intervals and paired
 // differences) without training, unless --train.
 func runReport(args []string) error {
 	fs, backendSpec := newFlags("report", "--preset P --suite NAME [--suite ...] --seeds 1,2,3,4,5 --out DIR")
-	var suites stringList
-	fs.Var(&suites, "suite", "suite name ("+strings.Join(ablations.SuiteNames(), ", ")+", or all) or a suite .json file; repeatable")
-	preset := fs.String("preset", "mini", "MiniBench preset: "+strings.Join(ablations.PresetNames(), ", "))
-	seeds := fs.String("seeds", "1,2,3,4,5", "comma-separated seeds (at least 2: every cell is a mean with its 95% interval)")
-	out := fs.String("out", "", "directory for the tables (default runs/ablate/<preset>)")
-	cache := fs.String("cache", defaultCache(), cacheUsage)
-	steps := fs.Int("steps", 0, "SFT steps of the runs, if they were trained with ablate --steps")
+	f := addSuiteFlags(fs, "", "comma-separated seeds (at least 2: every cell is a mean with its 95% interval)",
+		"directory for the tables (default runs/ablate/<preset>)", "SFT steps of the runs, if they were trained with ablate --steps")
 	trainMissing := fs.Bool("train", false, "train the runs missing from the cache instead of failing")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *steps < 0 {
-		return fmt.Errorf("--steps must be ≥ 0, got %d", *steps)
+	if err := f.check(); err != nil {
+		return err
 	}
-	if len(suites) == 0 {
-		return fmt.Errorf("--suite is required (%s, all)", strings.Join(ablations.SuiteNames(), ", "))
-	}
-	if *out == "" {
-		*out = filepath.Join("runs", "ablate", *preset)
-	}
-	return ablate(*backendSpec, suites, *preset, *seeds, *out, *cache, *steps, ablateMode{cacheOnly: !*trainMissing}, "alphatoken report "+strings.Join(args, " "))
+	return ablate(*backendSpec, f.suites, *f.preset, *f.seeds, *f.out, *f.cache, *f.steps, ablateMode{cacheOnly: !*trainMissing}, "alphatoken report "+strings.Join(args, " "))
 }
 
 // ablateMode: oneSeed allows a single seed (means only); cacheOnly refuses to train.
