@@ -1,11 +1,8 @@
 package ablations
 
 import (
-	"bytes"
-	"encoding/json"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -84,17 +81,9 @@ func LoadDPOSuite(nameOrPath string) (*DPOSuite, error) {
 	if err != nil {
 		return nil, errors.Wrapf(err, "ablations: reading DPO suite %s", src)
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
 	var s DPOSuite
-	if err := dec.Decode(&s); err != nil {
-		if m := regexp.MustCompile(`unknown field "([^"]+)"`).FindStringSubmatch(err.Error()); m != nil {
-			return nil, errors.Errorf("%s:%d: unknown field %q", src, lineOf(raw, `"`+m[1]+`"`), m[1])
-		}
-		if se, ok := err.(*json.SyntaxError); ok {
-			return nil, errors.Errorf("%s:%d: %v", src, bytes.Count(raw[:se.Offset], []byte("\n"))+1, err)
-		}
-		return nil, errors.Wrapf(err, "ablations: parsing DPO suite %s", src)
+	if err := decodeStrict(raw, src, "DPO suite", &s); err != nil {
+		return nil, err
 	}
 	if err := s.validate(src); err != nil {
 		return nil, err

@@ -121,22 +121,30 @@ func LoadSuite(nameOrPath string) (*Suite, error) {
 	if err != nil {
 		return nil, errors.Wrapf(err, "ablations: reading suite %s", src)
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
 	var s Suite
-	if err := dec.Decode(&s); err != nil {
-		if m := regexp.MustCompile(`unknown field "([^"]+)"`).FindStringSubmatch(err.Error()); m != nil {
-			return nil, errors.Errorf("%s:%d: unknown field %q", src, lineOf(raw, `"`+m[1]+`"`), m[1])
-		}
-		if se, ok := err.(*json.SyntaxError); ok {
-			return nil, errors.Errorf("%s:%d: %v", src, bytes.Count(raw[:se.Offset], []byte("\n"))+1, err)
-		}
-		return nil, errors.Wrapf(err, "ablations: parsing suite %s", src)
+	if err := decodeStrict(raw, src, "suite", &s); err != nil {
+		return nil, err
 	}
 	if err := s.expand(src); err != nil {
 		return nil, err
 	}
 	return &s, nil
+}
+
+// decodeStrict decodes a suite file into v: unknown fields and syntax errors name src:line.
+func decodeStrict(raw []byte, src, what string, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if m := regexp.MustCompile(`unknown field "([^"]+)"`).FindStringSubmatch(err.Error()); m != nil {
+			return errors.Errorf("%s:%d: unknown field %q", src, lineOf(raw, `"`+m[1]+`"`), m[1])
+		}
+		if se, ok := err.(*json.SyntaxError); ok {
+			return errors.Errorf("%s:%d: %v", src, bytes.Count(raw[:se.Offset], []byte("\n"))+1, err)
+		}
+		return errors.Wrapf(err, "ablations: parsing %s %s", what, src)
+	}
+	return nil
 }
 
 func lineOf(raw []byte, needle string) int {
