@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/pkg/errors"
-
-	"github.com/alphatoken/alphatoken/internal/atomicfile"
 )
 
 // DPOTableRow aggregates one DPO suite row over its seeds. Every Stat carries n and the 95%
@@ -351,20 +349,7 @@ func (t *DPOTable) CSV() string {
 }
 
 // Write stores <dir>/<suite>.md, .csv and .json.
-func (t *DPOTable) Write(dir string) error {
-	base := filepath.Join(dir, t.Suite.Name)
-	if err := atomicfile.WriteBytes(base+".md", []byte(t.Markdown())); err != nil {
-		return err
-	}
-	if err := atomicfile.WriteBytes(base+".csv", []byte(t.CSV())); err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(t, "", "  ")
-	if err != nil {
-		return err
-	}
-	return atomicfile.WriteBytes(base+".json", append(b, '\n'))
-}
+func (t *DPOTable) Write(dir string) error { return writeTable(filepath.Join(dir, t.Suite.Name), t) }
 
 // LoadDPOTable reads a table written by DPOTable.Write (<suite>.json).
 func LoadDPOTable(path string) (*DPOTable, error) {

@@ -303,8 +303,13 @@ func (t *Table) CSV() string {
 }
 
 // Write stores <dir>/<suite>.md, .csv and .json.
-func (t *Table) Write(dir string) error {
-	base := filepath.Join(dir, t.Suite.Name)
+func (t *Table) Write(dir string) error { return writeTable(filepath.Join(dir, t.Suite.Name), t) }
+
+// writeTable stores a table's Markdown, CSV and JSON as base.md, base.csv and base.json.
+func writeTable(base string, t interface {
+	Markdown() string
+	CSV() string
+}) error {
 	if err := atomicfile.WriteBytes(base+".md", []byte(t.Markdown())); err != nil {
 		return err
 	}
