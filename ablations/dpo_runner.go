@@ -245,25 +245,10 @@ func (d *DPORunner) resolve(row DPORow, seed int) (DPORunConfig, error) {
 	if !info.Valuation {
 		return c, nil
 	}
-	v := p.Valuation
-	set := func(dst *int, src *int) {
-		if src != nil {
-			*dst = *src
-		}
+	if row.Precondition != nil && *row.Precondition != "none" {
+		return c, errors.Errorf("ablations: row %q: precondition %q is not implemented for DPO (SFT only)", row.Label, *row.Precondition)
 	}
-	if row.Lambda != nil {
-		v.Lambda = *row.Lambda
-	}
-	set(&v.Window, row.Window)
-	set(&v.Blocks, row.K)
-	set(&v.ValExamples, row.ValExamples)
-	set(&v.ValRefresh, row.ValRefresh)
-	if row.Fisher != nil {
-		v.Fisher = alphatoken.FisherKind(*row.Fisher)
-	}
-	if row.Normalize != nil {
-		v.Normalize = alphatoken.Normalization(*row.Normalize)
-	}
+	v := row.Overrides.valuation(p.Valuation)
 	if err := v.Validate(d.Warm.Config.Layers); err != nil {
 		return c, errors.WithMessagef(err, "ablations: row %q", row.Label)
 	}

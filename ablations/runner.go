@@ -194,31 +194,7 @@ func (r *Runner) resolve(row Row, seed int) (RunConfig, error) {
 	if !info.Valuation {
 		return c, nil
 	}
-	v := p.Valuation
-	set := func(dst *int, src *int) {
-		if src != nil {
-			*dst = *src
-		}
-	}
-	if row.Lambda != nil {
-		v.Lambda = *row.Lambda
-	}
-	set(&v.Window, row.Window)
-	set(&v.Blocks, row.K)
-	set(&v.ValExamples, row.ValExamples)
-	set(&v.ValRefresh, row.ValRefresh)
-	if row.Fisher != nil {
-		v.Fisher = alphatoken.FisherKind(*row.Fisher)
-	}
-	if row.Normalize != nil {
-		v.Normalize = alphatoken.Normalization(*row.Normalize)
-	}
-	if row.Precondition != nil {
-		v.Precondition = "" // none: the configuration (and its run's cache key) without the extension
-		if *row.Precondition == string(alphatoken.PrecondAdam) {
-			v.Precondition = alphatoken.PrecondAdam
-		}
-	}
+	v := row.Overrides.valuation(p.Valuation)
 	if err := v.Validate(r.Ref.Config.Layers); err != nil {
 		return c, errors.WithMessagef(err, "ablations: row %q", row.Label)
 	}

@@ -46,6 +46,35 @@ type Row struct {
 	Overrides
 }
 
+// valuation is the preset's valuation settings v with the row's overrides applied.
+func (o Overrides) valuation(v alphatoken.Config) alphatoken.Config {
+	set := func(dst *int, src *int) {
+		if src != nil {
+			*dst = *src
+		}
+	}
+	if o.Lambda != nil {
+		v.Lambda = *o.Lambda
+	}
+	set(&v.Window, o.Window)
+	set(&v.Blocks, o.K)
+	set(&v.ValExamples, o.ValExamples)
+	set(&v.ValRefresh, o.ValRefresh)
+	if o.Fisher != nil {
+		v.Fisher = alphatoken.FisherKind(*o.Fisher)
+	}
+	if o.Normalize != nil {
+		v.Normalize = alphatoken.Normalization(*o.Normalize)
+	}
+	if o.Precondition != nil {
+		v.Precondition = "" // none: the configuration (and its run's cache key) without the extension
+		if *o.Precondition == string(alphatoken.PrecondAdam) {
+			v.Precondition = alphatoken.PrecondAdam
+		}
+	}
+	return v
+}
+
 // options are the row's selection options on top of the preset's ρ.
 func (r Row) options(presetRho float64) methods.Options {
 	o := methods.Options{Rho: presetRho, BudgetMatched: r.BudgetMatched, Params: r.Params}
