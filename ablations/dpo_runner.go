@@ -269,24 +269,9 @@ func (d *DPORunner) RunDPORow(row DPORow, seed int) (*DPORunResult, error) {
 		return nil, err
 	}
 	dir := filepath.Join(d.CacheDir, "dpo-runs", fmt.Sprintf("%s-%s", cfg.Method, hashJSON(cfg)))
-	resultPath, configPath := filepath.Join(dir, "result.json"), filepath.Join(dir, "run.json")
-	wantCfg, _ := json.Marshal(cfg)
-	if raw, err := os.ReadFile(configPath); err == nil {
-		var have DPORunConfig
-		if err := json.Unmarshal(raw, &have); err != nil {
-			return nil, errors.Wrapf(err, "ablations: reading %s", configPath)
-		}
-		if haveCfg, _ := json.Marshal(have); string(haveCfg) != string(wantCfg) {
-			return nil, errors.Errorf("ablations: cached DPO run %s has a different configuration than requested "+
-				"(compare %s with the row %q; delete the directory to rerun)", dir, configPath, row.Label)
-		}
-	}
-	if raw, err := os.ReadFile(resultPath); err == nil {
-		var res DPORunResult
-		if err := json.Unmarshal(raw, &res); err != nil {
-			return nil, errors.Wrapf(err, "ablations: reading %s", resultPath)
-		}
-		return &res, nil
+	configPath := filepath.Join(dir, "run.json")
+	if res, err := cachedRun[DPORunConfig, DPORunResult](dir, "cached DPO run", row.Label, cfg); res != nil || err != nil {
+		return res, err
 	}
 	// One process trains a run directory at a time: the lock is held from here to result.json.
 	lock, err := train.PrepareOutDir(dir, true, false)

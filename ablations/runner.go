@@ -247,24 +247,9 @@ func (r *Runner) RunRow(row Row, seed int) (*RunResult, error) {
 		return nil, err
 	}
 	dir := filepath.Join(r.CacheDir, "runs", fmt.Sprintf("%s-%s", cfg.Method, hashJSON(cfg)))
-	resultPath, configPath := filepath.Join(dir, "result.json"), filepath.Join(dir, "run.json")
-	wantCfg, _ := json.Marshal(cfg)
-	if raw, err := os.ReadFile(configPath); err == nil {
-		var have RunConfig
-		if err := json.Unmarshal(raw, &have); err != nil {
-			return nil, errors.Wrapf(err, "ablations: reading %s", configPath)
-		}
-		if haveCfg, _ := json.Marshal(have); string(haveCfg) != string(wantCfg) {
-			return nil, errors.Errorf("ablations: cached run %s has a different configuration than requested "+
-				"(compare %s with the row %q; delete the directory to rerun)", dir, configPath, row.Label)
-		}
-	}
-	if raw, err := os.ReadFile(resultPath); err == nil {
-		var res RunResult
-		if err := json.Unmarshal(raw, &res); err != nil {
-			return nil, errors.Wrapf(err, "ablations: reading %s", resultPath)
-		}
-		return &res, nil
+	configPath := filepath.Join(dir, "run.json")
+	if res, err := cachedRun[RunConfig, RunResult](dir, "cached run", row.Label, cfg); res != nil || err != nil {
+		return res, err
 	}
 	if r.CacheOnly {
 		return nil, errors.Errorf("ablations: row %q seed %d (method %s) is not in the cache: %s has no result; "+
@@ -422,6 +407,33 @@ func Commit() string {
 		c += "-dirty"
 	}
 	return c
+}
+
+// cachedRun checks a run directory of the cache: its run.json must hold cfg (an error otherwise, never
+// a silent reuse of another configuration's run), and its result.json, when present, is returned;
+// (nil, nil) means the run still has to be trained. kind names the run in errors.
+func cachedRun[C, R any](dir, kind, label string, cfg C) (*R, error) {
+	resultPath, configPath := filepath.Join(dir, "result.json"), filepath.Join(dir, "run.json")
+	wantCfg, _ := json.Marshal(cfg)
+	if raw, err := os.ReadFile(configPath); err == nil {
+		var have C
+		if err := json.Unmarshal(raw, &have); err != nil {
+			return nil, errors.Wrapf(err, "ablations: reading %s", configPath)
+		}
+		if haveCfg, _ := json.Marshal(have); string(haveCfg) != string(wantCfg) {
+			return nil, errors.Errorf("ablations: %s %s has a different configuration than requested "+
+				"(compare %s with the row %q; delete the directory to rerun)", kind, dir, configPath, label)
+		}
+	}
+	raw, err := os.ReadFile(resultPath)
+	if err != nil {
+		return nil, nil
+	}
+	var res R
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return nil, errors.Wrapf(err, "ablations: reading %s", resultPath)
+	}
+	return &res, nil
 }
 
 // jTgtEvery is how often every run measures J_tgt (CurvePoint.JTgt).
