@@ -34,6 +34,7 @@
 // # Files
 //
 //	registry.go           Need, Param, Info, Register, Lookup, Build, Usage
+//	catalog.go            the registry's code, shared by the SFT and the DPO registry
 //	options.go            Options (ρ, schedule, budget matching, parameters), Env, the checks
 //	selective.go          the generic hard-mask method: score → keep rule → masked mean loss
 //	select.go             masked losses, per-sequence selection, per-sequence min-max
@@ -50,7 +51,7 @@
 //
 // # DPO methods (`train-dpo --method`)
 //
-// A sibling registry (RegisterDPO, LookupDPO, BuildDPO, DPOUsage) with the same Info, built from a
+// A sibling registry (RegisterDPO, LookupDPO, BuildDPO, DPOUsage; the same catalog code) with the same Info, built from a
 // DPOEnv (the reference model, package dpo's loss settings, validation pairs, SePO's oracle pair).
 // A DPO method trains on pair batches (chosen rows, then rejected rows; the trainer's GroupSize 2)
 // and logs the branch token counts, kept counts and TRL's reward metrics every step.

@@ -1,10 +1,7 @@
 package methods
 
 import (
-	"fmt"
 	"io"
-	"sort"
-	"strings"
 
 	"github.com/pkg/errors"
 
@@ -53,38 +50,16 @@ type DPOEnv struct {
 	dinfo *DPOInfo
 }
 
-var dpoRegistry = map[string]*DPOInfo{}
+var dpoRegistry = newCatalog("DPO ", func(in *DPOInfo) *Info { return &in.Info })
 
 // RegisterDPO adds a DPO method (from init); a second registration of a name panics.
-func RegisterDPO(in DPOInfo) {
-	if in.Name == "" || in.Build == nil || in.Summary == "" {
-		panic(fmt.Sprintf("methods: registering DPO method %q: name, summary and Build are required", in.Name))
-	}
-	if _, dup := dpoRegistry[in.Name]; dup {
-		panic(fmt.Sprintf("methods: DPO method %q registered twice", in.Name))
-	}
-	info := in
-	dpoRegistry[in.Name] = &info
-}
+func RegisterDPO(in DPOInfo) { dpoRegistry.add(in, in.Build != nil) }
 
 // DPONames lists the registered DPO methods, sorted.
-func DPONames() []string {
-	names := make([]string, 0, len(dpoRegistry))
-	for n := range dpoRegistry {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func DPONames() []string { return dpoRegistry.names() }
 
 // LookupDPO returns a registered DPO method; an unknown name lists the registered ones.
-func LookupDPO(name string) (*DPOInfo, error) {
-	in, ok := dpoRegistry[name]
-	if !ok {
-		return nil, errors.Errorf("methods: unknown DPO method %q (registered: %s)", name, strings.Join(DPONames(), ", "))
-	}
-	return in, nil
-}
+func LookupDPO(name string) (*DPOInfo, error) { return dpoRegistry.lookup(name) }
 
 // CheckDPOOptions validates a run's options for DPO method name before any model is at hand.
 func CheckDPOOptions(name string, o Options) error {
@@ -111,43 +86,16 @@ func BuildDPO(name string, env *DPOEnv) (train.Method, error) {
 
 // DPOUsage writes one line per registered DPO method (for train-dpo -h).
 func DPOUsage(w io.Writer) {
-	for _, n := range DPONames() {
-		in := dpoRegistry[n]
-		var needs []string
-		for _, x := range in.Needs {
-			switch x {
-			case NeedOracle:
-				needs = append(needs, "--oracle --oracle-ref")
-			default:
-				needs = append(needs, x.Flag())
-			}
+	dpoRegistry.usage(w, func(n Need) string {
+		if n == NeedOracle {
+			return "--oracle --oracle-ref"
 		}
-		for _, p := range in.Params {
-			needs = append(needs, fmt.Sprintf("--%s %g", p.Name, p.Default))
-		}
-		extra := ""
-		if len(needs) > 0 {
-			extra = " [" + strings.Join(needs, " ") + "]"
-		}
-		fmt.Fprintf(w, "  %-20s %s%s\n", n, in.Summary, extra)
-	}
+		return n.Flag()
+	})
 }
 
 // AllDPOParams lists every parameter a DPO method declares, by name.
-func AllDPOParams() []Param {
-	seen := map[string]bool{}
-	var out []Param
-	for _, n := range DPONames() {
-		for _, p := range dpoRegistry[n].Params {
-			if !seen[p.Name] {
-				seen[p.Name] = true
-				out = append(out, p)
-			}
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
-}
+func AllDPOParams() []Param { return dpoRegistry.params() }
 
 // check validates the DPO settings, the options and every need of the method.
 func (e *DPOEnv) check(in *DPOInfo) error {

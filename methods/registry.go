@@ -1,12 +1,7 @@
 package methods
 
 import (
-	"fmt"
 	"io"
-	"sort"
-	"strings"
-
-	"github.com/pkg/errors"
 
 	"github.com/alphatoken/alphatoken/alphatoken/train"
 )
@@ -90,39 +85,17 @@ func (in *Info) Param(name string) *Param {
 	return nil
 }
 
-var registry = map[string]*Info{}
+var registry = newCatalog("", func(in *Info) *Info { return in })
 
 // Register adds a method; every method file calls it from init. A second registration of a name
 // is a programming error and panics.
-func Register(in Info) {
-	if in.Name == "" || in.Build == nil || in.Summary == "" {
-		panic(fmt.Sprintf("methods: registering %q: name, summary and Build are required", in.Name))
-	}
-	if _, dup := registry[in.Name]; dup {
-		panic(fmt.Sprintf("methods: %q registered twice", in.Name))
-	}
-	info := in
-	registry[in.Name] = &info
-}
+func Register(in Info) { registry.add(in, in.Build != nil) }
 
 // Names lists the registered methods, sorted.
-func Names() []string {
-	names := make([]string, 0, len(registry))
-	for n := range registry {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func Names() []string { return registry.names() }
 
 // Lookup returns a registered method; an unknown name is an error that lists the registered ones.
-func Lookup(name string) (*Info, error) {
-	in, ok := registry[name]
-	if !ok {
-		return nil, errors.Errorf("methods: unknown method %q (registered: %s)", name, strings.Join(Names(), ", "))
-	}
-	return in, nil
-}
+func Lookup(name string) (*Info, error) { return registry.lookup(name) }
 
 // Build checks the environment against the method's needs and options, then constructs it.
 func Build(name string, env *Env) (train.Method, error) {
@@ -145,37 +118,8 @@ func Build(name string, env *Env) (train.Method, error) {
 }
 
 // Usage writes one line per registered method: name, what it needs, and its summary (for -h).
-func Usage(w io.Writer) {
-	for _, n := range Names() {
-		in := registry[n]
-		var needs []string
-		for _, x := range in.Needs {
-			needs = append(needs, x.Flag())
-		}
-		for _, p := range in.Params {
-			needs = append(needs, fmt.Sprintf("--%s %g", p.Name, p.Default))
-		}
-		extra := ""
-		if len(needs) > 0 {
-			extra = " [" + strings.Join(needs, " ") + "]"
-		}
-		fmt.Fprintf(w, "  %-20s %s%s\n", n, in.Summary, extra)
-	}
-}
+func Usage(w io.Writer) { registry.usage(w, Need.Flag) }
 
 // AllParams lists every parameter any method declares, by name (the first declaration's default
 // and usage; methods that share a name share its meaning).
-func AllParams() []Param {
-	seen := map[string]bool{}
-	var out []Param
-	for _, n := range Names() {
-		for _, p := range registry[n].Params {
-			if !seen[p.Name] {
-				seen[p.Name] = true
-				out = append(out, p)
-			}
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
-}
+func AllParams() []Param { return registry.params() }
