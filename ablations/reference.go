@@ -93,22 +93,8 @@ func pretrained(backend compute.Backend, p Preset, bench *minibench.Bench, cache
 	}
 	key := referenceKey{Corpus: bench.Config.CorpusFingerprint(), Model: *cfg, Pretrain: p.Pretrain, Seed: max(p.RefSeed, 1)}
 	dir := filepath.Join(cacheDir, "reference", fmt.Sprintf("%s-%s", p.Name, hashJSON(key)))
-	infoPath := filepath.Join(dir, "reference.json")
-	if raw, err := os.ReadFile(infoPath); err == nil {
-		var info ReferenceInfo
-		if err := json.Unmarshal(raw, &info); err != nil {
-			return nil, "", nil, errors.Wrapf(err, "ablations: reading %s", infoPath)
-		}
-		if hashJSON(info.Key) != hashJSON(key) {
-			return nil, "", nil, errors.Errorf("ablations: cached reference %s was trained with a different configuration than requested "+
-				"(delete the directory to retrain)", dir)
-		}
-		lm, err := model.Load(backend, dir, dtypes.Float32)
-		if err != nil {
-			return nil, "", nil, err
-		}
-		fmt.Fprintf(log, "reference model: reusing %s\n", dir)
-		return lm, dir, &info, nil
+	if lm, info, err := loadReference(backend, dir, key, log); lm != nil || err != nil {
+		return lm, dir, info, err
 	}
 	fmt.Fprintf(log, "reference model: pre-training %s (%s preset) into %s\n", p.Model, p.Name, dir)
 	start := time.Now()
@@ -121,36 +107,9 @@ func pretrained(backend compute.Backend, p Preset, bench *minibench.Bench, cache
 		return nil, "", nil, err
 	}
 	tc := train.Config{Steps: p.Pretrain.Steps, BatchSize: p.Pretrain.Batch, MaxLen: p.Pretrain.Seq, BucketQuantum: p.Pretrain.Seq,
-		LR: p.Pretrain.LR, Seed: key.Seed, CheckpointEvery: 100, KeepCheckpoints: 1, OutDir: dir, LogEvery: 25}
-	tr, err := train.New(lm, tok, tc, train.Full{})
-	if err != nil {
-		return nil, "", nil, err
-	}
-	tr.Log = log
-	heldOut = limit(heldOut, 64)
-	tr.Hooks = append(tr.Hooks, train.EvalHook(lm, heldOut, 200, 32))
-	if latest, err := train.LatestCheckpoint(dir); err == nil && latest != "" {
-		if err := tr.Resume(latest); err != nil {
-			return nil, "", nil, err
-		}
-		fmt.Fprintf(log, "reference model: resuming pre-training at step %d\n", tr.Step())
-	}
-	if err := tr.Run(trainSet); err != nil {
-		return nil, "", nil, err
-	}
-	if err := lm.Save(dir, model.SaveOptions{}); err != nil {
-		return nil, "", nil, err
-	}
-	if err := tok.Save(dir); err != nil {
-		return nil, "", nil, err
-	}
-	info := &ReferenceInfo{Key: key, Seconds: time.Since(start).Seconds(), TrainTokens: p.Pretrain.Steps * p.Pretrain.Batch * p.Pretrain.Seq,
-		CreatedAt: time.Now().UTC().Format(time.RFC3339)}
-	if h := tr.History; len(h) > 0 {
-		info.FinalLoss = h[len(h)-1].Loss
-		info.HeldOutLoss = h[len(h)-1].Metrics["eval_loss"]
-	}
-	if err := writeJSON(infoPath, info); err != nil {
+		LR: p.Pretrain.LR, Seed: key.Seed}
+	info := &ReferenceInfo{Key: key, TrainTokens: p.Pretrain.Steps * p.Pretrain.Batch * p.Pretrain.Seq}
+	if err := trainReference(lm, tok, tc, trainSet, limit(heldOut, 64), 200, "pre-training", dir, start, info, log); err != nil {
 		return nil, "", nil, err
 	}
 	return lm, dir, info, nil
@@ -167,22 +126,8 @@ func instructed(backend compute.Backend, p Preset, bench *minibench.Bench, lm *m
 	key := stage1.Key
 	key.Stage1, key.Instruct = filepath.Base(stage1Dir), &st
 	dir := filepath.Join(cacheDir, "reference", fmt.Sprintf("%s-%s", p.Name, hashJSON(key)))
-	infoPath := filepath.Join(dir, "reference.json")
-	if raw, err := os.ReadFile(infoPath); err == nil {
-		var info ReferenceInfo
-		if err := json.Unmarshal(raw, &info); err != nil {
-			return nil, "", nil, errors.Wrapf(err, "ablations: reading %s", infoPath)
-		}
-		if hashJSON(info.Key) != hashJSON(key) {
-			return nil, "", nil, errors.Errorf("ablations: cached reference %s was trained with a different configuration than requested "+
-				"(delete the directory to retrain)", dir)
-		}
-		lm, err := model.Load(backend, dir, dtypes.Float32)
-		if err != nil {
-			return nil, "", nil, err
-		}
-		fmt.Fprintf(log, "reference model: reusing %s\n", dir)
-		return lm, dir, &info, nil
+	if lm, info, err := loadReference(backend, dir, key, log); lm != nil || err != nil {
+		return lm, dir, info, err
 	}
 	pairs, err := bench.InstructPairs(st.Pairs)
 	if err != nil {
@@ -214,39 +159,73 @@ func instructed(backend compute.Backend, p Preset, bench *minibench.Bench, lm *m
 	fmt.Fprintf(log, "reference model: instruction stage of %s (%d pairs, %d corpus windows, %d steps) into %s\n",
 		filepath.Base(stage1Dir), st.Pairs, len(examples)-st.Pairs, st.Steps, dir)
 	start := time.Now()
-	tc := train.Config{Steps: st.Steps, BatchSize: st.Batch, MaxLen: (maxLen + 15) / 16 * 16, BucketQuantum: 16, LR: st.LR, Seed: key.Seed,
-		CheckpointEvery: 100, KeepCheckpoints: 1, OutDir: dir, LogEvery: 25}
+	tc := train.Config{Steps: st.Steps, BatchSize: st.Batch, MaxLen: (maxLen + 15) / 16 * 16, BucketQuantum: 16, LR: st.LR, Seed: key.Seed}
+	info := &ReferenceInfo{Key: key, Seconds: stage1.Seconds, TrainTokens: stage1.TrainTokens}
+	if err := trainReference(lm, tok, tc, examples, limit(heldOut, 64), 100, "the instruction stage", dir, start, info, log); err != nil {
+		return nil, "", nil, err
+	}
+	return lm, dir, info, nil
+}
+
+// loadReference returns the reference model cached in dir, or nil (and no error) when dir holds
+// none; a cached model trained under another key is an error.
+func loadReference(backend compute.Backend, dir string, key referenceKey, log io.Writer) (*model.LM, *ReferenceInfo, error) {
+	infoPath := filepath.Join(dir, "reference.json")
+	raw, err := os.ReadFile(infoPath)
+	if err != nil {
+		return nil, nil, nil
+	}
+	var info ReferenceInfo
+	if err := json.Unmarshal(raw, &info); err != nil {
+		return nil, nil, errors.Wrapf(err, "ablations: reading %s", infoPath)
+	}
+	if hashJSON(info.Key) != hashJSON(key) {
+		return nil, nil, errors.Errorf("ablations: cached reference %s was trained with a different configuration than requested "+
+			"(delete the directory to retrain)", dir)
+	}
+	lm, err := model.Load(backend, dir, dtypes.Float32)
+	if err != nil {
+		return nil, nil, err
+	}
+	fmt.Fprintf(log, "reference model: reusing %s\n", dir)
+	return lm, &info, nil
+}
+
+// trainReference trains lm with Full FT on examples (tc plus the cache's checkpointing and
+// logging; held-out loss every evalEvery steps), resuming from the last checkpoint in dir, then
+// saves the model and tokenizer in dir and writes reference.json: info with the time since start
+// added to its Seconds and the last logged losses.
+func trainReference(lm *model.LM, tok *tokenizer.ByteLevel, tc train.Config, examples, heldOut []data.Example, evalEvery int,
+	stage, dir string, start time.Time, info *ReferenceInfo, log io.Writer) error {
+	tc.CheckpointEvery, tc.KeepCheckpoints, tc.OutDir, tc.LogEvery = 100, 1, dir, 25
 	tr, err := train.New(lm, tok, tc, train.Full{})
 	if err != nil {
-		return nil, "", nil, err
+		return err
 	}
 	tr.Log = log
-	tr.Hooks = append(tr.Hooks, train.EvalHook(lm, limit(heldOut, 64), 100, 32))
+	tr.Hooks = append(tr.Hooks, train.EvalHook(lm, heldOut, evalEvery, 32))
 	if latest, err := train.LatestCheckpoint(dir); err == nil && latest != "" {
 		if err := tr.Resume(latest); err != nil {
-			return nil, "", nil, err
+			return err
 		}
-		fmt.Fprintf(log, "reference model: resuming the instruction stage at step %d\n", tr.Step())
+		fmt.Fprintf(log, "reference model: resuming %s at step %d\n", stage, tr.Step())
 	}
 	if err := tr.Run(examples); err != nil {
-		return nil, "", nil, err
+		return err
 	}
 	if err := lm.Save(dir, model.SaveOptions{}); err != nil {
-		return nil, "", nil, err
+		return err
 	}
 	if err := tok.Save(dir); err != nil {
-		return nil, "", nil, err
+		return err
 	}
-	info := &ReferenceInfo{Key: key, Seconds: stage1.Seconds + time.Since(start).Seconds(), TrainTokens: stage1.TrainTokens,
-		CreatedAt: time.Now().UTC().Format(time.RFC3339)}
+	info.Seconds += time.Since(start).Seconds()
+	info.CreatedAt = time.Now().UTC().Format(time.RFC3339)
 	if h := tr.History; len(h) > 0 {
 		info.FinalLoss = h[len(h)-1].Loss
 		info.HeldOutLoss = h[len(h)-1].Metrics["eval_loss"]
 	}
-	if err := writeJSON(infoPath, info); err != nil {
-		return nil, "", nil, err
-	}
-	return lm, dir, info, nil
+	return writeJSON(filepath.Join(dir, "reference.json"), info)
 }
 
 func writeJSON(path string, v any) error {
