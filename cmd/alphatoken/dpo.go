@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/alphatoken/alphatoken/alphatoken"
 	"github.com/alphatoken/alphatoken/alphatoken/data"
 	"github.com/alphatoken/alphatoken/alphatoken/dpo"
 	"github.com/alphatoken/alphatoken/alphatoken/train"
@@ -20,29 +19,29 @@ func init() {
 }
 
 // dpoFlags are the flags of a DPO method, shared by train-dpo and score on preference data: the
-// DPO loss (β, type, thresholds, coefficient), the reference, ρ and its schedule, AlphaToken's
-// valuation settings and inputs, SePO's oracle pair, and every parameter a DPO method declares.
+// selection flags, the DPO loss (β, type, thresholds, coefficient), the reference, SePO's oracle
+// pair, and every parameter a DPO method declares.
 type dpoFlags struct {
+	selectionFlags
 	beta                         *float64
 	loss, threshold, coefficient *string
 	ref, refLogps, cache         *string
-	rho, rhoStart, lambda        *float64
-	schedule                     *string
-	budget                       *bool
-	window, k, valN, refresh     *int
-	normalize, ghost             *string
-	fisher, val                  *string
 	oracle, oracleRef            *string
 	params                       map[string]*paramValue
 }
 
 func addDPOFlags(fs *flag.FlagSet, training bool) *dpoFlags {
-	d := alphatoken.DefaultConfig()
 	losses := make([]string, len(dpo.LossTypes))
 	for i, l := range dpo.LossTypes {
 		losses[i] = string(l)
 	}
-	f := &dpoFlags{
+	return &dpoFlags{
+		selectionFlags: addSelectionFlags(fs, training, selectionHelp{
+			rho:    "ρ: share of each branch's response tokens kept (AlphaToken's; a budget-matched baseline's budget)",
+			budget: "baselines keep ρ of each branch of the batch instead of their native ratio or threshold",
+			valN:   "B_val: validation pairs behind J_tgt",
+			val:    "validation preference pairs of the target task (B_val are used: AlphaToken's J_tgt)",
+		}),
 		beta:        fs.Float64("beta", dpo.DefaultBeta, "β of the DPO loss"),
 		loss:        fs.String("loss", string(dpo.LossSigmoid), "pair loss (TRL's loss_type): "+strings.Join(losses, ", ")),
 		threshold:   fs.String("dpo-threshold", string(dpo.Separate), "masks keep the top ρ of each branch (separate) or of the batch's tokens (shared)"),
@@ -50,33 +49,10 @@ func addDPOFlags(fs *flag.FlagSet, training bool) *dpoFlags {
 		ref:         fs.String("ref", "", "DPO reference model π_ref, also θ_ref of the stability term (default: --model at its start)"),
 		refLogps:    fs.String("ref-logps", string(methods.RefPrecompute), "reference log-probabilities: precompute (once, cached in --cache) or online (a reference forward every step)"),
 		cache:       fs.String("cache", "", "directory for cached reference and oracle log-probabilities (default: OUT/cache; none when empty for score)"),
-		rho:         fs.Float64("rho", alphatoken.DefaultRho, "ρ: share of each branch's response tokens kept (AlphaToken's; a budget-matched baseline's budget)"),
-		schedule:    fs.String("rho-schedule", string(methods.ScheduleConstant), "keep ratio over training: constant, linear or cosine from --rho-start"),
-		rhoStart:    fs.Float64("rho-start", 1, "keep ratio at step 0 under --rho-schedule linear|cosine"),
-		budget:      fs.Bool("budget-matched", false, "baselines keep ρ of each branch of the batch instead of their native ratio or threshold"),
-		lambda:      fs.Float64("lambda", d.Lambda, "λ: weight of the stability (Fisher-proxy) term"),
-		window:      fs.Int("window", d.Window, "W: causal window"),
-		k:           fs.Int("k", d.Blocks, "K: number of last blocks scored"),
-		valN:        fs.Int("val-examples", d.ValExamples, "B_val: validation pairs behind J_tgt"),
-		normalize:   fs.String("normalize", string(d.Normalize), "AlphaToken's combination of its two objectives: none, zscore, rank"),
-		ghost:       fs.String("ghost", string(d.Ghost), "contraction with G: auto, ghost or matrix"),
-		fisher:      fs.String("fisher", "", "Fisher file of θ_ref (alphatoken fisher), or none: the stability term off (AlphaToken methods)"),
-		val:         fs.String("val", "", "validation preference pairs of the target task (B_val are used: AlphaToken's J_tgt)"),
 		oracle:      fs.String("oracle", "", "SePO: π^o, the oracle model (DPO-trained, same vocabulary)"),
 		oracleRef:   fs.String("oracle-ref", "", "SePO: π^o_ref, the oracle's SFT reference"),
-		params:      map[string]*paramValue{},
+		params:      paramFlags(fs, methods.AllDPOParams()),
 	}
-	refresh := 1
-	f.refresh = &refresh
-	if training {
-		f.refresh = fs.Int("val-refresh", d.ValRefresh, "recompute the validation gradient every N steps")
-	}
-	for _, p := range methods.AllDPOParams() {
-		pv := &paramValue{v: p.Default}
-		f.params[p.Name] = pv
-		fs.Var(pv, p.Name, p.Usage)
-	}
-	return f
 }
 
 func dpoUsage(fs *flag.FlagSet) {
@@ -95,24 +71,8 @@ func (f *dpoFlags) env(name string, rs runSpec, cacheDir string) (*methods.DPOEn
 	if err != nil {
 		return nil, err
 	}
-	o := methods.Options{Rho: *f.rho, Schedule: methods.Schedule(*f.schedule), BudgetMatched: *f.budget}
-	if o.Schedule != methods.ScheduleConstant {
-		o.RhoStart = *f.rhoStart
-	}
-	for n, pv := range f.params {
-		if pv.set {
-			if o.Params == nil {
-				o.Params = map[string]float64{}
-			}
-			o.Params[n] = pv.v
-		}
-	}
-	v := alphatoken.DefaultConfig()
-	v.Lambda, v.Window, v.Blocks = *f.lambda, *f.window, *f.k
-	v.ValExamples, v.ValRefresh = *f.valN, *f.refresh
-	v.Normalize, v.Ghost = alphatoken.Normalization(*f.normalize), alphatoken.GhostMode(*f.ghost)
 	env := &methods.DPOEnv{
-		Env: methods.Env{LM: rs.lm, Valuation: v, Options: o, Steps: rs.steps, BatchSize: rs.batch, MaxLen: rs.maxLen,
+		Env: methods.Env{LM: rs.lm, Valuation: f.valuation(), Options: f.options(f.params), Steps: rs.steps, BatchSize: rs.batch, MaxLen: rs.maxLen,
 			Cache: cacheDir, Log: os.Stderr},
 		DPO: dpo.Config{Beta: *f.beta, Loss: dpo.LossType(*f.loss), Threshold: dpo.Threshold(*f.threshold),
 			Coefficient: dpo.Coefficient(*f.coefficient)},
@@ -135,11 +95,7 @@ func (f *dpoFlags) env(name string, rs runSpec, cacheDir string) (*methods.DPOEn
 	} else if env.Ref, err = rs.lm.Clone(); err != nil {
 		return nil, err
 	}
-	unused := func(flagName, value string) {
-		if value != "" {
-			logf("warning: %s is not used by method %s", flagName, name)
-		}
-	}
+	unused := unusedWarner(name)
 	if info.NeedsInput(methods.NeedVal) && *f.val != "" {
 		val, _, err := data.ReadPairs(*f.val, rs.tok, rs.opts)
 		if err != nil {
@@ -149,18 +105,8 @@ func (f *dpoFlags) env(name string, rs runSpec, cacheDir string) (*methods.DPOEn
 	} else if !info.NeedsInput(methods.NeedVal) {
 		unused("--val", *f.val)
 	}
-	if info.NeedsInput(methods.NeedFisher) {
-		switch *f.fisher {
-		case "":
-		case "none":
-			env.FisherNone = true
-		default:
-			if env.Fisher, err = alphatoken.LoadFisher(*f.fisher); err != nil {
-				return nil, err
-			}
-		}
-	} else {
-		unused("--fisher", *f.fisher)
+	if err := f.loadFisher(&env.Env, &info.Info, unused); err != nil {
+		return nil, err
 	}
 	if info.NeedsInput(methods.NeedOracle) {
 		for _, o := range []struct {
@@ -218,7 +164,7 @@ func runDPO(args []string) error {
 	if *batch <= 0 {
 		return fmt.Errorf("--batch must be positive, got %d", *batch)
 	}
-	if err := checkFlags(positiveFloat("lr", *lr), precisionFlag(*dtype)); err != nil {
+	if err := checkFlags(positiveFloat("lr", *lr), precisionFlag(*dtype), f.check()); err != nil {
 		return err
 	}
 	if err := finite(fs, "epochs", "weight-decay"); err != nil {

@@ -219,6 +219,8 @@ func TestDPOBadInput(t *testing.T) {
 		{base(goodPath, "--method", "confpo", "--rho-schedule", "linear"), "--budget-matched"},
 		{base(goodPath, "--method", "dpo", "--sepo-beta", "2"), "has no parameter --sepo-beta"},
 		{base(goodPath, "--method", "nope"), "unknown DPO method"},
+		{base(goodPath, "--rho", "1.5"), "--rho must be in (0, 1]"},
+		{base(goodPath, "--method", "alphatoken", "--window", "0"), "--window must be ≥ 1"},
 	}
 	for _, c := range cases {
 		if err := runDPO(c.args); err == nil || !strings.Contains(err.Error(), c.want) {

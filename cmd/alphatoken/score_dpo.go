@@ -80,10 +80,8 @@ func scorePairs(a pairScoreArgs, mf *methodFlags, pf *pairScoreFlags) error {
 	if err != nil {
 		return err
 	}
-	f := &dpoFlags{beta: pf.beta, loss: pf.loss, threshold: pf.threshold, coefficient: new(string), ref: mf.ref,
-		refLogps: new(string), rho: mf.rho, rhoStart: mf.rhoStart, lambda: mf.lambda, schedule: mf.schedule, budget: mf.budget,
-		window: mf.window, k: mf.k, valN: mf.valN, refresh: mf.refresh, normalize: mf.normalize, ghost: mf.ghost,
-		fisher: mf.fisher, val: mf.val, oracle: new(string), oracleRef: new(string)}
+	f := &dpoFlags{selectionFlags: mf.selectionFlags, beta: pf.beta, loss: pf.loss, threshold: pf.threshold, coefficient: new(string),
+		ref: mf.ref, refLogps: new(string), oracle: new(string), oracleRef: new(string)}
 	*f.coefficient, *f.refLogps = string(dpo.Unmasked), string(methods.RefPrecompute)
 	env, err := f.env(a.method, runSpec{lm: lm, tok: tok, opts: opts, backend: a.backend, dtype: a.dtype, steps: 1, batch: a.batch, maxLen: ml},
 		*mf.cache)
