@@ -377,29 +377,11 @@ func (d *DPORunner) execute(cfg DPORunConfig, dir string) (*DPORunResult, error)
 		}
 		tr.Hooks = append(tr.Hooks, methods.PairEvalHook(ev, cfg.Train.EvalEvery))
 	}
-	if vl, ok := m.(interface{ LastValLoss() (float64, bool) }); ok {
-		if _, has := vl.LastValLoss(); has {
-			tr.Hooks = append(tr.Hooks, train.Hook{Name: "val_loss", Every: 10, Fn: func(_ int, rec *train.Record) error {
-				rec.Metrics["val_loss"], _ = vl.LastValLoss()
-				return nil
-			}})
-		}
-	}
-	if latest, err := train.LatestCheckpoint(dir); err == nil && latest != "" {
-		if err := tr.Resume(latest); err != nil {
-			return nil, err
-		}
-		fmt.Fprintf(d.Log, "resuming %s at step %d\n", filepath.Base(dir), tr.Step())
-	}
-	start, startStep := time.Now(), tr.Step()
-	if err := tr.Run(d.train); err != nil {
+	t, err := runTimed(tr, m, d.train, cfg.Train.Steps, dir, d.Log)
+	if err != nil {
 		return nil, err
 	}
-	res.TrainSeconds = time.Since(start).Seconds()
-	if o, ok := m.(interface{ OfflineSeconds() float64 }); ok {
-		res.OfflineSeconds = o.OfflineSeconds()
-	}
-	res.StepSeconds = (res.TrainSeconds - res.OfflineSeconds) / float64(max(cfg.Train.Steps-startStep, 1))
+	res.TrainSeconds, res.OfflineSeconds, res.StepSeconds = t.train, t.offline, t.step
 	for _, h := range tr.History {
 		mt := h.Metrics
 		cp := DPOCurvePoint{Step: h.Step, Loss: h.Loss, RewardAccuracy: mt["reward_accuracy"], RewardMargin: mt["reward_margin"],
@@ -412,7 +394,7 @@ func (d *DPORunner) execute(cfg DPORunConfig, dir string) (*DPORunResult, error)
 		}
 		res.Curve = append(res.Curve, cp)
 	}
-	start = time.Now()
+	start := time.Now()
 	sc, err := d.Eval.Evaluate(lm)
 	if err != nil {
 		return nil, err
@@ -633,10 +615,9 @@ func (d *DPORunner) Oracle() (*model.LM, error) {
 	}
 	tr.Log = d.Log
 	tr.RunSettings = map[string]string{"ablations_dpo_oracle": hashJSON(key)}
-	if latest, err := train.LatestCheckpoint(dir); err == nil && latest != "" {
-		if err := tr.Resume(latest); err != nil {
-			return nil, err
-		}
+	if resumed, err := tr.ResumeLatest(dir); err != nil {
+		return nil, err
+	} else if resumed {
 		fmt.Fprintf(d.Log, "SePO oracle: resuming at step %d\n", tr.Step())
 	}
 	if err := tr.Run(d.oracle); err != nil {

@@ -204,10 +204,9 @@ func trainReference(lm *model.LM, tok *tokenizer.ByteLevel, tc train.Config, exa
 	}
 	tr.Log = log
 	tr.Hooks = append(tr.Hooks, train.EvalHook(lm, heldOut, evalEvery, 32))
-	if latest, err := train.LatestCheckpoint(dir); err == nil && latest != "" {
-		if err := tr.Resume(latest); err != nil {
-			return err
-		}
+	if resumed, err := tr.ResumeLatest(dir); err != nil {
+		return err
+	} else if resumed {
 		fmt.Fprintf(log, "reference model: resuming %s at step %d\n", stage, tr.Step())
 	}
 	if err := tr.Run(examples); err != nil {

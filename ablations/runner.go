@@ -280,30 +280,12 @@ func (r *Runner) execute(cfg RunConfig, dir string) (*RunResult, error) {
 		return nil, err
 	}
 	tr.Log = r.Log
-	if vl, ok := method.(interface{ LastValLoss() (float64, bool) }); ok {
-		if _, has := vl.LastValLoss(); has {
-			tr.Hooks = append(tr.Hooks, train.Hook{Name: "val_loss", Every: 10, Fn: func(_ int, rec *train.Record) error {
-				rec.Metrics["val_loss"], _ = vl.LastValLoss()
-				return nil
-			}})
-		}
-	}
 	tr.Hooks = append(tr.Hooks, train.EvalHook(lm, r.jTgtExamples(), jTgtEvery, 32))
-	if latest, err := train.LatestCheckpoint(dir); err == nil && latest != "" {
-		if err := tr.Resume(latest); err != nil {
-			return nil, err
-		}
-		fmt.Fprintf(r.Log, "resuming %s at step %d\n", filepath.Base(dir), tr.Step())
-	}
-	start, startStep := time.Now(), tr.Step()
-	if err := tr.Run(r.train); err != nil {
+	t, err := runTimed(tr, method, r.train, cfg.SFT.Steps, dir, r.Log)
+	if err != nil {
 		return nil, err
 	}
-	res.TrainSeconds = time.Since(start).Seconds()
-	if o, ok := method.(interface{ OfflineSeconds() float64 }); ok {
-		res.OfflineSeconds = o.OfflineSeconds()
-	}
-	res.StepSeconds = (res.TrainSeconds - res.OfflineSeconds) / float64(max(cfg.SFT.Steps-startStep, 1))
+	res.TrainSeconds, res.OfflineSeconds, res.StepSeconds = t.train, t.offline, t.step
 	for _, h := range tr.History {
 		cp := CurvePoint{Step: h.Step, Loss: h.Loss, FullLoss: h.Metrics["full_loss"], ValLoss: h.Metrics["val_loss"], JTgt: h.Metrics["eval_loss"]}
 		if _, ok := h.Metrics["full_loss"]; !ok {
@@ -316,7 +298,7 @@ func (r *Runner) execute(cfg RunConfig, dir string) (*RunResult, error) {
 		}
 		res.Curve = append(res.Curve, cp)
 	}
-	start = time.Now()
+	start := time.Now()
 	if res.Scores, err = r.Eval.Evaluate(lm); err != nil {
 		return nil, err
 	}
@@ -551,10 +533,9 @@ func (r *Runner) Helper() (*model.LM, error) {
 		return nil, err
 	}
 	tr.Log = r.Log
-	if latest, err := train.LatestCheckpoint(dir); err == nil && latest != "" {
-		if err := tr.Resume(latest); err != nil {
-			return nil, err
-		}
+	if resumed, err := tr.ResumeLatest(dir); err != nil {
+		return nil, err
+	} else if resumed {
 		fmt.Fprintf(r.Log, "helper model: resuming at step %d\n", tr.Step())
 	}
 	if err := tr.Run(r.clean); err != nil {
@@ -585,3 +566,35 @@ func (r *Runner) Helper() (*model.LM, error) {
 
 // CleanExamples exposes the preset's encoded clean slice (the helper model's training data).
 func (r *Runner) CleanExamples() []data.Example { return r.clean }
+
+// timing is how long a run took: training (offline passes included), the method's offline passes
+// (token scoring before step 0) and the mean step without them.
+type timing struct{ train, offline, step float64 }
+
+// runTimed trains tr (method m) on examples up to steps, after adding the val_loss metric of a
+// method that reports one and resuming from the newest checkpoint in dir, and times it.
+func runTimed(tr *train.Trainer, m train.Method, examples []data.Example, steps int, dir string, log io.Writer) (timing, error) {
+	if vl, ok := m.(interface{ LastValLoss() (float64, bool) }); ok {
+		if _, has := vl.LastValLoss(); has {
+			tr.Hooks = append(tr.Hooks, train.Hook{Name: "val_loss", Every: 10, Fn: func(_ int, rec *train.Record) error {
+				rec.Metrics["val_loss"], _ = vl.LastValLoss()
+				return nil
+			}})
+		}
+	}
+	if resumed, err := tr.ResumeLatest(dir); err != nil {
+		return timing{}, err
+	} else if resumed {
+		fmt.Fprintf(log, "resuming %s at step %d\n", filepath.Base(dir), tr.Step())
+	}
+	start, startStep := time.Now(), tr.Step()
+	if err := tr.Run(examples); err != nil {
+		return timing{}, err
+	}
+	t := timing{train: time.Since(start).Seconds()}
+	if o, ok := m.(interface{ OfflineSeconds() float64 }); ok {
+		t.offline = o.OfflineSeconds()
+	}
+	t.step = (t.train - t.offline) / float64(max(steps-startStep, 1))
+	return t, nil
+}

@@ -180,6 +180,16 @@ func LatestCheckpoint(outDir string) (string, error) {
 	return filepath.Join(outDir, fmt.Sprintf("checkpoint-%d", steps[len(steps)-1])), nil
 }
 
+// ResumeLatest resumes from the newest complete checkpoint under dir, if there is one, and says
+// whether it did (a directory that does not exist holds none).
+func (tr *Trainer) ResumeLatest(dir string) (bool, error) {
+	latest, err := LatestCheckpoint(dir)
+	if err != nil || latest == "" {
+		return false, err
+	}
+	return true, tr.Resume(latest)
+}
+
 // settings are the run's math-affecting settings: Config's, the method's name and Run.
 func (tr *Trainer) settings(cfg *Config, method string, run map[string]string) map[string]string {
 	s := cfg.settings()
