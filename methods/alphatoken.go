@@ -50,9 +50,26 @@ func NewValuer(env *Env, name string) (*alphatoken.Valuer, error) {
 	if name == "alphatoken-soft" {
 		variant = "alphatoken"
 	}
-	cfg, err := alphatoken.Variant(variant, env.Valuation)
+	cfg, ref, err := variantConfig(env, name, variant, func() (*model.LM, error) {
+		if env.Ref != nil {
+			return env.Ref, nil
+		}
+		return env.LM.Clone()
+	})
 	if err != nil {
 		return nil, err
+	}
+	return alphatoken.NewValuer(env.LM, ref, env.Fisher, env.Val, cfg, env.BatchSize*env.MaxLen)
+}
+
+// variantConfig is the valuation configuration of method name, AlphaToken's variant on
+// env.Valuation, with the Fisher's kind, and θ_ref from anchor when the stability term is on.
+// Without a Fisher (env.FisherNone) the stability terms are off, which it logs as a warning; a
+// variant that ranks by them alone is then an error.
+func variantConfig(env *Env, name, variant string, anchor func() (*model.LM, error)) (alphatoken.Config, *model.LM, error) {
+	cfg, err := alphatoken.Variant(variant, env.Valuation)
+	if err != nil {
+		return cfg, nil, err
 	}
 	var ref *model.LM
 	cfg.Fisher = alphatoken.FisherNone
@@ -60,18 +77,16 @@ func NewValuer(env *Env, name string) (*alphatoken.Valuer, error) {
 		switch {
 		case env.Fisher != nil:
 			cfg.Fisher = env.Fisher.Kind
-			if ref = env.Ref; ref == nil {
-				if ref, err = env.LM.Clone(); err != nil {
-					return nil, err
-				}
+			if ref, err = anchor(); err != nil {
+				return cfg, nil, err
 			}
 		case !cfg.Adaptation:
-			return nil, errors.Errorf("methods: method %q ranks by the stability term alone, so it needs a Fisher (%s FILE), not none", name, NeedFisher.Flag())
+			return cfg, nil, errors.Errorf("methods: method %q ranks by the stability term alone, so it needs a Fisher (%s FILE), not none", name, NeedFisher.Flag())
 		default:
 			env.logf("warning: %s none: the stability (Fisher-drift) term is off; %s ranks by the adaptation terms only", NeedFisher.Flag(), name)
 		}
 	}
-	return alphatoken.NewValuer(env.LM, ref, env.Fisher, env.Val, cfg, env.BatchSize*env.MaxLen)
+	return cfg, ref, nil
 }
 
 // valuerHooks are the host steps of a method that owns a valuer: the validation gradient is

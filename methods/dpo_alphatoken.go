@@ -51,25 +51,14 @@ func NewDPOValuer(env *DPOEnv, name string) (*alphatoken.Valuer, error) {
 	if err := env.check(in); err != nil {
 		return nil, err
 	}
-	variant := name
-	cfg, err := alphatoken.Variant(variant, env.Valuation)
+	cfg, ref, err := variantConfig(&env.Env, name, name, func() (*model.LM, error) {
+		if !env.Ref.Config.Equal(env.LM.Config) {
+			return nil, errors.Errorf("methods: method %q: the stability term anchors at --ref, whose config differs from --model's", name)
+		}
+		return env.Ref, nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	var ref *model.LM
-	cfg.Fisher = alphatoken.FisherNone
-	if cfg.Stability {
-		switch {
-		case env.Fisher != nil:
-			cfg.Fisher, ref = env.Fisher.Kind, env.Ref
-			if !ref.Config.Equal(env.LM.Config) {
-				return nil, errors.Errorf("methods: method %q: the stability term anchors at --ref, whose config differs from --model's", name)
-			}
-		case !cfg.Adaptation:
-			return nil, errors.Errorf("methods: method %q ranks by the stability term alone, so it needs a Fisher (%s FILE), not none", name, NeedFisher.Flag())
-		default:
-			env.logf("warning: %s none: the stability (Fisher-drift) term is off; %s ranks by the adaptation terms only", NeedFisher.Flag(), name)
-		}
 	}
 	val := env.ValPairs
 	if n := 2 * cfg.ValExamples; len(val) > n {
