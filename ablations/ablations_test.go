@@ -171,6 +171,27 @@ func TestRunnerCachesAndTables(t *testing.T) {
 	if again.Rows[2].Overall.Mean != tab.Rows[2].Overall.Mean || again.Rows[2].Runs[0].Dir != tab.Rows[2].Runs[0].Dir {
 		t.Fatal("second run did not come from the cache")
 	}
+	// A moved cache: a cached run reports where it is now, not where it was trained (a DPO
+	// suite loads its warm-start from that directory).
+	moved := filepath.Join(t.TempDir(), "moved")
+	if err := os.Rename(cache, moved); err != nil {
+		t.Fatal(err)
+	}
+	rm, err := NewRunner(backend, "test", moved, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rm.CacheOnly = true
+	res, err := rm.RunRow(s.Rows[1], 1)
+	if err != nil {
+		t.Fatalf("run from the moved cache: %v", err)
+	}
+	if !strings.HasPrefix(res.Dir, moved) {
+		t.Fatalf("run from the moved cache reports dir %q, want one under %s", res.Dir, moved)
+	}
+	if err := os.Rename(moved, cache); err != nil {
+		t.Fatal(err)
+	}
 	// Corrupt a cached run's configuration: the runner refuses it.
 	runCfg := filepath.Join(tab.Rows[1].Runs[0].Dir, "run.json")
 	raw, _ := os.ReadFile(runCfg)

@@ -249,6 +249,9 @@ func (r *Runner) RunRow(row Row, seed int) (*RunResult, error) {
 	dir := filepath.Join(r.CacheDir, "runs", fmt.Sprintf("%s-%s", cfg.Method, hashJSON(cfg)))
 	configPath := filepath.Join(dir, "run.json")
 	if res, err := cachedRun[RunConfig, RunResult](dir, "cached run", row.Label, cfg); res != nil || err != nil {
+		if res != nil {
+			res.Dir = dir // where the run is now: the cache may have moved, or been named by another path
+		}
 		return res, err
 	}
 	if r.CacheOnly {
