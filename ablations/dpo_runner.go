@@ -277,14 +277,14 @@ func (d *DPORunner) RunDPORow(row DPORow, seed int) (*DPORunResult, error) {
 		return res, err
 	}
 	// One process trains a run directory at a time: the lock is held from here to result.json.
-	lock, err := train.PrepareOutDir(dir, true, false)
-	if err != nil {
-		return nil, err
+	lock, res, err := claimRun[DPORunConfig, DPORunResult](dir, "cached DPO run", row.Label, cfg, d.Log)
+	if lock == nil || err != nil {
+		if res != nil {
+			res.Dir = dir
+		}
+		return res, err
 	}
 	defer lock.Release()
-	if lock.Stale != nil {
-		fmt.Fprintf(d.Log, "%s: taking over from a run that ended without finishing (%s)\n", dir, lock.Stale)
-	}
 	if err := writeJSON(configPath, cfg); err != nil {
 		return nil, err
 	}

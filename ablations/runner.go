@@ -258,6 +258,14 @@ func (r *Runner) RunRow(row Row, seed int) (*RunResult, error) {
 		return nil, errors.Errorf("ablations: row %q seed %d (method %s) is not in the cache: %s has no result; "+
 			"train it with `alphatoken ablate` (or `report --train`)", row.Label, seed, cfg.Method, dir)
 	}
+	lock, res, err := claimRun[RunConfig, RunResult](dir, "cached run", row.Label, cfg, r.Log)
+	if lock == nil || err != nil {
+		if res != nil {
+			res.Dir = dir
+		}
+		return res, err
+	}
+	defer lock.Release()
 	if err := writeJSON(configPath, cfg); err != nil {
 		return nil, err
 	}
@@ -419,6 +427,39 @@ func cachedRun[C, R any](dir, kind, label string, cfg C) (*R, error) {
 		return nil, errors.Wrapf(err, "ablations: reading %s", resultPath)
 	}
 	return &res, nil
+}
+
+// lockWait is how long claimRun waits between tries for a run another process is training.
+var lockWait = 15 * time.Second
+
+// claimRun takes the lock of run directory dir, so that one process trains a run at a time (two
+// suites sharing a cache): while another process holds it, it waits; once it has the lock, a
+// result written meanwhile is returned (with a nil lock) instead of training the run again.
+// Release the lock once the run's result is written.
+func claimRun[C, R any](dir, kind, label string, cfg C, log io.Writer) (*train.Lock, *R, error) {
+	for waited := false; ; waited = true {
+		lock, err := train.PrepareOutDir(dir, true, false)
+		var locked *train.LockedError
+		if errors.As(err, &locked) {
+			if !waited {
+				fmt.Fprintf(log, "%s: another process is training this run (%s); waiting for it\n", dir, locked.Holder)
+			}
+			time.Sleep(lockWait)
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		if lock.Stale != nil {
+			fmt.Fprintf(log, "%s: taking over from a run that ended without finishing (%s)\n", dir, lock.Stale)
+		}
+		res, err := cachedRun[C, R](dir, kind, label, cfg)
+		if res != nil || err != nil {
+			lock.Release()
+			return nil, res, err
+		}
+		return lock, nil, nil
+	}
 }
 
 // jTgtEvery is how often every run measures J_tgt (CurvePoint.JTgt).
