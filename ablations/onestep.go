@@ -573,25 +573,56 @@ func (res *OneStepResult) CSV() string {
 }
 
 // OneStepFigure plots, for one optimizer (sgd or adamw), the actual change of J_tgt against the
-// valuation's prediction Σ Φ, one point per (point, selection) cell, with their correlations.
-func OneStepFigure(res *OneStepResult, optimizer string) (*plot.Plot, error) {
-	var pred, act []float64
+// valuation's prediction Σ Φ: one panel per model point (their scales differ by orders of
+// magnitude), one labelled dot per selection, with the correlations over the panel's dots.
+func OneStepFigure(res *OneStepResult, optimizer string) (plots.Figure, error) {
+	var points []string
 	for _, r := range res.Rows {
-		if r.Kept > 0 && r.Optimizer == optimizer {
-			pred, act = append(pred, 1e4*r.PhiT), append(act, 1e4*r.ActualT)
+		if !slices.Contains(points, r.Point) {
+			points = append(points, r.Point)
 		}
 	}
-	pts, err := plots.XYs(pred, act)
-	if err != nil {
-		return nil, err
+	var panels []*plot.Plot
+	for _, point := range points {
+		var pred, act []float64
+		var names []string
+		for _, r := range res.Rows {
+			if r.Kept > 0 && r.Optimizer == optimizer && r.Point == point {
+				pred, act = append(pred, 1e4*r.PhiT), append(act, 1e4*r.ActualT)
+				names = append(names, r.Selection)
+			}
+		}
+		pts, err := plots.XYs(pred, act)
+		if err != nil {
+			return nil, errors.WithMessagef(err, "ablations: one-step figure, point %s", point)
+		}
+		sp, pe := spearmanPearson(pred, act)
+		p, err := plots.ProxyScatter(point, pts, sp, pe)
+		if err != nil {
+			return nil, err
+		}
+		if err := plots.LabelPoints(p, pts, names); err != nil {
+			return nil, err
+		}
+		p.X.Label.Text, p.Y.Label.Text = "predicted by Σ Φ over kept tokens", "actual ΔJ_tgt"
+		panels = append(panels, p)
 	}
-	sp, pe := spearmanPearson(pred, act)
-	p, err := plots.ProxyScatter(fmt.Sprintf("One %s step: actual ΔJ_tgt vs predicted −η·c/k·ΣΦ (×1e4)", optimizer), pts, sp, pe)
-	if err != nil {
-		return nil, err
+	if len(panels) == 0 {
+		return nil, errors.Errorf("ablations: one-step figure: no %s rows", optimizer)
 	}
-	p.X.Label.Text, p.Y.Label.Text = "predicted by Σ Φ over kept tokens (×1e4 nats/token)", "actual ΔJ_tgt (×1e4 nats/token)"
-	return p, nil
+	cols := min(len(panels), 2)
+	grid := make([][]*plot.Plot, (len(panels)+cols-1)/cols)
+	for i := range grid {
+		grid[i] = make([]*plot.Plot, cols)
+		for j := range cols {
+			if k := i*cols + j; k < len(panels) {
+				grid[i][j] = panels[k]
+			} else {
+				grid[i][j] = plot.New() // an empty cell keeps the rows the same length
+			}
+		}
+	}
+	return plots.NewPanels(fmt.Sprintf("One %s step from each model: actual ΔJ_tgt vs predicted −η·c/k·ΣΦ (×1e4 nats/token)", optimizer), grid), nil
 }
 
 // spearmanPearson returns both correlations (NaN where undefined).

@@ -187,3 +187,24 @@ func (l *hLine) Plot(c draw.Canvas, p *plot.Plot) {
 	y := c.Y(p.Y.Norm(l.Y))
 	c.StrokeLine2(l.LineStyle, c.Min.X, y, c.Max.X, y)
 }
+
+// LabelPoints writes names[i] beside pts[i] on p, in the package's legend style, and widens the x
+// range so that the labels of the rightmost points stay inside the plot.
+func LabelPoints(p *plot.Plot, pts plotter.XYs, names []string) error {
+	if len(names) != len(pts) {
+		return fmt.Errorf("plots: %d labels for %d points", len(names), len(pts))
+	}
+	labels, err := plotter.NewLabels(plotter.XYLabels{XYs: pts, Labels: names})
+	if err != nil {
+		return err
+	}
+	ts := textStyle(LegendSize)
+	ts.YAlign = draw.YCenter
+	for i := range labels.TextStyle {
+		labels.TextStyle[i] = ts
+	}
+	labels.Offset = vg.Point{X: vg.Points(5)}
+	p.Add(labels)
+	p.X.Max += 0.3 * (p.X.Max - p.X.Min) // room for the labels on the right
+	return nil
+}

@@ -53,7 +53,7 @@ func runDiagnose(args []string) error {
 	probe := fs.Int("probe", 16, "value-dynamics: training examples in the fixed probe batch")
 	normalize := fs.String("normalize", "", "value-dynamics: the AlphaToken run's combination (none, zscore, rank; default the preset's)")
 	batches := fs.Int("batches", 4, "one-step: training batches, one step each from the same model; results are averaged")
-	from := fs.String("from", "", "tradeoff, sensitivity, value-propagation: redraw the figures from the numbers saved in DIR "+
+	from := fs.String("from", "", "tradeoff, sensitivity, value-propagation, one-step: redraw the figures from the numbers saved in DIR "+
 		"(the suites' tables <suite>.json, or value_propagation.json) instead of running anything")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -234,16 +234,7 @@ func runDiagnose(args []string) error {
 		if err := atomicfile.WriteBytes(filepath.Join(*out, "one_step.csv"), []byte(res.CSV())); err != nil {
 			return err
 		}
-		for _, opt := range []string{"sgd", "adamw"} {
-			fig, err := ablations.OneStepFigure(res, opt)
-			if err != nil {
-				return err
-			}
-			if err := save("one_step_"+opt, fig, 6, 5, res); err != nil {
-				return err
-			}
-		}
-		return nil
+		return drawOneStep(*out, res)
 	case "tradeoff", "sensitivity":
 		suites := map[string][]string{"tradeoff": {"main", "ranking"}, "sensitivity": {"sensitivity"}}[kind]
 		seeds := []int{*seed}
@@ -358,8 +349,41 @@ func redraw(kind, from, out, runMethod string, seed int) error {
 			return fmt.Errorf("--from: %s holds no pairs", path)
 		}
 		return drawValuePropagation(out, runMethod, seed, &vp) // the file does not record them: --model and --seed say
+	case "one-step":
+		path := filepath.Join(from, "one_step_sgd.json") // both files hold the whole result
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("--from: %w", err)
+		}
+		var res ablations.OneStepResult
+		if err := json.Unmarshal(raw, &res); err != nil {
+			return fmt.Errorf("--from: %s: %w", path, err)
+		}
+		if len(res.Rows) == 0 {
+			return fmt.Errorf("--from: %s holds no rows", path)
+		}
+		return drawOneStep(out, &res)
 	}
-	return fmt.Errorf("--from: diagnose %s has no saved numbers to redraw (only tradeoff, sensitivity, value-propagation)", kind)
+	return fmt.Errorf("--from: diagnose %s has no saved numbers to redraw (only tradeoff, sensitivity, value-propagation, one-step)", kind)
+}
+
+// drawOneStep draws the one-step figures (SGD and AdamW), one panel per model point.
+func drawOneStep(out string, res *ablations.OneStepResult) error {
+	points := map[string]bool{}
+	for _, r := range res.Rows {
+		points[r.Point] = true
+	}
+	h := 2.8 * float64((len(points)+1)/2)
+	for _, opt := range []string{"sgd", "adamw"} {
+		fig, err := ablations.OneStepFigure(res, opt)
+		if err != nil {
+			return err
+		}
+		if err := saveFigure(out, "one_step_"+opt, fig, 9, h+0.6, res); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func summarise(rs []*ablations.FidelityResult) []map[string]any {

@@ -18,6 +18,7 @@ func TestDiagnoseRedraw(t *testing.T) {
 		{"tradeoff", results, []string{"tradeoff", "training_curves"}},
 		{"sensitivity", results, []string{"sensitivity"}},
 		{"value-propagation", filepath.Join(results, "figures"), []string{"value_propagation"}},
+		{"one-step", filepath.Join(results, "diagnostics"), []string{"one_step_sgd", "one_step_adamw"}},
 	} {
 		if err := runDiagnose([]string{c.kind, "--from", c.from, "--out", out}); err != nil {
 			t.Fatalf("diagnose %s --from %s: %v", c.kind, c.from, err)
