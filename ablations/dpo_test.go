@@ -82,7 +82,7 @@ func TestUncalibratedDesign(t *testing.T) {
 func TestDPOPresetsFrozen(t *testing.T) {
 	want := map[string]struct{ design, hash string }{
 		"mini":       {"dpo/1", "2c89606ac5ad943a"},
-		"mini-adapt": {"dpo-adapt/0-uncalibrated", "892fc50d7058da9d"},
+		"mini-adapt": {"dpo-adapt/1", "f40b7d457cf858e2"},
 	}
 	if minibench.PrefsVersion != "minibench-prefs/1" {
 		t.Errorf("the pair generator is %s; the calibrated designs were made with minibench-prefs/1", minibench.PrefsVersion)
