@@ -140,19 +140,16 @@ func runDPO(args []string) error {
 	evalPath := fs.String("eval", "", "optional held-out pairs: eval_loss, eval_reward_accuracy and eval_reward_margin are logged")
 	rf := addRunFlags(fs, "output directory: the final model at the top, checkpoint-N/ for resuming, metrics.jsonl, tb/ (TensorBoard), cache/ (reference log-probabilities)", false)
 	method := fs.String("method", "dpo", "DPO method (listed below): "+strings.Join(methods.DPONames(), ", "))
-	steps := fs.Int("steps", 0, "optimizer steps (default: --epochs over the pairs)")
-	epochs := fs.Float64("epochs", 1, "epochs, when --steps is not given")
-	batch := fs.Int("batch", 8, "pairs per step (a step's batch holds 2× as many sequences: chosen, then rejected)")
-	maxLen := fs.Int("max-len", 256, "context length; a pair longer than it is an error")
-	lr := fs.Float64("lr", 1e-4, "peak learning rate")
-	warmup := fs.Int("warmup", 0, "warm-up steps (default steps/20)")
-	wd := fs.Float64("weight-decay", 0, "AdamW decoupled weight decay")
-	seed := fs.Uint64("seed", 1, "data-order, random-mask and anchor-sampling seed")
-	template := fs.String("template", "auto", "chat template for text data: auto, jinja, plain, chatml, llama3, gemma")
-	dtype := dtypeFlag(fs)
-	ckptEvery := fs.Int("checkpoint-every", 0, "resumable checkpoint every N steps (0: only at the end)")
-	evalEvery := fs.Int("eval-every", 50, "held-out pair metrics every N steps (with --eval)")
-	logEvery := fs.Int("log-every", 10, "a metrics line (metrics.jsonl, progress) every N steps")
+	o := addOptFlags(fs, optHelp{batch: 8,
+		steps:         "optimizer steps (default: --epochs over the pairs)",
+		epochs:        "epochs, when --steps is not given",
+		batchHelp:     "pairs per step (a step's batch holds 2× as many sequences: chosen, then rejected)",
+		maxLen:        "context length; a pair longer than it is an error",
+		warmup:        "warm-up steps (default steps/20)",
+		seed:          "data-order, random-mask and anchor-sampling seed",
+		template:      "chat template for text data: auto, jinja, plain, chatml, llama3, gemma",
+		evalEveryHelp: "held-out pair metrics every N steps (with --eval)",
+	})
 	f := addDPOFlags(fs, true)
 	dpoUsage(fs)
 	if err := fs.Parse(args); err != nil {
@@ -161,38 +158,32 @@ func runDPO(args []string) error {
 	if err := need(fs, "model", "data", "out"); err != nil {
 		return err
 	}
-	if *batch <= 0 {
-		return fmt.Errorf("--batch must be positive, got %d", *batch)
-	}
-	if err := checkFlags(positiveFloat("lr", *lr), precisionFlag(*dtype), f.check()); err != nil {
-		return err
-	}
-	if err := finite(fs, "epochs", "weight-decay"); err != nil {
+	if err := checkFlags(o.check(fs), f.check()); err != nil {
 		return err
 	}
 	out := rf.out
-	tc := train.Config{BatchSize: *batch, GroupSize: 2, MaxLen: *maxLen, LR: *lr, WarmupSteps: *warmup, WeightDecay: *wd,
-		Seed: *seed, CheckpointEvery: *ckptEvery, OutDir: *out, LogEvery: *logEvery}
+	tc := o.config(*out)
+	tc.GroupSize = 2
 	if err := rf.apply(&tc); err != nil {
 		return err
 	}
-	lm, tok, err := openModel(*backendSpec, *modelDir, *dtype)
+	lm, tok, err := openModel(*backendSpec, *modelDir, *o.dtype)
 	if err != nil {
 		return err
 	}
-	tmpl, err := data.TemplateByName(*template, tok)
+	tmpl, err := data.TemplateByName(*o.template, tok)
 	if err != nil {
 		return err
 	}
-	opts := data.Options{MaxLen: *maxLen, Template: tmpl}
+	opts := data.Options{MaxLen: *o.maxLen, Template: tmpl}
 	pairs, _, err := data.ReadPairs(*dataPath, tok, opts)
 	if err != nil {
 		return err
 	}
 	examples := dpo.Examples(pairs)
-	n := *steps
+	n := *o.steps
 	if n == 0 {
-		n = train.StepsForEpochs(*epochs, len(pairs), *batch**rf.gradAccum)
+		n = train.StepsForEpochs(*o.epochs, len(pairs), *o.batch**rf.gradAccum)
 	}
 	tc.Steps = n
 	cacheDir := *f.cache
@@ -205,13 +196,13 @@ func runDPO(args []string) error {
 		return err
 	}
 	defer rf.release()
-	rs := runSpec{lm: lm, tok: tok, opts: opts, backend: *backendSpec, dtype: *dtype, steps: n, batch: *batch, maxLen: *maxLen,
+	rs := runSpec{lm: lm, tok: tok, opts: opts, backend: *backendSpec, dtype: *o.dtype, steps: n, batch: *o.batch, maxLen: *o.maxLen,
 		stop: tmpl.Stop(tok)}
 	env, err := f.env(*method, rs, cacheDir)
 	if err != nil {
 		return err
 	}
-	env.Seed = *seed
+	env.Seed = *o.seed
 	m, err := methods.BuildDPO(*method, env)
 	if err != nil {
 		return err
@@ -229,7 +220,7 @@ func runDPO(args []string) error {
 		if err != nil {
 			return err
 		}
-		tr.Hooks = append(tr.Hooks, methods.PairEvalHook(ev, *evalEvery))
+		tr.Hooks = append(tr.Hooks, methods.PairEvalHook(ev, *o.evalEvery))
 	}
 	if err := rf.start(tr, fs); err != nil {
 		return err

@@ -220,6 +220,8 @@ func TestDPOBadInput(t *testing.T) {
 		{base(goodPath, "--method", "dpo", "--sepo-beta", "2"), "has no parameter --sepo-beta"},
 		{base(goodPath, "--method", "nope"), "unknown DPO method"},
 		{base(goodPath, "--rho", "1.5"), "--rho must be in (0, 1]"},
+		{base(goodPath, "--warmup", "-1"), "--warmup must be ≥ 0"},
+		{base(goodPath, "--eval-every", "0"), "--eval-every must be ≥ 1"},
 		{base(goodPath, "--method", "alphatoken", "--window", "0"), "--window must be ≥ 1"},
 	}
 	for _, c := range cases {

@@ -219,3 +219,61 @@ func dirDigest(dir string) (string, error) {
 	}
 	return "checkpoint:" + hex.EncodeToString(h.Sum(nil))[:16], nil
 }
+
+// optFlags are the optimisation flags train-sft and train-dpo share: steps or epochs, batch,
+// context, learning rate and its warm-up, weight decay, seed, chat template, dtype, and how often
+// to checkpoint, evaluate and log.
+type optFlags struct {
+	steps, batch, maxLen, warmup   *int
+	ckptEvery, evalEvery, logEvery *int
+	epochs, lr, wd                 *float64
+	seed                           *uint64
+	template, dtype                *string
+}
+
+// optHelp holds the help (and the batch default) that differ between SFT and DPO.
+type optHelp struct {
+	batch                                 int
+	steps, epochs, batchHelp, maxLen      string
+	warmup, seed, template, evalEveryHelp string
+}
+
+func addOptFlags(fs *flag.FlagSet, h optHelp) *optFlags {
+	return &optFlags{
+		steps:     fs.Int("steps", 0, h.steps),
+		epochs:    fs.Float64("epochs", 1, h.epochs),
+		batch:     fs.Int("batch", h.batch, h.batchHelp),
+		maxLen:    fs.Int("max-len", 256, h.maxLen),
+		lr:        fs.Float64("lr", 1e-4, "peak learning rate"),
+		warmup:    fs.Int("warmup", 0, h.warmup),
+		wd:        fs.Float64("weight-decay", 0, "AdamW decoupled weight decay"),
+		seed:      fs.Uint64("seed", 1, h.seed),
+		template:  fs.String("template", "auto", h.template),
+		dtype:     dtypeFlag(fs),
+		ckptEvery: fs.Int("checkpoint-every", 0, "resumable checkpoint every N steps (0: only at the end)"),
+		evalEvery: fs.Int("eval-every", 50, h.evalEveryHelp),
+		logEvery:  fs.Int("log-every", 10, "a metrics line (metrics.jsonl, progress) every N steps"),
+	}
+}
+
+// check validates the optimisation flags (after fs.Parse): each error names its flag and range.
+func (o *optFlags) check(fs *flag.FlagSet) error {
+	if err := checkFlags(atLeast("steps", *o.steps, 0), atLeast("batch", *o.batch, 1), atLeast("max-len", *o.maxLen, 2),
+		positiveFloat("lr", *o.lr), atLeast("warmup", *o.warmup, 0), nonNegativeFloat("weight-decay", *o.wd),
+		atLeast("checkpoint-every", *o.ckptEvery, 0), atLeast("eval-every", *o.evalEvery, 1), atLeast("log-every", *o.logEvery, 1),
+		precisionFlag(*o.dtype)); err != nil {
+		return err
+	}
+	if *o.steps == 0 {
+		if err := positiveFloat("epochs", *o.epochs); err != nil {
+			return err
+		}
+	}
+	return finite(fs, "epochs", "weight-decay")
+}
+
+// config is the trainer configuration of the flags (steps are set once the data is read).
+func (o *optFlags) config(out string) train.Config {
+	return train.Config{BatchSize: *o.batch, MaxLen: *o.maxLen, LR: *o.lr, WarmupSteps: *o.warmup, WeightDecay: *o.wd,
+		Seed: *o.seed, CheckpointEvery: *o.ckptEvery, OutDir: out, LogEvery: *o.logEvery}
+}
