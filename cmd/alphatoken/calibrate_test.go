@@ -3,6 +3,8 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/alphatoken/alphatoken/ablations"
 )
 
 // TestPresetBadInput: an unknown preset, a bad patch or bad seeds are clear errors before any
@@ -22,8 +24,15 @@ func TestPresetBadInput(t *testing.T) {
 		{runAblateDPO, []string{"--preset", "small", "--suite", "main", "--cache", cache}, `preset "small" has no DPO stage`},
 		{runAblateDPO, []string{"--suite", "main", "--seeds", "1", "--cache", cache}, "at least 2"},
 		{runAblateDPO, []string{"--suite", "mian", "--cache", cache}, `unknown DPO suite "mian"`},
-		{runAblateDPO, []string{"--preset", "mini-adapt", "--suite", "main", "--cache", cache}, "is not calibrated"},
+		{runAblateDPO, []string{"--preset", "mini", "--suite", "main", "--cache", cache}, "is not calibrated"},
 	}
+	// Every committed DPO design is calibrated: the last case runs on an uncalibrated copy of mini's
+	// (refused before any model is trained or loaded).
+	saved := ablations.DPOPresets["mini"]
+	defer func() { ablations.DPOPresets["mini"] = saved }()
+	uncal := saved
+	uncal.Design = "dpo/0" + ablations.UncalibratedSuffix
+	ablations.DPOPresets["mini"] = uncal
 	for _, c := range cases {
 		if err := c.run(c.args); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: want error containing %q, got %v", c.args, c.want, err)
