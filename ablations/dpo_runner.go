@@ -271,17 +271,11 @@ func (d *DPORunner) RunDPORow(row DPORow, seed int) (*DPORunResult, error) {
 	dir := filepath.Join(d.CacheDir, "dpo-runs", fmt.Sprintf("%s-%s", cfg.Method, hashJSON(cfg)))
 	configPath := filepath.Join(dir, "run.json")
 	if res, err := cachedRun[DPORunConfig, DPORunResult](dir, "cached DPO run", row.Label, cfg); res != nil || err != nil {
-		if res != nil {
-			res.Dir = dir // where the run is now: the cache may have moved, or been named by another path
-		}
 		return res, err
 	}
 	// One process trains a run directory at a time: the lock is held from here to result.json.
 	lock, res, err := claimRun[DPORunConfig, DPORunResult](dir, "cached DPO run", row.Label, cfg, d.Log)
 	if lock == nil || err != nil {
-		if res != nil {
-			res.Dir = dir
-		}
 		return res, err
 	}
 	defer lock.Release()

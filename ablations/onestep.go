@@ -610,19 +610,7 @@ func OneStepFigure(res *OneStepResult, optimizer string) (plots.Figure, error) {
 	if len(panels) == 0 {
 		return nil, errors.Errorf("ablations: one-step figure: no %s rows", optimizer)
 	}
-	cols := min(len(panels), 2)
-	grid := make([][]*plot.Plot, (len(panels)+cols-1)/cols)
-	for i := range grid {
-		grid[i] = make([]*plot.Plot, cols)
-		for j := range cols {
-			if k := i*cols + j; k < len(panels) {
-				grid[i][j] = panels[k]
-			} else {
-				grid[i][j] = plot.New() // an empty cell keeps the rows the same length
-			}
-		}
-	}
-	return plots.NewPanels(fmt.Sprintf("One %s step from each model: actual ΔJ_tgt vs predicted −η·c/k·ΣΦ (×1e4 nats/token)", optimizer), grid), nil
+	return plots.NewPanels(fmt.Sprintf("One %s step from each model: actual ΔJ_tgt vs predicted −η·c/k·ΣΦ (×1e4 nats/token)", optimizer), plots.Grid(panels, 2)), nil
 }
 
 // spearmanPearson returns both correlations (NaN where undefined).

@@ -249,9 +249,6 @@ func (r *Runner) RunRow(row Row, seed int) (*RunResult, error) {
 	dir := filepath.Join(r.CacheDir, "runs", fmt.Sprintf("%s-%s", cfg.Method, hashJSON(cfg)))
 	configPath := filepath.Join(dir, "run.json")
 	if res, err := cachedRun[RunConfig, RunResult](dir, "cached run", row.Label, cfg); res != nil || err != nil {
-		if res != nil {
-			res.Dir = dir // where the run is now: the cache may have moved, or been named by another path
-		}
 		return res, err
 	}
 	if r.CacheOnly {
@@ -260,9 +257,6 @@ func (r *Runner) RunRow(row Row, seed int) (*RunResult, error) {
 	}
 	lock, res, err := claimRun[RunConfig, RunResult](dir, "cached run", row.Label, cfg, r.Log)
 	if lock == nil || err != nil {
-		if res != nil {
-			res.Dir = dir
-		}
 		return res, err
 	}
 	defer lock.Release()
@@ -405,7 +399,7 @@ func Commit() string {
 // cachedRun checks a run directory of the cache: its run.json must hold cfg (an error otherwise, never
 // a silent reuse of another configuration's run), and its result.json, when present, is returned;
 // (nil, nil) means the run still has to be trained. kind names the run in errors.
-func cachedRun[C, R any](dir, kind, label string, cfg C) (*R, error) {
+func cachedRun[C, R any, P runResult[R]](dir, kind, label string, cfg C) (P, error) {
 	resultPath, configPath := filepath.Join(dir, "result.json"), filepath.Join(dir, "run.json")
 	wantCfg, _ := json.Marshal(cfg)
 	if raw, err := os.ReadFile(configPath); err == nil {
@@ -422,12 +416,22 @@ func cachedRun[C, R any](dir, kind, label string, cfg C) (*R, error) {
 	if err != nil {
 		return nil, nil
 	}
-	var res R
-	if err := json.Unmarshal(raw, &res); err != nil {
+	res := P(new(R))
+	if err := json.Unmarshal(raw, res); err != nil {
 		return nil, errors.Wrapf(err, "ablations: reading %s", resultPath)
 	}
-	return &res, nil
+	res.setDir(dir) // where the run is now: the cache may have moved, or be named by another path
+	return res, nil
 }
+
+// runResult is a cached run's result (RunResult, DPORunResult), which records its directory.
+type runResult[R any] interface {
+	*R
+	setDir(dir string)
+}
+
+func (r *RunResult) setDir(dir string)    { r.Dir = dir }
+func (r *DPORunResult) setDir(dir string) { r.Dir = dir }
 
 // lockWait is how long claimRun waits between tries for a run another process is training.
 var lockWait = 15 * time.Second
@@ -436,7 +440,7 @@ var lockWait = 15 * time.Second
 // suites sharing a cache): while another process holds it, it waits; once it has the lock, a
 // result written meanwhile is returned (with a nil lock) instead of training the run again.
 // Release the lock once the run's result is written.
-func claimRun[C, R any](dir, kind, label string, cfg C, log io.Writer) (*train.Lock, *R, error) {
+func claimRun[C, R any, P runResult[R]](dir, kind, label string, cfg C, log io.Writer) (*train.Lock, P, error) {
 	for waited := false; ; waited = true {
 		lock, err := train.PrepareOutDir(dir, true, false)
 		var locked *train.LockedError
@@ -453,7 +457,7 @@ func claimRun[C, R any](dir, kind, label string, cfg C, log io.Writer) (*train.L
 		if lock.Stale != nil {
 			fmt.Fprintf(log, "%s: taking over from a run that ended without finishing (%s)\n", dir, lock.Stale)
 		}
-		res, err := cachedRun[C, R](dir, kind, label, cfg)
+		res, err := cachedRun[C, R, P](dir, kind, label, cfg)
 		if res != nil || err != nil {
 			lock.Release()
 			return nil, res, err

@@ -188,6 +188,16 @@ func newGrid(n, cols int) ([][]*plot.Plot, int) {
 	return grid, cols
 }
 
+// Grid lays panels out row-major in cols columns (cols <= 0: min(n, 3)), for NewPanels; the cells
+// after the last panel stay empty.
+func Grid(panels []*plot.Plot, cols int) [][]*plot.Plot {
+	grid, cols := newGrid(len(panels), cols)
+	for i, p := range panels {
+		grid[i/cols][i%cols] = p
+	}
+	return grid
+}
+
 // NewPanels returns a figure laying out plots (row-major) with the package's
 // default styles.
 func NewPanels(title string, plots [][]*plot.Plot) *Panels {

@@ -337,13 +337,9 @@ func redraw(kind, from, out, runMethod string, seed int) error {
 		return drawTables(kind, out, tables)
 	case "value-propagation":
 		path := filepath.Join(from, "value_propagation.json")
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			return fmt.Errorf("--from: %w", err)
-		}
 		var vp ablations.ValuePropagationResult
-		if err := json.Unmarshal(raw, &vp); err != nil {
-			return fmt.Errorf("--from: %s: %w", path, err)
+		if err := readSaved(path, &vp); err != nil {
+			return err
 		}
 		if len(vp.Pairs) == 0 {
 			return fmt.Errorf("--from: %s holds no pairs", path)
@@ -351,13 +347,9 @@ func redraw(kind, from, out, runMethod string, seed int) error {
 		return drawValuePropagation(out, runMethod, seed, &vp) // the file does not record them: --model and --seed say
 	case "one-step":
 		path := filepath.Join(from, "one_step_sgd.json") // both files hold the whole result
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			return fmt.Errorf("--from: %w", err)
-		}
 		var res ablations.OneStepResult
-		if err := json.Unmarshal(raw, &res); err != nil {
-			return fmt.Errorf("--from: %s: %w", path, err)
+		if err := readSaved(path, &res); err != nil {
+			return err
 		}
 		if len(res.Rows) == 0 {
 			return fmt.Errorf("--from: %s holds no rows", path)
@@ -365,6 +357,18 @@ func redraw(kind, from, out, runMethod string, seed int) error {
 		return drawOneStep(out, &res)
 	}
 	return fmt.Errorf("--from: diagnose %s has no saved numbers to redraw (only tradeoff, sensitivity, value-propagation, one-step)", kind)
+}
+
+// readSaved reads the numbers a figure was drawn from (its .json) into v.
+func readSaved(path string, v any) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("--from: %w", err)
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("--from: %s: %w", path, err)
+	}
+	return nil
 }
 
 // drawOneStep draws the one-step figures (SGD and AdamW), one panel per model point.
