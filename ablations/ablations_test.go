@@ -244,7 +244,7 @@ func TestRunnerBaselines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(tab.Markdown(), "| Kept % |") || tab.Rows[0].Kept.N != 1 {
+	if md := tab.Markdown(); !strings.Contains(md, "| Kept % |") || !strings.Contains(md, "Compute: 5 trained runs,") || tab.Rows[0].Kept.N != 1 {
 		t.Fatalf("the table lacks the kept share: %+v\n%s", tab.Rows[0].Kept, tab.Markdown())
 	}
 	helpers, _ := filepath.Glob(filepath.Join(cache, "helper", "*", "helper.json"))

@@ -198,6 +198,9 @@ func TestDPORunner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if md := tab.Markdown(); !strings.Contains(md, "Compute: 8 trained runs,") { // 4 distinct trained rows × 2 seeds
+		t.Fatalf("the compute note counts the wrong runs:\n%s", md)
+	}
 	warm := tab.Rows[0]
 	if warm.PairAccuracy.N != 1 || warm.PairAccuracy.Mean != 50 || warm.Runs[0].Pairs.Margin != 0 {
 		t.Fatalf("warm-start pair scores %+v", warm.Runs[0].Pairs)
