@@ -77,15 +77,25 @@ type ReferenceInfo struct {
 // pre-trained model is cached on its own and the stage's model next to it. The cache key covers
 // the corpus, the model configuration and the pre-training settings (and the stage's).
 func Reference(backend compute.Backend, p Preset, bench *minibench.Bench, cacheDir string, log io.Writer) (*model.LM, string, *ReferenceInfo, error) {
-	lm, dir, info, err := pretrained(backend, p, bench, cacheDir, log)
+	return reference(backend, p, bench, cacheDir, log, false)
+}
+
+// reference is Reference; cacheOnly makes a reference model missing from the cache an error.
+func reference(backend compute.Backend, p Preset, bench *minibench.Bench, cacheDir string, log io.Writer, cacheOnly bool) (*model.LM, string, *ReferenceInfo, error) {
+	lm, dir, info, err := pretrained(backend, p, bench, cacheDir, log, cacheOnly)
 	if err != nil || p.Instruct == nil {
 		return lm, dir, info, err
 	}
-	return instructed(backend, p, bench, lm, dir, info, cacheDir, log)
+	return instructed(backend, p, bench, lm, dir, info, cacheDir, log, cacheOnly)
+}
+
+// notCached is the error of a cache-only runner (`alphatoken report`) that would have to train.
+func notCached(what, dir string) error {
+	return errors.Errorf("ablations: %s is not in the cache (%s): this command only reads cached runs; train it with `alphatoken ablate` (same flags), or pass --train-missing", what, dir)
 }
 
 // pretrained loads or pre-trains the preset's pre-trained model.
-func pretrained(backend compute.Backend, p Preset, bench *minibench.Bench, cacheDir string, log io.Writer) (*model.LM, string, *ReferenceInfo, error) {
+func pretrained(backend compute.Backend, p Preset, bench *minibench.Bench, cacheDir string, log io.Writer, cacheOnly bool) (*model.LM, string, *ReferenceInfo, error) {
 	tok := tokenizer.NewByteLevel()
 	cfg, err := model.Preset(p.Model, tok.VocabSize(), tok.BOS(), tok.EOS(), tok.PAD())
 	if err != nil {
@@ -95,6 +105,9 @@ func pretrained(backend compute.Backend, p Preset, bench *minibench.Bench, cache
 	dir := filepath.Join(cacheDir, "reference", fmt.Sprintf("%s-%s", p.Name, hashJSON(key)))
 	if lm, info, err := loadReference(backend, dir, key, log); lm != nil || err != nil {
 		return lm, dir, info, err
+	}
+	if cacheOnly {
+		return nil, "", nil, notCached("the reference model of preset "+p.Name, dir)
 	}
 	fmt.Fprintf(log, "reference model: pre-training %s (%s preset) into %s\n", p.Model, p.Name, dir)
 	start := time.Now()
@@ -118,7 +131,7 @@ func pretrained(backend compute.Backend, p Preset, bench *minibench.Bench, cache
 // instructed loads or trains the instruction stage of the adapt reference from the pre-trained
 // model lm (stored in dir, described by info).
 func instructed(backend compute.Backend, p Preset, bench *minibench.Bench, lm *model.LM, stage1Dir string, stage1 *ReferenceInfo,
-	cacheDir string, log io.Writer) (*model.LM, string, *ReferenceInfo, error) {
+	cacheDir string, log io.Writer, cacheOnly bool) (*model.LM, string, *ReferenceInfo, error) {
 	st := *p.Instruct
 	if st.Pairs < 1 || st.Steps < 1 || st.Batch < 1 || st.LR <= 0 || st.Replay < 0 {
 		return nil, "", nil, errors.Errorf("ablations: preset %s: instruction stage needs pairs, steps, batch and lr > 0 and replay >= 0, got %+v", p.Name, st)
@@ -128,6 +141,9 @@ func instructed(backend compute.Backend, p Preset, bench *minibench.Bench, lm *m
 	dir := filepath.Join(cacheDir, "reference", fmt.Sprintf("%s-%s", p.Name, hashJSON(key)))
 	if lm, info, err := loadReference(backend, dir, key, log); lm != nil || err != nil {
 		return lm, dir, info, err
+	}
+	if cacheOnly {
+		return nil, "", nil, notCached("the instruction stage of preset "+p.Name+"'s reference", dir)
 	}
 	pairs, err := bench.InstructPairs(st.Pairs)
 	if err != nil {

@@ -61,9 +61,23 @@ func NewRunner(backend compute.Backend, preset, cacheDir string, log io.Writer) 
 	return NewRunnerFor(backend, p, cacheDir, log)
 }
 
+// NewCachedRunner is NewRunner for reading cached runs only (CacheOnly): a reference model or run
+// missing from the cache is an error instead of being trained.
+func NewCachedRunner(backend compute.Backend, preset, cacheDir string, log io.Writer) (*Runner, error) {
+	p, err := PresetByName(preset)
+	if err != nil {
+		return nil, err
+	}
+	return newRunner(backend, p, cacheDir, log, true)
+}
+
 // NewRunnerFor is NewRunner for a preset value (the calibration's variants of a preset: another
-// reference seed, a patched design). [adapt branch: split out of NewRunner]
+// reference seed, a patched design).
 func NewRunnerFor(backend compute.Backend, p Preset, cacheDir string, log io.Writer) (*Runner, error) {
+	return newRunner(backend, p, cacheDir, log, false)
+}
+
+func newRunner(backend compute.Backend, p Preset, cacheDir string, log io.Writer, cacheOnly bool) (*Runner, error) {
 	if log == nil {
 		log = os.Stderr
 	}
@@ -77,8 +91,8 @@ func NewRunnerFor(backend compute.Backend, p Preset, cacheDir string, log io.Wri
 		return nil, err
 	}
 	ev.Log = log
-	r := &Runner{Preset: p, CacheDir: cacheDir, Log: log, Backend: backend, Bench: bench, Tok: tok, Eval: ev}
-	r.Ref, r.RefDir, r.RefInfo, err = Reference(backend, p, bench, cacheDir, log)
+	r := &Runner{Preset: p, CacheDir: cacheDir, Log: log, Backend: backend, Bench: bench, Tok: tok, Eval: ev, CacheOnly: cacheOnly}
+	r.Ref, r.RefDir, r.RefInfo, err = reference(backend, p, bench, cacheDir, log, cacheOnly)
 	if err != nil {
 		return nil, err
 	}

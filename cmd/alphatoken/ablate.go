@@ -128,6 +128,9 @@ func ablate(backendSpec string, suites []string, preset, seedList, out, cache st
 	if len(seeds) < 2 && !mode.oneSeed {
 		return fmt.Errorf("--seeds %s: every cell is a mean with its 95%% interval over seeds, which needs at least 2 (pass --one-seed for means only, a demonstration)", seedList)
 	}
+	if _, err := ablations.PresetByName(preset); err != nil {
+		return err
+	}
 	var loaded []*ablations.Suite
 	for _, name := range suites { // validate every suite before any training
 		s, err := ablations.LoadSuite(name)
@@ -141,11 +144,15 @@ func ablate(backendSpec string, suites []string, preset, seedList, out, cache st
 		return err
 	}
 	announce(out, cache)
-	r, err := ablations.NewRunner(backend, preset, cache, os.Stderr)
+	newRunner := ablations.NewRunner
+	if mode.cacheOnly {
+		newRunner = ablations.NewCachedRunner
+	}
+	r, err := newRunner(backend, preset, cache, os.Stderr)
 	if err != nil {
 		return err
 	}
-	r.Steps, r.OneSeed, r.CacheOnly = steps, mode.oneSeed, mode.cacheOnly
+	r.Steps, r.OneSeed = steps, mode.oneSeed
 	for _, s := range loaded {
 		t, err := r.RunSuite(s, seeds)
 		if err != nil {

@@ -325,6 +325,9 @@ func TestCLIIssue14(t *testing.T) {
 		{"ablate --steps -1", []string{"ablate", "--suite", "main", "--steps", "-1"}, []string{"--steps must be ≥ 0, got -1"}},
 		{"ablate one seed", []string{"ablate", "--suite", "main", "--seeds", "1"}, []string{"--seeds 1:", "needs at least 2", "--one-seed"}},
 		{"report one seed", []string{"report", "--suite", "ranking", "--seeds", "3"}, []string{"--seeds 3:", "needs at least 2"}},
+		{"report with nothing cached", []string{"report", "--suite", "main", "--seeds", "1,2", "--cache", out("empty-cache"), "--out", out("report")},
+			[]string{"the reference model of preset mini is not in the cache", "alphatoken ablate"}},
+		{"ablate unknown preset", []string{"ablate", "--preset", "nosuch", "--suite", "main", "--seeds", "1,2"}, []string{`unknown preset "nosuch" (mini, mini-adapt, small)`}},
 		{"train-sft precondition bogus", sft(f.ref, "--method", "alphatoken", "--precondition", "sgd"), []string{"--precondition", "sgd"}},
 		// Issue 15: --k against the model, and a Fisher of other blocks.
 		{"score default --k 3 on 2 blocks", score("--fisher", f.fisher2), []string{"--k 3 exceeds the model's 2 blocks: use --k 1..2"}},
