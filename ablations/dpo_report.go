@@ -294,15 +294,11 @@ func (t *DPOTable) Markdown() string {
 		100*t.Chance["arc"], p.Name, dp.Design, dp.WarmStartSeed, p.SFT.Steps, dp.Train.Steps, dp.Train.Batch, dp.Train.LR, dp.Beta, dp.Loss,
 		dp.Pairs.TrainPairs, t.Prefs, p.Rho, v.Lambda, v.Window, v.Blocks, v.ValExamples, v.ValRefresh, v.Fisher, v.FisherPrompts,
 		normalization(v.Normalize), evalSize(p.Eval), t.Commit, t.Date)
-	secs := map[string]float64{}
+	var runs [][]*DPORunResult
 	for _, r := range t.Rows {
-		for _, run := range r.Runs {
-			if run.TrainSeconds > 0 { // not the reference's or warm-start's evaluation
-				secs[run.Dir] = run.TrainSeconds + run.EvalSeconds
-			}
-		}
+		runs = append(runs, r.Runs)
 	}
-	sb.WriteString(computeNote(secs))
+	sb.WriteString(computeNote(runs))
 	if t.Command != "" {
 		fmt.Fprintf(&sb, "Regenerate: `%s`\n", t.Command)
 	}

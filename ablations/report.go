@@ -243,31 +243,45 @@ func (t *Table) Markdown() string {
 		spread, 100*t.Chance["arc"], p.Name, p.Model, p.Pretrain.Steps, p.SFT.Steps, p.SFT.Batch, p.SFT.LR,
 		p.Rho, p.Valuation.Lambda, p.Valuation.Window, p.Valuation.Blocks, p.Valuation.ValExamples, p.Valuation.ValRefresh,
 		p.Valuation.Fisher, p.Valuation.FisherPrompts, normalization(p.Valuation.Normalize), evalSize(p.Eval), t.Commit, t.Date)
-	secs := map[string]float64{}
+	var runs [][]*RunResult
 	for _, r := range t.Rows {
-		for _, run := range r.Runs {
-			if run.TrainSeconds > 0 { // not the reference's or warm-start's evaluation
-				secs[run.Dir] = run.TrainSeconds + run.EvalSeconds
-			}
-		}
+		runs = append(runs, r.Runs)
 	}
-	sb.WriteString(computeNote(secs))
+	sb.WriteString(computeNote(runs))
 	if t.Command != "" {
 		fmt.Fprintf(&sb, "Regenerate: `%s`\n", t.Command)
 	}
 	return sb.String()
 }
 
-// computeNote states what a table's distinct runs (keyed by directory) cost, as each run
-// recorded it: training (offline passes included) plus evaluation, summed over runs as if they ran
-// one after another. The reference, warm-start and Fisher estimates they share are not counted.
-func computeNote(secs map[string]float64) string {
+// computeNote states what a table's distinct trained runs (keyed by directory) cost, as each run
+// recorded it: training (offline passes included) plus evaluation, summed as if they ran one after
+// another. The reference, warm-start and Fisher estimates they share are not counted, nor are the
+// reference and warm-start rows (evaluations, no training).
+func computeNote[R interface {
+	cost() (string, float64, float64)
+}](rows [][]R) string {
+	secs := map[string]float64{}
+	for _, runs := range rows {
+		for _, run := range runs {
+			if dir, train, eval := run.cost(); train > 0 {
+				secs[dir] = train + eval
+			}
+		}
+	}
 	total := 0.0
 	for _, s := range secs {
 		total += s
 	}
 	return fmt.Sprintf("Compute: %d trained runs, %.1f h of training and evaluation in all (each run's own wall time, summed; shared reference, warm-start and Fisher estimates not counted).\n",
 		len(secs), total/3600)
+}
+
+func (res *RunResult) cost() (string, float64, float64) {
+	return res.Dir, res.TrainSeconds, res.EvalSeconds
+}
+func (res *DPORunResult) cost() (string, float64, float64) {
+	return res.Dir, res.TrainSeconds, res.EvalSeconds
 }
 
 // normalization names the combination of AlphaToken's objectives; tables from before the
