@@ -7,6 +7,7 @@ import (
 
 	"github.com/gomlx/compute"
 
+	"github.com/alphatoken/alphatoken/alphatoken/data"
 	"github.com/alphatoken/alphatoken/internal/hfcache"
 	"github.com/alphatoken/alphatoken/model"
 	"github.com/alphatoken/alphatoken/model/tokenizer"
@@ -38,6 +39,19 @@ func openModel(backendSpec, dir, dtype string) (*model.LM, tokenizer.Tokenizer, 
 		return nil, nil, fmt.Errorf("checkpoint %s: the tokenizer has %d ids but vocab_size is %d", dir, tok.VocabSize(), lm.Config.VocabSize)
 	}
 	return lm, tok, nil
+}
+
+// openModelTemplate is openModel plus the chat template named by --template, for the model's tokenizer.
+func openModelTemplate(backendSpec, dir, dtype, template string) (*model.LM, tokenizer.Tokenizer, data.Template, error) {
+	lm, tok, err := openModel(backendSpec, dir, dtype)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	tmpl, err := data.TemplateByName(template, tok)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return lm, tok, tmpl, nil
 }
 
 // openBackend creates the backend of --backend and checks that it supports the precision of --dtype.

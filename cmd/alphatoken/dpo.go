@@ -167,11 +167,7 @@ func runDPO(args []string) error {
 	if err := rf.apply(&tc); err != nil {
 		return err
 	}
-	lm, tok, err := openModel(*backendSpec, *modelDir, *o.dtype)
-	if err != nil {
-		return err
-	}
-	tmpl, err := data.TemplateByName(*o.template, tok)
+	lm, tok, tmpl, err := openModelTemplate(*backendSpec, *modelDir, *o.dtype, *o.template)
 	if err != nil {
 		return err
 	}

@@ -41,7 +41,7 @@ func runEval(args []string) error {
 	if err := checkFlags(atLeast("batch", *batch, 1), zeroOrAtLeast("max-len", *maxLen, 2, "the model's context"), precisionFlag(*dtype)); err != nil {
 		return err
 	}
-	lm, tok, err := openModel(*backendSpec, *modelDir, *dtype)
+	lm, tok, tmpl, err := openModelTemplate(*backendSpec, *modelDir, *dtype, *template)
 	if err != nil {
 		return err
 	}
@@ -51,10 +51,6 @@ func runEval(args []string) error {
 	ml := *maxLen
 	if ml == 0 {
 		ml = lm.Config.MaxPositions
-	}
-	tmpl, err := data.TemplateByName(*template, tok)
-	if err != nil {
-		return err
 	}
 	examples, st, err := data.ReadExamples(*dataPath, tok, data.Options{MaxLen: ml, Template: tmpl})
 	if err != nil {

@@ -37,7 +37,7 @@ func runFisher(args []string) error {
 		atLeast("k", *k, 1), atLeast("batch", *batch, 1), atLeast("sample-batch", *sampleBatch, 1), precisionFlag(*dtype)); err != nil {
 		return err
 	}
-	ref, tok, err := openModel(*backendSpec, *modelDir, *dtype)
+	ref, tok, tmpl, err := openModelTemplate(*backendSpec, *modelDir, *dtype, *template)
 	if err != nil {
 		return err
 	}
@@ -47,10 +47,6 @@ func runFisher(args []string) error {
 	if *maxNew > ref.Config.MaxPositions-2 {
 		return fmt.Errorf("--max-new-tokens %d leaves no room for a prompt in the model's context of %d tokens: use --max-new-tokens 1..%d",
 			*maxNew, ref.Config.MaxPositions, ref.Config.MaxPositions-2)
-	}
-	tmpl, err := data.TemplateByName(*template, tok)
-	if err != nil {
-		return err
 	}
 	prompts, err := data.ReadPrompts(*promptsPath, tok, data.Options{Template: tmpl, MaxLen: ref.Config.MaxPositions - *maxNew})
 	if err != nil {

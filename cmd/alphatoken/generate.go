@@ -39,11 +39,7 @@ func runGenerate(args []string) error {
 		atLeast("batch", *batch, 1), precisionFlag(*dtype)); err != nil {
 		return err
 	}
-	lm, tok, err := openModel(*backendSpec, *modelDir, *dtype)
-	if err != nil {
-		return err
-	}
-	tmpl, err := data.TemplateByName(*template, tok)
+	lm, tok, tmpl, err := openModelTemplate(*backendSpec, *modelDir, *dtype, *template)
 	if err != nil {
 		return err
 	}

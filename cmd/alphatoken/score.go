@@ -74,7 +74,7 @@ func runScore(args []string) error {
 		return fmt.Errorf("--method %s does not rank by AlphaToken values; score values tokens with one of: %s",
 			*method, strings.Join(valuationMethods(), ", "))
 	}
-	lm, tok, err := openModel(*backendSpec, *modelDir, *dtype)
+	lm, tok, tmpl, err := openModelTemplate(*backendSpec, *modelDir, *dtype, *template)
 	if err != nil {
 		return err
 	}
@@ -83,10 +83,6 @@ func runScore(args []string) error {
 	}
 	if *mf.fisher != "" && *mf.fisher != "none" && *mf.ref == "" {
 		logf("warning: --fisher without --ref: θ_ref is taken to be --model itself (the rule of train-sft: the model at its start), so every Φ_prx is 0")
-	}
-	tmpl, err := data.TemplateByName(*template, tok)
-	if err != nil {
-		return err
 	}
 	ml := *maxLen
 	if ml == 0 {

@@ -60,16 +60,12 @@ func scorePairs(a pairScoreArgs, mf *methodFlags, pf *pairScoreFlags) error {
 		}
 		return fmt.Errorf("--method %s does not rank by AlphaToken values; score values preference pairs with one of: %s", a.method, strings.Join(names, ", "))
 	}
-	lm, tok, err := openModel(a.backend, a.model, a.dtype)
+	lm, tok, tmpl, err := openModelTemplate(a.backend, a.model, a.dtype, a.template)
 	if err != nil {
 		return err
 	}
 	if *mf.ref == "" {
 		logf("warning: no --ref: the reference is --model itself, so every pair's w is w(δ = 0) and the stability terms are 0")
-	}
-	tmpl, err := data.TemplateByName(a.template, tok)
-	if err != nil {
-		return err
 	}
 	ml := a.maxLen
 	if ml == 0 {

@@ -41,11 +41,7 @@ func runSFT(args []string) error {
 	if err := rf.apply(&tc); err != nil {
 		return err
 	}
-	lm, tok, err := openModel(*backendSpec, *modelDir, *o.dtype)
-	if err != nil {
-		return err
-	}
-	tmpl, err := data.TemplateByName(*o.template, tok)
+	lm, tok, tmpl, err := openModelTemplate(*backendSpec, *modelDir, *o.dtype, *o.template)
 	if err != nil {
 		return err
 	}
