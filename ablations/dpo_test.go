@@ -279,6 +279,29 @@ func TestDPORunner(t *testing.T) {
 			t.Fatalf("%s: cached run differs", tab.Rows[i].Label)
 		}
 	}
+	// The twin diagnostic retrains seed-1 runs: they reproduce the cached ones exactly; plain DPO
+	// keeps every twin in both branches, AlphaToken's per-branch top-ρ leaves some one-sided.
+	tw, err := d.Twins([]DPORow{{Label: "DPO", Method: "dpo"}, {Label: "AlphaToken", Method: "alphatoken"}}, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range tw.Rows {
+		if w.CachedAccuracy == nil || *w.CachedAccuracy != w.PairAccuracy || *w.CachedMargin != w.Margin {
+			t.Errorf("%s: the retrained run (acc %v, margin %v) is not the cached one (%v, %v)", w.Label, w.PairAccuracy, w.Margin, w.CachedAccuracy, w.CachedMargin)
+		}
+		if !(w.TwinShare > 0 && w.TwinShare < 100) || len(w.OneSidedWindows) != tw.Steps {
+			t.Errorf("%s: twin share %v, %d windows", w.Label, w.TwinShare, len(w.OneSidedWindows))
+		}
+		if i == 0 && (w.KeptTwinChosen != 100 || w.KeptTwinRejected != 100 || w.OneSided != 0 || w.KeptOtherChosen != 100) {
+			t.Errorf("plain DPO: %+v", w)
+		}
+		if i == 1 && !(w.OneSided > 0) {
+			t.Errorf("AlphaToken: no twin kept one-sided: %+v", w)
+		}
+	}
+	if md := tw.Markdown(); !strings.Contains(md, "| AlphaToken |") || !strings.HasPrefix(tw.CSV(), "label,method,step,one_sided_pct") {
+		t.Fatalf("twin outputs:\n%s", md)
+	}
 	// A cached run whose stored configuration differs is an error.
 	cfgPath := filepath.Join(tab.Rows[1].Runs[0].Dir, "run.json")
 	raw, _ := os.ReadFile(cfgPath)

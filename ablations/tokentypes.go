@@ -218,16 +218,22 @@ func (k *KeptTypesResult) CSV() string {
 func KeptTypesFigure(k *KeptTypesResult) (*plot.Plot, error) {
 	var series []plots.Series
 	for _, s := range k.Series {
-		xs := make([]float64, len(s.Steps))
-		for i, st := range s.Steps {
-			xs[i] = float64(st)
-		}
-		xy, err := plots.XYs(xs, s.Decision)
+		sr, err := stepSeries(s.Label, s.Steps, s.Decision)
 		if err != nil {
 			return nil, err
 		}
-		series = append(series, plots.Series{Name: s.Label, XYs: xy})
+		series = append(series, sr)
 	}
 	return plots.TrainingCurves(fmt.Sprintf("Decision tokens among kept tokens (%s, seed %d, windows of %d steps)", k.Preset, k.Seed, k.Window),
 		"decision share of kept tokens (%)", series)
+}
+
+// stepSeries is one curve of values ys at training steps.
+func stepSeries(label string, steps []int, ys []float64) (plots.Series, error) {
+	xs := make([]float64, len(steps))
+	for i, st := range steps {
+		xs[i] = float64(st)
+	}
+	xy, err := plots.XYs(xs, ys)
+	return plots.Series{Name: label, XYs: xy}, err
 }

@@ -119,6 +119,11 @@ func TestDPOMethodsTrain(t *testing.T) {
 					t.Errorf("step %d: loss NaN", r.Step)
 				}
 				kc, kr, nc, nr := r.Metrics["kept_chosen"], r.Metrics["kept_rejected"], r.Metrics["tokens_chosen"], r.Metrics["tokens_rejected"]
+				tw, tc, tr, one := r.Metrics["twin_tokens"], r.Metrics["twin_kept_chosen"], r.Metrics["twin_kept_rejected"], r.Metrics["twin_onesided"]
+				if tc > tw || tr > tw || tw > min(nc, nr) || one < math.Abs(tc-tr) || one > min(tc+tr, 2*tw-tc-tr) || math.Mod(tc+tr-one, 2) != 0 ||
+					(!in.Selects && (tc != tw || tr != tw || one != 0)) {
+					t.Errorf("step %d: twin counts %v tokens, %v/%v kept, %v one-sided are inconsistent", r.Step, tw, tc, tr, one)
+				}
 				budget := env.Options.BudgetMatched || (in.Native == 0 && !in.Threshold)
 				switch {
 				case !in.Selects:

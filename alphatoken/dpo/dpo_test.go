@@ -466,3 +466,36 @@ func TestSelectBranches(t *testing.T) {
 		}
 	}
 }
+
+// TestTwinCounts: the shared prefix of each pair's responses, and how a mask treats it, on a
+// hand-made batch of two pairs.
+func TestTwinCounts(t *testing.T) {
+	fx := newFixture(t, 2)
+	targets := [][]int32{
+		{1, 2, 3, 4, 5, 0}, {7, 7, 7, 0, 0, 0}, // chosen rows
+		{1, 2, 3, 9, 5, 0}, {7, 7, 7, 7, 0, 0}, // rejected rows: pair 0 differs at 3, pair 1's chosen ends at 3
+	}
+	weights := [][]float32{
+		{0, 1, 1, 1, 1, 0}, {0, 1, 1, 0, 0, 0},
+		{0, 1, 1, 1, 1, 0}, {0, 1, 1, 1, 0, 0},
+	}
+	// Twins: positions 1 and 2 of both pairs (4). Pair 0 keeps 1 in both rows, 2 in the rejected row
+	// only, and 3 (not a twin) in the chosen row; pair 1 keeps 1 and 2 in the chosen row only.
+	keep := [][]float32{
+		{0, 1, 0, 1, 0, 0}, {0, 1, 1, 0, 0, 0},
+		{0, 1, 1, 0, 0, 0}, {0, 0, 0, 0, 0, 0},
+	}
+	res := run(t, fx.lm, func(g *Graph, in []*Node) []*Node {
+		tw, kc, kr, one := TwinCounts(in[0], in[1], NotEqual(in[2], ZerosLike(in[2])), ConvertDType(in[1], dtypes.Float64))
+		return []*Node{ConvertDType(Twins(in[0], in[1]), dtypes.Float64), tw, kc, kr, one}
+	}, targets, weights, keep)
+	wantTwins := []float64{0, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 0}
+	for i, w := range wantTwins {
+		if res[0][i] != w {
+			t.Fatalf("Twins = %v, want %v", res[0], wantTwins)
+		}
+	}
+	if got := []float64{res[1][0], res[2][0], res[3][0], res[4][0]}; got[0] != 4 || got[1] != 3 || got[2] != 2 || got[3] != 3 {
+		t.Fatalf("twins, kept chosen, kept rejected, one-sided = %v, want [4 3 2 3]", got)
+	}
+}

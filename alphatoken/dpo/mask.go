@@ -1,6 +1,7 @@
 package dpo
 
 import (
+	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
 
 	"github.com/alphatoken/alphatoken/alphatoken"
@@ -47,4 +48,25 @@ func Select(values, valid, noise, kc, kr *Node, th Threshold, sel alphatoken.Sel
 func BranchCounts(mask, like *Node) (chosen, rejected *Node) {
 	c, r := Halves(ConvertDType(mask, like.DType()))
 	return ReduceAllSum(c), ReduceAllSum(r)
+}
+
+// Twins marks [n, t] the response positions a pair's two responses share: valid in both rows, with
+// every target up to and including the position equal in both (the common prefix of y_w and y_l).
+// There log π(y_w,t) = log π(y_l,t) identically, so plain DPO's two branch gradients cancel and an
+// update of the token moves both likelihoods alike, never the pair's margin.
+func Twins(targets, weights *Node) *Node {
+	tc, tr := Halves(targets)
+	wc, wr := Halves(weights)
+	differ := CumSum(ConvertDType(NotEqual(tc, tr), dtypes.Int32), 1)
+	return And(Equal(differ, ZerosLike(differ)), And(NotEqual(wc, ZerosLike(wc)), NotEqual(wr, ZerosLike(wr))))
+}
+
+// TwinCounts counts, in dtype of like, a batch's twin positions (Twins) and how the keep mask
+// [2n, t] treats them: kept in the chosen row, kept in the rejected row, and kept in exactly one
+// of the two (a one-sided update of a token both responses share).
+func TwinCounts(targets, weights, keep, like *Node) (twins, keptChosen, keptRejected, oneSided *Node) {
+	twin := Twins(targets, weights)
+	kc, kr := Halves(keep)
+	count := func(m *Node) *Node { return ReduceAllSum(ConvertDType(And(twin, m), like.DType())) }
+	return count(twin), count(kc), count(kr), count(NotEqual(ConvertDType(kc, dtypes.Int32), ConvertDType(kr, dtypes.Int32)))
 }

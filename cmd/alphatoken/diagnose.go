@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/gomlx/compute"
+
 	"github.com/alphatoken/alphatoken/ablations"
 	"github.com/alphatoken/alphatoken/alphatoken"
 	"github.com/alphatoken/alphatoken/internal/atomicfile"
@@ -17,10 +19,16 @@ import (
 )
 
 func init() {
-	register("diagnose", "SPEC §8 diagnostics and figures: value-propagation, fisher-proxy, coverage, stability, tradeoff, sensitivity, kept-types, one-step, value-dynamics", runDiagnose)
+	register("diagnose", "SPEC §8 diagnostics and figures: value-propagation, fisher-proxy, coverage, stability, tradeoff, sensitivity, kept-types, one-step, value-dynamics, dpo-twins", runDiagnose)
 }
 
-var diagnoseKinds = []string{"value-propagation", "fisher-proxy", "coverage", "stability", "tradeoff", "sensitivity", "kept-types", "one-step", "value-dynamics"}
+var diagnoseKinds = []string{"value-propagation", "fisher-proxy", "coverage", "stability", "tradeoff", "sensitivity", "kept-types", "one-step", "value-dynamics", "dpo-twins"}
+
+// dpoTwinsRows are the rows of diagnose dpo-twins: the ranking suite's masks, the two objective
+// variants that learn, and ConfPO's confidence mask (plain DPO keeps every twin in both branches).
+var dpoTwinsRows = []ablations.DPORow{{Label: "Random-ρ", Method: "random"},
+	{Label: "Top-ρ (AlphaToken)", Method: "alphatoken"}, {Label: "Bottom-ρ", Method: "bottom"},
+	{Label: "Stability-only", Method: "stability-only"}, {Label: "Causal-only", Method: "causal-only"}, {Label: "ConfPO", Method: "confpo"}}
 
 // keptTypesRows are the rows of diagnose kept-types: the main and ranking suites' selection methods.
 var keptTypesRows = []ablations.Row{{Label: "Full FT", Method: "full"}, {Label: "Random-ρ", Method: "random"},
@@ -44,7 +52,7 @@ func runDiagnose(args []string) error {
 	pairs := fs.Int("pairs", 4000, "value-propagation: sampled (query, key) pairs")
 	examples := fs.Int("examples", 24, "fisher-proxy, coverage: target training examples scored")
 	steps := fs.Int("steps", 0, "kept-types, value-dynamics: SFT steps of each retrained run (default: the preset's, i.e. the suite's run)")
-	window := fs.Int("window", 25, "kept-types: steps per window of the decision share")
+	window := fs.Int("window", 25, "kept-types, dpo-twins: steps per window of the decision share / one-sided twin share")
 	points := fs.String("points", "reference,full", "one-step: the models stepped from, comma-separated: reference, or a method whose run (at --seed) gives its final model")
 	sgdLR := fs.Float64("sgd-lr", 0.002, "one-step: η of the SGD step")
 	adamLR := fs.Float64("adam-lr", 0, "one-step: η of the AdamW step (default: the preset's SFT learning rate)")
@@ -75,6 +83,9 @@ func runDiagnose(args []string) error {
 	backend, err := model.NewBackend(*backendSpec)
 	if err != nil {
 		return err
+	}
+	if kind == "dpo-twins" {
+		return dpoTwins(backend, *preset, *cache, *out, *seed, *window, args)
 	}
 	r, err := ablations.NewRunner(backend, *preset, *cache, os.Stderr)
 	if err != nil {
@@ -408,4 +419,29 @@ func fmtFloats(xs []float64) string {
 		parts[i] = fmt.Sprintf("%.3f", x)
 	}
 	return strings.Join(parts, " ")
+}
+
+// dpoTwins runs diagnose dpo-twins: how each DPO mask treats the pairs' shared response prefix.
+func dpoTwins(backend compute.Backend, preset, cache, out string, seed, window int, args []string) error {
+	d, err := ablations.NewDPORunner(backend, preset, cache, os.Stderr)
+	if err != nil {
+		return err
+	}
+	res, err := d.Twins(dpoTwinsRows, seed, window)
+	if err != nil {
+		return err
+	}
+	res.Command = "alphatoken diagnose dpo-twins " + strings.Join(args, " ")
+	fmt.Print(res.Markdown())
+	if err := atomicfile.WriteBytes(filepath.Join(out, "dpo_twins.md"), []byte(res.Markdown())); err != nil {
+		return err
+	}
+	if err := atomicfile.WriteBytes(filepath.Join(out, "dpo_twins.csv"), []byte(res.CSV())); err != nil {
+		return err
+	}
+	fig, err := ablations.TwinsFigure(res)
+	if err != nil {
+		return err
+	}
+	return saveFigure(out, "dpo_twins", fig, 8, 4.8, res)
 }
