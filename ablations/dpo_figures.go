@@ -37,19 +37,28 @@ func seedList(seeds []int) string {
 }
 
 // DPOTradeOffPoints are the rows of one or more DPO tables on the preference–retention plane (a
-// row that is the same run in two tables, whatever its labels, is drawn once).
+// row whose runs are the same runs in two tables, whatever its labels and however its settings are
+// spelled, is drawn once).
 func DPOTradeOffPoints(tables ...*DPOTable) []plots.MethodPoint {
 	var pts []plots.MethodPoint
 	seen := map[string]bool{}
 	for _, t := range tables {
 		for _, r := range t.Rows {
-			row := r.Row
-			row.Label = ""
-			key, _ := json.Marshal(row)
-			if seen[string(key)] {
+			var dirs []string
+			for _, run := range r.Runs {
+				dirs = append(dirs, run.Dir)
+			}
+			key := strings.Join(dirs, "\n")
+			if len(dirs) == 0 {
+				row := r.Row
+				row.Label = ""
+				b, _ := json.Marshal(row)
+				key = string(b)
+			}
+			if seen[key] {
 				continue
 			}
-			seen[string(key)] = true
+			seen[key] = true
 			pts = append(pts, plots.MethodPoint{Name: r.Label, Retention: r.Retention.Mean, RetentionErr: ci95Of(r.Retention),
 				Target: r.Preference.Mean, TargetErr: ci95Of(r.Preference)})
 		}

@@ -380,3 +380,26 @@ func TestDPORunnerResumes(t *testing.T) {
 		t.Fatalf("resumed run: overall %g margin %g; uninterrupted: %g, %g", res.Overall, res.Pairs.Margin, full.Overall, full.Pairs.Margin)
 	}
 }
+
+// TestDPOTradeOffPointsDedupe: a row whose runs another table already drew (AlphaToken in main,
+// "Separate thresholds" in thresholds: the same runs, the threshold spelled out) is drawn once.
+func TestDPOTradeOffPointsDedupe(t *testing.T) {
+	runs := func(dirs ...string) []*DPORunResult {
+		var rs []*DPORunResult
+		for _, d := range dirs {
+			rs = append(rs, &DPORunResult{Dir: d})
+		}
+		return rs
+	}
+	main := &DPOTable{Rows: []DPOTableRow{{Label: "AlphaToken", Row: DPORow{Method: "alphatoken"}, Runs: runs("a1", "a2")},
+		{Label: "DPO", Row: DPORow{Method: "dpo"}, Runs: runs("d1", "d2")}}}
+	th := &DPOTable{Rows: []DPOTableRow{{Label: "Separate thresholds", Row: DPORow{Method: "alphatoken", Threshold: dpo.Separate}, Runs: runs("a1", "a2")},
+		{Label: "Shared threshold", Row: DPORow{Method: "alphatoken", Threshold: dpo.Shared}, Runs: runs("s1", "s2")}}}
+	var names []string
+	for _, p := range DPOTradeOffPoints(main, th) {
+		names = append(names, p.Name)
+	}
+	if strings.Join(names, ",") != "AlphaToken,DPO,Shared threshold" {
+		t.Fatalf("points %v", names)
+	}
+}

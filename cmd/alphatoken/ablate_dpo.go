@@ -132,11 +132,15 @@ func dpoPresetNames() []string {
 	return names
 }
 
+// dpoFigureSuites are the tables the trade-off figure draws: the threshold and coefficient tables'
+// variants are small changes of AlphaToken-DPO whose points would sit on its own; their tables say it.
+var dpoFigureSuites = []string{"main", "ranking", "objectives"}
+
 // dpoFigures draws the trade-off figure from the method tables present in dir (figures/tradeoff)
 // and the held-out pair curves of the main table (figures/pair_curves).
 func dpoFigures(dir string) error {
 	var tables []*ablations.DPOTable
-	for _, name := range dpoTableSuites {
+	for _, name := range dpoFigureSuites {
 		p := filepath.Join(dir, name+".json")
 		if _, err := os.Stat(p); err != nil {
 			continue
