@@ -243,11 +243,7 @@ func (t *Table) Markdown() string {
 		spread, 100*t.Chance["arc"], p.Name, p.Model, p.Pretrain.Steps, p.SFT.Steps, p.SFT.Batch, p.SFT.LR,
 		p.Rho, p.Valuation.Lambda, p.Valuation.Window, p.Valuation.Blocks, p.Valuation.ValExamples, p.Valuation.ValRefresh,
 		p.Valuation.Fisher, p.Valuation.FisherPrompts, normalization(p.Valuation.Normalize), evalSize(p.Eval), t.Commit, t.Date)
-	var runs [][]*RunResult
-	for _, r := range t.Rows {
-		runs = append(runs, r.Runs)
-	}
-	sb.WriteString(computeNote(runs))
+	sb.WriteString(TablesCompute(t))
 	if t.Command != "" {
 		fmt.Fprintf(&sb, "Regenerate: `%s`\n", t.Command)
 	}
@@ -275,6 +271,17 @@ func computeNote[R interface {
 	}
 	return fmt.Sprintf("Compute: %d trained runs, %.1f h of training and evaluation in all (each run's own wall time, summed; shared reference, warm-start and Fisher estimates not counted).\n",
 		len(secs), total/3600)
+}
+
+// TablesCompute is computeNote over several tables' runs (a run in two tables counts once).
+func TablesCompute(tables ...*Table) string {
+	var runs [][]*RunResult
+	for _, t := range tables {
+		for _, r := range t.Rows {
+			runs = append(runs, r.Runs)
+		}
+	}
+	return computeNote(runs)
 }
 
 func (res *RunResult) cost() (string, float64, float64) {

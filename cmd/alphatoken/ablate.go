@@ -153,6 +153,7 @@ func ablate(backendSpec string, suites []string, preset, seedList, out, cache st
 		return err
 	}
 	r.Steps, r.OneSeed = steps, mode.oneSeed
+	var tables []*ablations.Table
 	for _, s := range loaded {
 		t, err := r.RunSuite(s, seeds)
 		if err != nil {
@@ -164,6 +165,10 @@ func ablate(backendSpec string, suites []string, preset, seedList, out, cache st
 		}
 		fmt.Fprintf(os.Stdout, "\n%s\n", t.Markdown())
 		logf("wrote %s/%s.{md,csv,json}", out, s.Name)
+		tables = append(tables, t)
+	}
+	if len(tables) > 1 { // runs shared between the tables are counted once
+		fmt.Fprintf(os.Stdout, "All %d tables: %s", len(tables), ablations.TablesCompute(tables...))
 	}
 	logf("done in %s", time.Since(start).Round(time.Second))
 	return nil
