@@ -292,7 +292,10 @@ func TestDPORunner(t *testing.T) {
 		if !(w.TwinShare > 0 && w.TwinShare < 100) || len(w.OneSidedWindows) != tw.Steps {
 			t.Errorf("%s: twin share %v, %d windows", w.Label, w.TwinShare, len(w.OneSidedWindows))
 		}
-		if i == 0 && (w.KeptTwinChosen != 100 || w.KeptTwinRejected != 100 || w.OneSided != 0 || w.KeptOtherChosen != 100) {
+		if !(w.ForkShare > 0 && w.ForkShare <= 100) {
+			t.Errorf("%s: fork share %v", w.Label, w.ForkShare)
+		}
+		if i == 0 && (w.KeptTwinChosen != 100 || w.KeptTwinRejected != 100 || w.OneSided != 0 || w.KeptOtherChosen != 100 || w.KeptForkChosen != 100 || w.KeptForkRejected != 100) {
 			t.Errorf("plain DPO: %+v", w)
 		}
 		if i == 1 && !(w.OneSided > 0) {

@@ -33,6 +33,10 @@ type TwinsRow struct {
 	OneSided          float64 `json:"one_sided_pct"`           // of the twin positions, kept in exactly one branch
 	KeptOtherChosen   float64 `json:"kept_other_chosen_pct"`   // of the other (divergent) chosen tokens, kept
 	KeptOtherRejected float64 `json:"kept_other_rejected_pct"` // … rejected tokens
+	// Forks: the first position where a pair's responses part (dpo.Forks), kept per branch.
+	ForkShare        float64 `json:"fork_share_pct"` // pairs with a fork (the others part where one response has ended)
+	KeptForkChosen   float64 `json:"kept_fork_chosen_pct"`
+	KeptForkRejected float64 `json:"kept_fork_rejected_pct"`
 	// OneSidedWindows is the one-sided share per window of Window steps, at each window's last step.
 	Steps           []int     `json:"steps"`
 	OneSidedWindows []float64 `json:"one_sided_windows_pct"`
@@ -116,6 +120,8 @@ func (d *DPORunner) Twins(rows []DPORow, seed, window int) (*TwinsResult, error)
 		tw.KeptTwinChosen, tw.KeptTwinRejected, tw.OneSided = pct(all.twinChosen, all.twins), pct(all.twinRejected, all.twins), pct(all.oneSided, all.twins)
 		tw.KeptOtherChosen = pct(all.keptChosen-all.twinChosen, all.tokChosen-all.twins)
 		tw.KeptOtherRejected = pct(all.keptRejected-all.twinRejected, all.tokRejected-all.twins)
+		tw.ForkShare = pct(all.forks, float64(len(tr.History)*cfg.Train.Batch))
+		tw.KeptForkChosen, tw.KeptForkRejected = pct(all.forkChosen, all.forks), pct(all.forkRejected, all.forks)
 		pol, err := d.logLiks(lm)
 		if err != nil {
 			return nil, err
@@ -135,6 +141,7 @@ func (d *DPORunner) Twins(rows []DPORow, seed, window int) (*TwinsResult, error)
 // twinCounts sums a run's logged token and twin counts.
 type twinCounts struct {
 	tokChosen, tokRejected, keptChosen, keptRejected, twins, twinChosen, twinRejected, oneSided float64
+	forks, forkChosen, forkRejected                                                             float64
 }
 
 func (c *twinCounts) add(mt map[string]float64) {
@@ -146,6 +153,9 @@ func (c *twinCounts) add(mt map[string]float64) {
 	c.twinChosen += mt["twin_kept_chosen"]
 	c.twinRejected += mt["twin_kept_rejected"]
 	c.oneSided += mt["twin_onesided"]
+	c.forks += mt["fork_tokens"]
+	c.forkChosen += mt["fork_kept_chosen"]
+	c.forkRejected += mt["fork_kept_rejected"]
 }
 
 // pct is 100·a/b, 0 when b is 0.
@@ -164,17 +174,22 @@ func (r *TwinsResult) Markdown() string {
 	sb.WriteString("A *twin* is a response position in the common prefix of a pair's chosen and rejected programs: there log π(y_w,t) = log π(y_l,t), " +
 		"so plain DPO's two branch gradients cancel and updating the token never moves the pair's margin. *One-sided*: the twin is kept in exactly " +
 		"one branch (a push on a token both programs need); a mask that keeps each token with probability ρ = 0.5 independently in the two " +
-		"branches leaves 50% of the twin positions one-sided. *Other*: the tokens after the first difference, where the margin is decided.\n\n")
-	fmt.Fprintf(&sb, "| Method | twins (%% of tokens) | twins kept, chosen (%%) | twins kept, rejected (%%) | one-sided (%% of twins) | first window | last window | other kept, chosen (%%) | other kept, rejected (%%) | pair acc (retrained / cached) | margin (retrained / cached) |\n")
-	sb.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
+		"branches leaves 50% of the twin positions one-sided. *Fork*: the first token where the two programs part (same context in both " +
+		"branches; the token whose two log-ratios the margin most directly compares). *Other*: every token from the fork on.\n\n")
+	fmt.Fprintf(&sb, "| Method | twins (%% of tokens) | twins kept, chosen (%%) | twins kept, rejected (%%) | one-sided (%% of twins) | first window | last window | forks kept, chosen (%%) | forks kept, rejected (%%) | other kept, chosen (%%) | other kept, rejected (%%) | pair acc (retrained / cached) | margin (retrained / cached) |\n")
+	sb.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, w := range r.Rows {
 		acc, mar := fmt.Sprintf("%.1f / –", w.PairAccuracy), fmt.Sprintf("%.4f / –", w.Margin)
 		if w.CachedAccuracy != nil {
 			acc, mar = fmt.Sprintf("%.1f / %.1f", w.PairAccuracy, *w.CachedAccuracy), fmt.Sprintf("%.4f / %.4f", w.Margin, *w.CachedMargin)
 		}
 		n := len(w.OneSidedWindows)
-		fmt.Fprintf(&sb, "| %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %s | %s |\n", w.Label, w.TwinShare, w.KeptTwinChosen,
-			w.KeptTwinRejected, w.OneSided, w.OneSidedWindows[0], w.OneSidedWindows[n-1], w.KeptOtherChosen, w.KeptOtherRejected, acc, mar)
+		fmt.Fprintf(&sb, "| %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %s | %s |\n", w.Label, w.TwinShare, w.KeptTwinChosen,
+			w.KeptTwinRejected, w.OneSided, w.OneSidedWindows[0], w.OneSidedWindows[n-1], w.KeptForkChosen, w.KeptForkRejected,
+			w.KeptOtherChosen, w.KeptOtherRejected, acc, mar)
+	}
+	if len(r.Rows) > 0 {
+		fmt.Fprintf(&sb, "\n%.1f%% of the pairs have a fork (the others part where one response ends).", r.Rows[0].ForkShare)
 	}
 	fmt.Fprintf(&sb, "\nOne seed; every step's batch counted (windows of %d steps). Each row is retrained with its suite configuration and seed; "+
 		"\"cached\" is the table's run (equal numbers: the masks read here are that run's). Commit %s, %s; %.0f s.\n", r.Window, r.Commit, r.Date, r.Seconds)

@@ -15,8 +15,8 @@ import (
 
 // The generic DPO method: reference log-probabilities (precomputed or online), the step's keep
 // counts per branch from the ρ schedule, the method's loss over the pair batch, and the metrics
-// every DPO run logs (among them how the mask treats the pairs' shared response prefix:
-// dpo.TwinCounts). Step-graph inputs after the batch: Extra[0] the reference's per-position
+// every DPO run logs (among them how the mask treats the pairs' shared response prefix and the
+// fork after it: dpo.CountTwins). Step-graph inputs after the batch: Extra[0] the reference's per-position
 // loss [2n, t] (float64), Extra[1], Extra[2] the chosen and rejected keep counts (int32; shared
 // thresholds: the batch's count and 0), Extra[3] ρ (float32), then the method's own inputs.
 
@@ -76,7 +76,7 @@ func (m *dpoMethod) Name() string { return m.name }
 func (m *dpoMethod) MetricNames() []string {
 	return append([]string{"tokens_chosen", "tokens_rejected", "kept_chosen", "kept_rejected", "reward_accuracy",
 		"reward_chosen", "reward_rejected", "reward_margin", "nonfinite", "rho",
-		"twin_tokens", "twin_kept_chosen", "twin_kept_rejected", "twin_onesided"}, m.metrics...)
+		"twin_tokens", "twin_kept_chosen", "twin_kept_rejected", "twin_onesided", "fork_tokens", "fork_kept_chosen", "fork_kept_rejected"}, m.metrics...)
 }
 
 // Plan implements train.Planner: the reference table (precompute) and the method's offline work.
@@ -178,9 +178,10 @@ func (m *dpoMethod) Loss(_ *gm.Scope, lm *model.LM, b train.BatchNodes) (*Node, 
 	if nonfinite == nil {
 		nonfinite = ScalarZero(b.Tokens.Graph(), dt)
 	}
-	twins, twinC, twinR, oneSided := dpo.TwinCounts(b.Targets, b.Weights, And(keep, valid), out.nll)
+	tw := dpo.CountTwins(b.Targets, b.Weights, And(keep, valid), out.nll)
 	metrics := []*Node{tc, tr, kc, kr, st.Accuracy, st.ChosenReward, st.RejectedReward, st.Margin,
-		ConvertDType(nonfinite, dt), ConvertDType(b.Extra[3], dt), twins, twinC, twinR, oneSided}
+		ConvertDType(nonfinite, dt), ConvertDType(b.Extra[3], dt), tw.Twins, tw.TwinsKeptChosen, tw.TwinsKeptRejected, tw.OneSided,
+		tw.Forks, tw.ForksKeptChosen, tw.ForksKeptRejected}
 	for _, o := range out.own {
 		metrics = append(metrics, ConvertDType(o, dt))
 	}

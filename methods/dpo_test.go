@@ -124,6 +124,10 @@ func TestDPOMethodsTrain(t *testing.T) {
 					(!in.Selects && (tc != tw || tr != tw || one != 0)) {
 					t.Errorf("step %d: twin counts %v tokens, %v/%v kept, %v one-sided are inconsistent", r.Step, tw, tc, tr, one)
 				}
+				if fk, fc, fr := r.Metrics["fork_tokens"], r.Metrics["fork_kept_chosen"], r.Metrics["fork_kept_rejected"]; fc > fk || fr > fk || fk > min(nc, nr) || fk == 0 ||
+					(!in.Selects && (fc != fk || fr != fk)) { // reversal pairs differ: every batch has forks
+					t.Errorf("step %d: fork counts %v, kept %v/%v", r.Step, fk, fc, fr)
+				}
 				budget := env.Options.BudgetMatched || (in.Native == 0 && !in.Threshold)
 				switch {
 				case !in.Selects:

@@ -467,8 +467,8 @@ func TestSelectBranches(t *testing.T) {
 	}
 }
 
-// TestTwinCounts: the shared prefix of each pair's responses, and how a mask treats it, on a
-// hand-made batch of two pairs.
+// TestTwinCounts: the shared prefix of each pair's responses and the fork after it, and how a
+// mask treats them, on a hand-made batch of two pairs.
 func TestTwinCounts(t *testing.T) {
 	fx := newFixture(t, 2)
 	targets := [][]int32{
@@ -486,8 +486,9 @@ func TestTwinCounts(t *testing.T) {
 		{0, 1, 1, 0, 0, 0}, {0, 0, 0, 0, 0, 0},
 	}
 	res := run(t, fx.lm, func(g *Graph, in []*Node) []*Node {
-		tw, kc, kr, one := TwinCounts(in[0], in[1], NotEqual(in[2], ZerosLike(in[2])), ConvertDType(in[1], dtypes.Float64))
-		return []*Node{ConvertDType(Twins(in[0], in[1]), dtypes.Float64), tw, kc, kr, one}
+		c := CountTwins(in[0], in[1], NotEqual(in[2], ZerosLike(in[2])), ConvertDType(in[1], dtypes.Float64))
+		return []*Node{ConvertDType(Twins(in[0], in[1]), dtypes.Float64), c.Twins, c.TwinsKeptChosen, c.TwinsKeptRejected, c.OneSided,
+			ConvertDType(Forks(in[0], in[1]), dtypes.Float64), c.Forks, c.ForksKeptChosen, c.ForksKeptRejected}
 	}, targets, weights, keep)
 	wantTwins := []float64{0, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 0}
 	for i, w := range wantTwins {
@@ -497,5 +498,16 @@ func TestTwinCounts(t *testing.T) {
 	}
 	if got := []float64{res[1][0], res[2][0], res[3][0], res[4][0]}; got[0] != 4 || got[1] != 3 || got[2] != 2 || got[3] != 3 {
 		t.Fatalf("twins, kept chosen, kept rejected, one-sided = %v, want [4 3 2 3]", got)
+	}
+	// Forks: pair 0 at position 3 (kept in the chosen row only); pair 1's rows part at 3 where the
+	// chosen response has ended, so it has no fork.
+	wantForks := []float64{0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0}
+	for i, w := range wantForks {
+		if res[5][i] != w {
+			t.Fatalf("Forks = %v, want %v", res[5], wantForks)
+		}
+	}
+	if got := []float64{res[6][0], res[7][0], res[8][0]}; got[0] != 1 || got[1] != 1 || got[2] != 0 {
+		t.Fatalf("forks, kept chosen, kept rejected = %v, want [1 1 0]", got)
 	}
 }

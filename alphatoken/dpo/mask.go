@@ -61,12 +61,33 @@ func Twins(targets, weights *Node) *Node {
 	return And(Equal(differ, ZerosLike(differ)), And(NotEqual(wc, ZerosLike(wc)), NotEqual(wr, ZerosLike(wr))))
 }
 
-// TwinCounts counts, in dtype of like, a batch's twin positions (Twins) and how the keep mask
-// [2n, t] treats them: kept in the chosen row, kept in the rejected row, and kept in exactly one
-// of the two (a one-sided update of a token both responses share).
-func TwinCounts(targets, weights, keep, like *Node) (twins, keptChosen, keptRejected, oneSided *Node) {
-	twin := Twins(targets, weights)
+// Forks marks [n, t] each pair's fork: the first position where the two rows' targets differ,
+// when it is a response position of both rows (the first token where y_w and y_l part, with the
+// same context in both).
+func Forks(targets, weights *Node) *Node {
+	tc, tr := Halves(targets)
+	wc, wr := Halves(weights)
+	ne := NotEqual(tc, tr)
+	differ := CumSum(ConvertDType(ne, dtypes.Int32), 1)
+	return And(And(ne, Equal(differ, OnesLike(differ))), And(NotEqual(wc, ZerosLike(wc)), NotEqual(wr, ZerosLike(wr))))
+}
+
+// TwinCounts are a batch's twin and fork counts and how the keep mask [2n, t] treats them.
+type TwinCounts struct {
+	Twins, TwinsKeptChosen, TwinsKeptRejected *Node
+	// OneSided counts the twins kept in exactly one of the two rows (a one-sided update of a token
+	// both responses share).
+	OneSided                                  *Node
+	Forks, ForksKeptChosen, ForksKeptRejected *Node
+}
+
+// CountTwins counts, in dtype of like, a batch's twin positions (Twins) and forks (Forks), and how
+// the keep mask [2n, t] treats them.
+func CountTwins(targets, weights, keep, like *Node) TwinCounts {
+	twin, fork := Twins(targets, weights), Forks(targets, weights)
 	kc, kr := Halves(keep)
-	count := func(m *Node) *Node { return ReduceAllSum(ConvertDType(And(twin, m), like.DType())) }
-	return count(twin), count(kc), count(kr), count(NotEqual(ConvertDType(kc, dtypes.Int32), ConvertDType(kr, dtypes.Int32)))
+	count := func(a, m *Node) *Node { return ReduceAllSum(ConvertDType(And(a, m), like.DType())) }
+	return TwinCounts{Twins: count(twin, twin), TwinsKeptChosen: count(twin, kc), TwinsKeptRejected: count(twin, kr),
+		OneSided: count(twin, NotEqual(ConvertDType(kc, dtypes.Int32), ConvertDType(kr, dtypes.Int32))),
+		Forks:    count(fork, fork), ForksKeptChosen: count(fork, kc), ForksKeptRejected: count(fork, kr)}
 }
