@@ -15,6 +15,7 @@ import (
 
 	"github.com/alphatoken/alphatoken/alphatoken/train"
 	"github.com/alphatoken/alphatoken/internal/atomicfile"
+	"github.com/alphatoken/alphatoken/model"
 )
 
 // The DPO cost table: every method's training step in ONE process, interleaved round by round on
@@ -66,29 +67,14 @@ func (d *DPORunner) MeasureDPOCost(rows []DPORow, rounds, stepsPerRound int) (*D
 		if row.Method == WarmStartMethod {
 			continue
 		}
-		cfg, err := d.resolve(row, 1)
-		if err != nil {
-			return nil, err
-		}
-		cfg.Train.Steps = steps
-		lm, err := d.Warm.Clone()
-		if err != nil {
-			return nil, err
-		}
-		m, _, _, err := d.method(cfg, lm)
-		if err != nil {
-			return nil, err
-		}
-		tc := trainConfig(cfg.Train, cfg.Seed, "")
-		tc.Quiet, tc.LogEvery = true, steps
-		tr, err := train.New(lm, d.Tok, tc, m)
+		tr, _, _, err := d.scratchTrainer(row, 1, steps, steps)
 		if err != nil {
 			return nil, err
 		}
 		tr.Log = io.Discard
 		r := &run{row: row, tr: tr, res: DPOCostRow{Label: row.Label, Method: row.Method}}
 		c0 := cpuSeconds()
-		if p, ok := m.(train.Planner); ok {
+		if p, ok := tr.Method.(train.Planner); ok {
 			if err := p.Plan(d.train, nil, steps); err != nil {
 				return nil, err
 			}
@@ -192,4 +178,29 @@ func (c *DPOCost) Write(dir string) error {
 		return err
 	}
 	return atomicfile.WriteBytes(base+".json", append(b, '\n'))
+}
+
+// scratchTrainer is a quiet trainer of a row at seed on a fresh copy of the warm-start, writing
+// nothing (no output directory, no checkpoints): for measurements that retrain a row (cost,
+// twins). steps > 0 overrides the row's steps; metrics are logged every logEvery steps.
+func (d *DPORunner) scratchTrainer(row DPORow, seed, steps, logEvery int) (*train.Trainer, *model.LM, DPORunConfig, error) {
+	cfg, err := d.resolve(row, seed)
+	if err != nil {
+		return nil, nil, cfg, err
+	}
+	if steps > 0 {
+		cfg.Train.Steps = steps
+	}
+	lm, err := d.Warm.Clone()
+	if err != nil {
+		return nil, nil, cfg, err
+	}
+	m, _, _, err := d.method(cfg, lm)
+	if err != nil {
+		return nil, nil, cfg, err
+	}
+	tc := trainConfig(cfg.Train, cfg.Seed, "")
+	tc.CheckpointEvery, tc.KeepCheckpoints, tc.LogEvery, tc.Quiet = 0, 0, logEvery, true
+	tr, err := train.New(lm, d.Tok, tc, m)
+	return tr, lm, cfg, err
 }

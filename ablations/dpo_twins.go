@@ -11,7 +11,6 @@ import (
 	"github.com/pkg/errors"
 	"gonum.org/v1/plot"
 
-	"github.com/alphatoken/alphatoken/alphatoken/train"
 	"github.com/alphatoken/alphatoken/plots"
 )
 
@@ -79,25 +78,11 @@ func (d *DPORunner) Twins(rows []DPORow, seed, window int) (*TwinsResult, error)
 		if row.Method == WarmStartMethod {
 			return nil, errors.New("ablations: dpo-twins: the warm-start row trains nothing")
 		}
-		cfg, err := d.resolve(row, seed)
+		tr, lm, cfg, err := d.scratchTrainer(row, seed, 0, 1)
 		if err != nil {
 			return nil, err
 		}
 		res.Steps = cfg.Train.Steps
-		lm, err := d.Warm.Clone()
-		if err != nil {
-			return nil, err
-		}
-		m, _, _, err := d.method(cfg, lm)
-		if err != nil {
-			return nil, err
-		}
-		tc := trainConfig(cfg.Train, cfg.Seed, "")
-		tc.CheckpointEvery, tc.KeepCheckpoints, tc.LogEvery, tc.Quiet = 0, 0, 1, true
-		tr, err := train.New(lm, d.Tok, tc, m)
-		if err != nil {
-			return nil, err
-		}
 		tr.Log = d.Log
 		fmt.Fprintf(d.Log, "dpo-twins: %s, seed %d, %d steps\n", row.Label, seed, cfg.Train.Steps)
 		if err := tr.Run(d.train); err != nil {
