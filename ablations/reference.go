@@ -91,7 +91,7 @@ func reference(backend compute.Backend, p Preset, bench *minibench.Bench, cacheD
 
 // notCached is the error of a cache-only runner (`alphatoken report`) that would have to train.
 func notCached(what, dir string) error {
-	return errors.Errorf("ablations: %s is not in the cache (%s): this command only reads cached runs; train it with `alphatoken ablate` (same flags), or pass --train-missing", what, dir)
+	return errors.Errorf("ablations: %s is not in the cache (%s): this command only reads cached runs; train it with `alphatoken ablate` (same flags), or pass `report --train`", what, dir)
 }
 
 // pretrained loads or pre-trains the preset's pre-trained model.
