@@ -268,7 +268,7 @@ func (d *DPORunner) RunDPORow(row DPORow, seed int) (*DPORunResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(d.CacheDir, "dpo-runs", fmt.Sprintf("%s-%s", cfg.Method, hashJSON(cfg)))
+	dir := d.runDir(cfg)
 	configPath := filepath.Join(dir, "run.json")
 	if res, err := cachedRun[DPORunConfig, DPORunResult](dir, "cached DPO run", row.Label, cfg); res != nil || err != nil {
 		return res, err
@@ -283,6 +283,11 @@ func (d *DPORunner) RunDPORow(row DPORow, seed int) (*DPORunResult, error) {
 		return nil, err
 	}
 	return d.execute(cfg, dir)
+}
+
+// runDir is the cache directory of a DPO run: its method and the hash of its configuration.
+func (d *DPORunner) runDir(cfg DPORunConfig) string {
+	return filepath.Join(d.CacheDir, "dpo-runs", fmt.Sprintf("%s-%s", cfg.Method, hashJSON(cfg)))
 }
 
 // warmResult scores the warm-start as a row (no DPO: its pair accuracy is 50 by definition).

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/csv"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -113,8 +112,7 @@ func (d *DPORunner) Twins(rows []DPORow, seed, window int) (*TwinsResult, error)
 		}
 		ps := d.pairScores(pol, ref, cfg.DPO.Beta)
 		tw.PairAccuracy, tw.Margin = ps.Accuracy, ps.Margin
-		dir := filepath.Join(d.CacheDir, "dpo-runs", fmt.Sprintf("%s-%s", cfg.Method, hashJSON(cfg)))
-		if cached, err := cachedRun[DPORunConfig, DPORunResult](dir, "cached DPO run", row.Label, cfg); err == nil && cached != nil {
+		if cached, err := cachedRun[DPORunConfig, DPORunResult](d.runDir(cfg), "cached DPO run", row.Label, cfg); err == nil && cached != nil {
 			tw.CachedAccuracy, tw.CachedMargin = &cached.Pairs.Accuracy, &cached.Pairs.Margin
 		}
 		res.Rows = append(res.Rows, tw)

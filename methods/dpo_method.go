@@ -172,13 +172,14 @@ func (m *dpoMethod) Loss(_ *gm.Scope, lm *model.LM, b train.BatchNodes) (*Node, 
 	if keep == nil {
 		keep = valid
 	}
-	kc, kr := dpo.BranchCounts(And(keep, valid), out.nll)
+	kept := And(keep, valid)
+	kc, kr := dpo.BranchCounts(kept, out.nll)
 	st := m.c.BatchMetrics(out.nll, ref, b.Weights)
 	nonfinite := out.nonfinite
 	if nonfinite == nil {
 		nonfinite = ScalarZero(b.Tokens.Graph(), dt)
 	}
-	tw := dpo.CountTwins(b.Targets, b.Weights, And(keep, valid), out.nll)
+	tw := dpo.CountTwins(b.Targets, b.Weights, kept, out.nll)
 	metrics := []*Node{tc, tr, kc, kr, st.Accuracy, st.ChosenReward, st.RejectedReward, st.Margin,
 		ConvertDType(nonfinite, dt), ConvertDType(b.Extra[3], dt), tw.Twins, tw.TwinsKeptChosen, tw.TwinsKeptRejected, tw.OneSided,
 		tw.Forks, tw.ForksKeptChosen, tw.ForksKeptRejected}

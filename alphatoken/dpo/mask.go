@@ -55,21 +55,26 @@ func BranchCounts(mask, like *Node) (chosen, rejected *Node) {
 // There log π(y_w,t) = log π(y_l,t) identically, so plain DPO's two branch gradients cancel and an
 // update of the token moves both likelihoods alike, never the pair's margin.
 func Twins(targets, weights *Node) *Node {
-	tc, tr := Halves(targets)
-	wc, wr := Halves(weights)
-	differ := CumSum(ConvertDType(NotEqual(tc, tr), dtypes.Int32), 1)
-	return And(Equal(differ, ZerosLike(differ)), And(NotEqual(wc, ZerosLike(wc)), NotEqual(wr, ZerosLike(wr))))
+	twins, _ := twinsAndForks(targets, weights)
+	return twins
 }
 
 // Forks marks [n, t] each pair's fork: the first position where the two rows' targets differ,
 // when it is a response position of both rows (the first token where y_w and y_l part, with the
 // same context in both).
 func Forks(targets, weights *Node) *Node {
+	_, forks := twinsAndForks(targets, weights)
+	return forks
+}
+
+// twinsAndForks is Twins and Forks from one pass over the pair rows.
+func twinsAndForks(targets, weights *Node) (twins, forks *Node) {
 	tc, tr := Halves(targets)
 	wc, wr := Halves(weights)
 	ne := NotEqual(tc, tr)
-	differ := CumSum(ConvertDType(ne, dtypes.Int32), 1)
-	return And(And(ne, Equal(differ, OnesLike(differ))), And(NotEqual(wc, ZerosLike(wc)), NotEqual(wr, ZerosLike(wr))))
+	differ := CumSum(ConvertDType(ne, dtypes.Int32), 1) // targets that differed up to here
+	both := And(NotEqual(wc, ZerosLike(wc)), NotEqual(wr, ZerosLike(wr)))
+	return And(Equal(differ, ZerosLike(differ)), both), And(And(ne, Equal(differ, OnesLike(differ))), both)
 }
 
 // TwinCounts are a batch's twin and fork counts and how the keep mask [2n, t] treats them.
@@ -84,7 +89,7 @@ type TwinCounts struct {
 // CountTwins counts, in dtype of like, a batch's twin positions (Twins) and forks (Forks), and how
 // the keep mask [2n, t] treats them.
 func CountTwins(targets, weights, keep, like *Node) TwinCounts {
-	twin, fork := Twins(targets, weights), Forks(targets, weights)
+	twin, fork := twinsAndForks(targets, weights)
 	kc, kr := Halves(keep)
 	count := func(a, m *Node) *Node { return ReduceAllSum(ConvertDType(And(a, m), like.DType())) }
 	return TwinCounts{Twins: count(twin, twin), TwinsKeptChosen: count(twin, kc), TwinsKeptRejected: count(twin, kr),
