@@ -9,8 +9,6 @@ import (
 
 	"github.com/pkg/errors"
 	"gonum.org/v1/plot"
-
-	"github.com/alphatoken/alphatoken/plots"
 )
 
 // Twin tokens in DPO (README, "Results on the preference MiniBench"): a pair's two responses share
@@ -198,14 +196,8 @@ func (r *TwinsResult) CSV() string {
 
 // TwinsFigure draws the one-sided share of twin positions against the step, one line per method.
 func TwinsFigure(r *TwinsResult) (*plot.Plot, error) {
-	var series []plots.Series
-	for _, row := range r.Rows {
-		sr, err := stepSeries(row.Label, row.Steps, row.OneSidedWindows)
-		if err != nil {
-			return nil, err
-		}
-		series = append(series, sr)
-	}
-	return plots.TrainingCurves(fmt.Sprintf("Twin positions kept in one branch only (%s, seed %d, windows of %d steps)", r.Preset, r.Seed, r.Window),
-		"one-sided twins (% of twin positions)", series)
+	return stepCurves(fmt.Sprintf("Twin positions kept in one branch only (%s, seed %d, windows of %d steps)", r.Preset, r.Seed, r.Window),
+		"one-sided twins (% of twin positions)", len(r.Rows), func(i int) (string, []int, []float64) {
+			return r.Rows[i].Label, r.Rows[i].Steps, r.Rows[i].OneSidedWindows
+		})
 }

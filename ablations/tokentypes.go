@@ -216,24 +216,27 @@ func (k *KeptTypesResult) CSV() string {
 
 // KeptTypesFigure draws the decision share of kept tokens against the step, one line per method.
 func KeptTypesFigure(k *KeptTypesResult) (*plot.Plot, error) {
-	var series []plots.Series
-	for _, s := range k.Series {
-		sr, err := stepSeries(s.Label, s.Steps, s.Decision)
+	return stepCurves(fmt.Sprintf("Decision tokens among kept tokens (%s, seed %d, windows of %d steps)", k.Preset, k.Seed, k.Window),
+		"decision share of kept tokens (%)", len(k.Series), func(i int) (string, []int, []float64) {
+			return k.Series[i].Label, k.Series[i].Steps, k.Series[i].Decision
+		})
+}
+
+// stepCurves draws n curves of values at training steps; curve(i) gives the i-th one's label,
+// steps and values.
+func stepCurves(title, yLabel string, n int, curve func(i int) (string, []int, []float64)) (*plot.Plot, error) {
+	series := make([]plots.Series, n)
+	for i := range n {
+		label, steps, ys := curve(i)
+		xs := make([]float64, len(steps))
+		for j, st := range steps {
+			xs[j] = float64(st)
+		}
+		xy, err := plots.XYs(xs, ys)
 		if err != nil {
 			return nil, err
 		}
-		series = append(series, sr)
+		series[i] = plots.Series{Name: label, XYs: xy}
 	}
-	return plots.TrainingCurves(fmt.Sprintf("Decision tokens among kept tokens (%s, seed %d, windows of %d steps)", k.Preset, k.Seed, k.Window),
-		"decision share of kept tokens (%)", series)
-}
-
-// stepSeries is one curve of values ys at training steps.
-func stepSeries(label string, steps []int, ys []float64) (plots.Series, error) {
-	xs := make([]float64, len(steps))
-	for i, st := range steps {
-		xs[i] = float64(st)
-	}
-	xy, err := plots.XYs(xs, ys)
-	return plots.Series{Name: label, XYs: xy}, err
+	return plots.TrainingCurves(title, yLabel, series)
 }
