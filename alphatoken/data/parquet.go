@@ -28,22 +28,20 @@ func eachParquetRow(path string, fn func(r *record) error) error {
 	if err != nil {
 		return errors.Wrapf(err, "data: %s", path)
 	}
-	pf, err := openParquet(f, st.Size())
+	cols, reader, err := openParquet(f, st.Size())
 	if err != nil {
 		return errors.Errorf("data: %s is not a readable Parquet file: %v", path, err)
 	}
-	var cols []string
 	known := false
-	for _, field := range pf.Schema().Fields() {
-		cols = append(cols, field.Name())
+	for _, c := range cols {
 		for _, k := range knownColumns {
-			known = known || field.Name() == k
+			known = known || c == k
 		}
 	}
 	if !known {
+		reader.Close()
 		return errors.Errorf("data: %s has none of the dataset columns %v (its columns: %v)", path, knownColumns, cols)
 	}
-	reader := parquet.NewReader(pf)
 	defer reader.Close()
 	for row := 0; ; row++ {
 		values := map[string]any{}
@@ -72,16 +70,24 @@ func eachParquetRow(path string, fn func(r *record) error) error {
 	}
 }
 
-// openParquet opens the file's footer. The page index (column statistics for filtered reads) is
-// skipped: rows are read in full, and parquet-go v0.32.0 panics on some malformed page indexes
-// (found by FuzzReadParquet); any other panic of the library on a malformed footer becomes an error.
-func openParquet(r io.ReaderAt, size int64) (pf *parquet.File, err error) {
+// openParquet reads the file's footer and returns its top-level column names and a row reader.
+// The page index (column statistics for filtered reads) is skipped: rows are read in full, and
+// parquet-go v0.32.0 panics on some malformed page indexes (found by FuzzReadParquet); any other
+// panic of the library on a malformed footer or schema becomes an error.
+func openParquet(r io.ReaderAt, size int64) (cols []string, reader *parquet.Reader, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			pf, err = nil, errors.Errorf("malformed Parquet footer: %v", p)
+			cols, reader, err = nil, nil, errors.Errorf("malformed Parquet footer: %v", p)
 		}
 	}()
-	return parquet.OpenFile(r, size, parquet.SkipPageIndex(true))
+	pf, err := parquet.OpenFile(r, size, parquet.SkipPageIndex(true))
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, field := range pf.Schema().Fields() {
+		cols = append(cols, field.Name())
+	}
+	return cols, parquet.NewReader(pf), nil
 }
 
 // readRow reads one row, turning a panic of the reader on a malformed file into an error.
