@@ -1,8 +1,6 @@
 package ablations
 
 import (
-	"bytes"
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -162,15 +160,13 @@ func (c *DPOCost) Write(dir string) error {
 	if err := atomicfile.WriteBytes(base+".md", []byte(c.Markdown())); err != nil {
 		return err
 	}
-	var buf bytes.Buffer
-	w := csv.NewWriter(&buf)
-	_ = w.Write([]string{"label", "method", "cpu_seconds_per_step", "vs_dpo", "vs_confpo", "wall_seconds_per_step", "offline_cpu_seconds", "commit", "date"})
+	var recs [][]string
 	for _, r := range c.Rows {
-		_ = w.Write([]string{r.Label, r.Method, fmt.Sprintf("%.4f", r.CPU), fmt.Sprintf("%.4f", r.VsDPO), fmt.Sprintf("%.4f", r.VsConfPO),
+		recs = append(recs, []string{r.Label, r.Method, fmt.Sprintf("%.4f", r.CPU), fmt.Sprintf("%.4f", r.VsDPO), fmt.Sprintf("%.4f", r.VsConfPO),
 			fmt.Sprintf("%.4f", r.Wall), fmt.Sprintf("%.3f", r.OfflineCPU), c.Commit, c.Date})
 	}
-	w.Flush()
-	if err := atomicfile.WriteBytes(base+".csv", buf.Bytes()); err != nil {
+	text := csvText([]string{"label", "method", "cpu_seconds_per_step", "vs_dpo", "vs_confpo", "wall_seconds_per_step", "offline_cpu_seconds", "commit", "date"}, recs)
+	if err := atomicfile.WriteBytes(base+".csv", []byte(text)); err != nil {
 		return err
 	}
 	b, err := json.MarshalIndent(c, "", "  ")

@@ -1,8 +1,6 @@
 package ablations
 
 import (
-	"bytes"
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -307,8 +305,6 @@ func (t *DPOTable) Markdown() string {
 
 // CSV renders one line per row: means, 95% half-widths, n.
 func (t *DPOTable) CSV() string {
-	var buf bytes.Buffer
-	w := csv.NewWriter(&buf)
 	stats := []string{"pair_accuracy", "target", "preference", "retention"}
 	stats = append(stats, ProbeNames...)
 	stats = append(stats, "overall", "likelihood_accuracy", "margin", "kept_chosen", "kept_rejected", "step_seconds",
@@ -318,7 +314,7 @@ func (t *DPOTable) CSV() string {
 		head = append(head, s+"_mean", s+"_ci95")
 	}
 	head = append(head, "relative_time", "commit", "date")
-	_ = w.Write(head)
+	var recs [][]string
 	f := func(x float64) string {
 		if math.IsNaN(x) {
 			return ""
@@ -346,11 +342,9 @@ func (t *DPOTable) CSV() string {
 			}
 			rec = append(rec, f(s.Mean), f(s.CI95))
 		}
-		rec = append(rec, f(r.RelTime), t.Commit, t.Date)
-		_ = w.Write(rec)
+		recs = append(recs, append(rec, f(r.RelTime), t.Commit, t.Date))
 	}
-	w.Flush()
-	return buf.String()
+	return csvText(head, recs)
 }
 
 // Write stores <dir>/<suite>.md, .csv and .json.

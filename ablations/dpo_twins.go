@@ -1,8 +1,6 @@
 package ablations
 
 import (
-	"bytes"
-	"encoding/csv"
 	"fmt"
 	"strings"
 	"time"
@@ -182,16 +180,13 @@ func (r *TwinsResult) Markdown() string {
 
 // CSV has one line per method and window.
 func (r *TwinsResult) CSV() string {
-	var buf bytes.Buffer
-	w := csv.NewWriter(&buf)
-	_ = w.Write([]string{"label", "method", "step", "one_sided_pct"})
+	var recs [][]string
 	for _, row := range r.Rows {
 		for i, st := range row.Steps {
-			_ = w.Write([]string{row.Label, row.Method, fmt.Sprint(st), fmt.Sprintf("%.3f", row.OneSidedWindows[i])})
+			recs = append(recs, []string{row.Label, row.Method, fmt.Sprint(st), fmt.Sprintf("%.3f", row.OneSidedWindows[i])})
 		}
 	}
-	w.Flush()
-	return buf.String()
+	return csvText([]string{"label", "method", "step", "one_sided_pct"}, recs)
 }
 
 // TwinsFigure draws the one-sided share of twin positions against the step, one line per method.

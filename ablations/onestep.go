@@ -1,8 +1,6 @@
 package ablations
 
 import (
-	"bytes"
-	"encoding/csv"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -561,15 +559,12 @@ func (res *OneStepResult) Markdown() string {
 
 // CSV has one line per row.
 func (res *OneStepResult) CSV() string {
-	var buf bytes.Buffer
-	w := csv.NewWriter(&buf)
-	_ = w.Write([]string{"point", "optimizer", "selection", "kept", "decision_share_pct", "actual_dJ_tgt", "pred_full_dJ_tgt", "pred_phi_dJ_tgt", "actual_dJ_dec", "pred_full_dJ_dec"})
+	f := func(x float64) string { return fmt.Sprintf("%.6g", x) }
+	var recs [][]string
 	for _, r := range res.Rows {
-		f := func(x float64) string { return fmt.Sprintf("%.6g", x) }
-		_ = w.Write([]string{r.Point, r.Optimizer, r.Selection, fmt.Sprint(r.Kept), f(r.DecShare), f(r.ActualT), f(r.FullT), f(r.PhiT), f(r.ActualD), f(r.FullD)})
+		recs = append(recs, []string{r.Point, r.Optimizer, r.Selection, fmt.Sprint(r.Kept), f(r.DecShare), f(r.ActualT), f(r.FullT), f(r.PhiT), f(r.ActualD), f(r.FullD)})
 	}
-	w.Flush()
-	return buf.String()
+	return csvText([]string{"point", "optimizer", "selection", "kept", "decision_share_pct", "actual_dJ_tgt", "pred_full_dJ_tgt", "pred_phi_dJ_tgt", "actual_dJ_dec", "pred_full_dJ_dec"}, recs)
 }
 
 // OneStepFigure plots, for one optimizer (sgd or adamw), the actual change of J_tgt against the

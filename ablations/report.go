@@ -313,8 +313,6 @@ func evalSize(e EvalOptions) string {
 
 // CSV renders one line per row with means, stds and n.
 func (t *Table) CSV() string {
-	var buf bytes.Buffer
-	w := csv.NewWriter(&buf)
 	head := []string{"suite", "label", "method", "n", "retention_mean", "retention_std", "retention_ci95"}
 	for _, p := range ProbeNames {
 		head = append(head, p+"_mean", p+"_std", p+"_ci95")
@@ -322,7 +320,7 @@ func (t *Table) CSV() string {
 	head = append(head, "target_mean", "target_std", "target_ci95", "overall_mean", "overall_std", "overall_ci95",
 		"delta_target_mean", "delta_target_ci95", "delta_overall_mean", "delta_overall_ci95",
 		"step_seconds", "relative_time", "kept_mean", "commit", "date")
-	_ = w.Write(head)
+	var recs [][]string
 	for _, r := range t.Rows {
 		f := func(x float64) string { return fmt.Sprintf("%.4f", x) }
 		rec := []string{t.Suite.Name, r.Label, r.Method, fmt.Sprint(r.Overall.N), f(r.Retention.Mean), f(r.Retention.Std), f(r.Retention.CI95)}
@@ -337,10 +335,17 @@ func (t *Table) CSV() string {
 				rec = append(rec, f(d.Mean), f(d.CI95))
 			}
 		}
-		rec = append(rec, f(r.StepSeconds.Mean), f(r.RelTime), f(r.Kept.Mean), t.Commit, t.Date)
-		_ = w.Write(rec)
+		recs = append(recs, append(rec, f(r.StepSeconds.Mean), f(r.RelTime), f(r.Kept.Mean), t.Commit, t.Date))
 	}
-	w.Flush()
+	return csvText(head, recs)
+}
+
+// csvText renders a header line and records as CSV (RFC 4180 quoting).
+func csvText(head []string, recs [][]string) string {
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	_ = w.Write(head) // a bytes.Buffer does not fail
+	_ = w.WriteAll(recs)
 	return buf.String()
 }
 

@@ -1,8 +1,6 @@
 package ablations
 
 import (
-	"bytes"
-	"encoding/csv"
 	"fmt"
 	"strings"
 	"time"
@@ -202,16 +200,13 @@ func (k *KeptTypesResult) Markdown() string {
 
 // CSV has one line per method and window.
 func (k *KeptTypesResult) CSV() string {
-	var buf bytes.Buffer
-	w := csv.NewWriter(&buf)
-	_ = w.Write([]string{"label", "method", "step", "decision_share_pct", "kept_pct"})
+	var recs [][]string
 	for _, s := range k.Series {
 		for i, st := range s.Steps {
-			_ = w.Write([]string{s.Label, s.Method, fmt.Sprint(st), fmt.Sprintf("%.3f", s.Decision[i]), fmt.Sprintf("%.3f", s.Kept[i])})
+			recs = append(recs, []string{s.Label, s.Method, fmt.Sprint(st), fmt.Sprintf("%.3f", s.Decision[i]), fmt.Sprintf("%.3f", s.Kept[i])})
 		}
 	}
-	w.Flush()
-	return buf.String()
+	return csvText([]string{"label", "method", "step", "decision_share_pct", "kept_pct"}, recs)
 }
 
 // KeptTypesFigure draws the decision share of kept tokens against the step, one line per method.

@@ -1,8 +1,6 @@
 package ablations
 
 import (
-	"bytes"
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -246,16 +244,13 @@ func (v *ValueDynamicsResult) Markdown() string {
 
 // CSV has one line per snapshot after the first.
 func (v *ValueDynamicsResult) CSV() string {
-	var buf bytes.Buffer
-	w := csv.NewWriter(&buf)
-	_ = w.Write([]string{"step", "spearman_prev", "flip_prev", "spearman_step0", "flip_step0", "tgt_dir", "tgt_cau", "prx_dir", "prx_cau"})
 	f := func(x float64) string { return fmt.Sprintf("%.4f", x) }
+	var recs [][]string
 	for _, p := range v.Points {
-		_ = w.Write([]string{fmt.Sprint(p.Step), f(p.SpearmanPrev), f(p.FlipPrev), f(p.SpearmanFirst), f(p.FlipFirst),
+		recs = append(recs, []string{fmt.Sprint(p.Step), f(p.SpearmanPrev), f(p.FlipPrev), f(p.SpearmanFirst), f(p.FlipFirst),
 			f(p.Components[0]), f(p.Components[1]), f(p.Components[2]), f(p.Components[3])})
 	}
-	w.Flush()
-	return buf.String()
+	return csvText([]string{"step", "spearman_prev", "flip_prev", "spearman_step0", "flip_step0", "tgt_dir", "tgt_cau", "prx_dir", "prx_cau"}, recs)
 }
 
 // ValueDynamicsFigure draws the rank correlations and flip shares against the step.
