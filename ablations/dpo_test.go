@@ -305,6 +305,28 @@ func TestDPORunner(t *testing.T) {
 	if md := tw.Markdown(); !strings.Contains(md, "| AlphaToken |") || !strings.HasPrefix(tw.CSV(), "label,method,step,one_sided_pct") {
 		t.Fatalf("twin outputs:\n%s", md)
 	}
+	// The component diagnostic: at the warm-start θ = θ_ref, so P = F(θ − θ_ref) and both proxy
+	// components are exactly zero and the mask is adaptation-only's; the trained run has moved.
+	if _, err := d.Components(1, len(d.TestPairs())); err == nil || !strings.Contains(err.Error(), "--pairs must be 1 … 6") {
+		t.Fatalf("too many test pairs: %v", err)
+	}
+	comp, err := d.Components(1, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(comp.Rows) != 2 {
+		t.Fatalf("component rows %+v", comp.Rows)
+	}
+	w0, w1 := comp.Rows[0], comp.Rows[1]
+	if w0.Drift != 0 || w0.DirPrx != 0 || w0.CauPrx != 0 || w0.ProxyRatio != 0 || w0.SameKeep != 100 || !(w0.DirTgt > 0 && w0.CauTgt > 0) {
+		t.Errorf("warm-start components %+v", w0)
+	}
+	if !(w1.Drift > 0 && w1.DirPrx > 0 && w1.CauPrx > 0 && w1.ProxyRatio > 0) || w1.Tokens != w0.Tokens || w1.Kept != w0.Kept {
+		t.Errorf("trained-run components %+v (warm-start %+v)", w1, w0)
+	}
+	if md := comp.Markdown(); !strings.Contains(md, "| warm-start (θ = θ_ref) | 0.00e+00 |") || !strings.HasPrefix(comp.CSV(), "point,drift_rel,") {
+		t.Fatalf("component outputs:\n%s", md)
+	}
 	// A cached run whose stored configuration differs is an error.
 	cfgPath := filepath.Join(tab.Rows[1].Runs[0].Dir, "run.json")
 	raw, _ := os.ReadFile(cfgPath)

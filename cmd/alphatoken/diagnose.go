@@ -19,10 +19,10 @@ import (
 )
 
 func init() {
-	register("diagnose", "SPEC §8 diagnostics and figures: value-propagation, fisher-proxy, coverage, stability, tradeoff, sensitivity, kept-types, one-step, value-dynamics, dpo-twins", runDiagnose)
+	register("diagnose", "SPEC §8 diagnostics and figures: value-propagation, fisher-proxy, coverage, stability, tradeoff, sensitivity, kept-types, one-step, value-dynamics, dpo-twins, dpo-components", runDiagnose)
 }
 
-var diagnoseKinds = []string{"value-propagation", "fisher-proxy", "coverage", "stability", "tradeoff", "sensitivity", "kept-types", "one-step", "value-dynamics", "dpo-twins"}
+var diagnoseKinds = []string{"value-propagation", "fisher-proxy", "coverage", "stability", "tradeoff", "sensitivity", "kept-types", "one-step", "value-dynamics", "dpo-twins", "dpo-components"}
 
 // dpoTwinsRows are the rows of diagnose dpo-twins: the ranking suite's masks, the two objective
 // variants that learn, and ConfPO's confidence mask (plain DPO keeps every twin in both branches).
@@ -60,6 +60,7 @@ func runDiagnose(args []string) error {
 	every := fs.Int("every", 25, "value-dynamics: steps between snapshots of the probe batch's values")
 	probe := fs.Int("probe", 16, "value-dynamics: training examples in the fixed probe batch")
 	normalize := fs.String("normalize", "", "value-dynamics: the AlphaToken run's combination (none, zscore, rank; default the preset's)")
+	testPairs := fs.Int("test-pairs", 32, "dpo-components: held-out test pairs valued")
 	batches := fs.Int("batches", 4, "one-step: training batches, one step each from the same model; results are averaged")
 	from := fs.String("from", "", "tradeoff, sensitivity, value-propagation, one-step: redraw the figures from the numbers saved in DIR "+
 		"(the suites' tables <suite>.json, or value_propagation.json) instead of running anything")
@@ -70,7 +71,7 @@ func runDiagnose(args []string) error {
 		return fmt.Errorf("diagnose needs a diagnostic first, one of %s; got %q", strings.Join(diagnoseKinds, ", "), kind)
 	}
 	if err := checkFlags(atLeast("pairs", *pairs, 1), atLeast("examples", *examples, 1), atLeast("steps", *steps, 0), atLeast("window", *window, 1),
-		atLeast("warm", *warm, 1), atLeast("every", *every, 1), atLeast("probe", *probe, 1), atLeast("batches", *batches, 1), positiveFloat("sgd-lr", *sgdLR), nonNegativeFloat("adam-lr", *adamLR)); err != nil {
+		atLeast("warm", *warm, 1), atLeast("every", *every, 1), atLeast("probe", *probe, 1), atLeast("batches", *batches, 1), atLeast("test-pairs", *testPairs, 1), positiveFloat("sgd-lr", *sgdLR), nonNegativeFloat("adam-lr", *adamLR)); err != nil {
 		return err
 	}
 	if *out == "" {
@@ -86,6 +87,9 @@ func runDiagnose(args []string) error {
 	}
 	if kind == "dpo-twins" {
 		return dpoTwins(backend, *preset, *cache, *out, *seed, *window, args)
+	}
+	if kind == "dpo-components" {
+		return dpoComponents(backend, *preset, *cache, *out, *seed, *testPairs, args)
 	}
 	r, err := ablations.NewRunner(backend, *preset, *cache, os.Stderr)
 	if err != nil {
@@ -419,6 +423,34 @@ func fmtFloats(xs []float64) string {
 		parts[i] = fmt.Sprintf("%.3f", x)
 	}
 	return strings.Join(parts, " ")
+}
+
+// dpoComponents runs diagnose dpo-components: the scale of AlphaToken-DPO's four components at the
+// warm-start and at the end of the cached AlphaToken run, and how often the stability term changes
+// a keep decision.
+func dpoComponents(backend compute.Backend, preset, cache, out string, seed, pairs int, args []string) error {
+	d, err := ablations.NewDPORunner(backend, preset, cache, os.Stderr)
+	if err != nil {
+		return err
+	}
+	res, err := d.Components(seed, pairs)
+	if err != nil {
+		return err
+	}
+	res.Command = "alphatoken diagnose dpo-components " + strings.Join(args, " ")
+	fmt.Print(res.Markdown())
+	base := filepath.Join(out, "dpo_components")
+	if err := atomicfile.WriteBytes(base+".md", []byte(res.Markdown())); err != nil {
+		return err
+	}
+	if err := atomicfile.WriteBytes(base+".csv", []byte(res.CSV())); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteBytes(base+".json", append(b, '\n'))
 }
 
 // dpoTwins runs diagnose dpo-twins: how each DPO mask treats the pairs' shared response prefix.
