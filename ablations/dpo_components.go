@@ -13,6 +13,7 @@ import (
 	"github.com/pkg/errors"
 
 	"github.com/alphatoken/alphatoken/alphatoken"
+	"github.com/alphatoken/alphatoken/alphatoken/data"
 	"github.com/alphatoken/alphatoken/alphatoken/dpo"
 	"github.com/alphatoken/alphatoken/methods"
 	"github.com/alphatoken/alphatoken/model"
@@ -90,11 +91,16 @@ func (d *DPORunner) Components(seed, pairs int) (*ComponentsResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	batch := d.test[:2*pairs]
+	refNLL, err := methods.PositionNLL(&methods.Env{BatchSize: pairs, Cache: filepath.Join(d.CacheDir, "dpo-offline"), Log: io.Discard}, "ref-logps", d.Warm, batch)
+	if err != nil {
+		return nil, err
+	}
 	for _, point := range []struct {
 		name string
 		lm   *model.LM
 	}{{"warm-start (θ = θ_ref)", warm}, {fmt.Sprintf("end of the AlphaToken run (step %d)", cfg.Train.Steps), trained}} {
-		r, err := d.componentsAt(cfg, point.lm, pairs)
+		r, err := d.componentsAt(cfg, point.lm, batch, refNLL)
 		if err != nil {
 			return nil, errors.WithMessagef(err, "ablations: dpo-components at the %s", point.name)
 		}
@@ -105,11 +111,12 @@ func (d *DPORunner) Components(seed, pairs int) (*ComponentsResult, error) {
 	return res, nil
 }
 
-// componentsAt values the test pairs with policy lm: AlphaToken's and adaptation-only's masks.
-func (d *DPORunner) componentsAt(cfg DPORunConfig, lm *model.LM, pairs int) (ComponentsRow, error) {
+// componentsAt values the pair batch (refNLL: the warm-start's per-position loss of it) with
+// policy lm: AlphaToken's and adaptation-only's masks.
+func (d *DPORunner) componentsAt(cfg DPORunConfig, lm *model.LM, batch []data.Example, refNLL [][]float64) (ComponentsRow, error) {
 	var row ComponentsRow
 	env := &methods.DPOEnv{
-		Env: methods.Env{LM: lm, Ref: d.Warm, Valuation: *cfg.Valuation, Options: cfg.Options, Steps: 1, BatchSize: pairs,
+		Env: methods.Env{LM: lm, Ref: d.Warm, Valuation: *cfg.Valuation, Options: cfg.Options, Steps: 1, BatchSize: len(batch) / 2,
 			MaxLen: cfg.Train.MaxLen, Cache: filepath.Join(d.CacheDir, "dpo-offline"), Log: io.Discard},
 		DPO: cfg.DPO, ValPairs: d.val, RefLogps: methods.RefPrecompute,
 	}
@@ -117,11 +124,6 @@ func (d *DPORunner) componentsAt(cfg DPORunConfig, lm *model.LM, pairs int) (Com
 	if cfg.Fisher == "" {
 		env.FisherNone = true // the proxy components are zero
 	} else if env.Fisher, _, err = d.Fisher(*cfg.Valuation); err != nil {
-		return row, err
-	}
-	batch := d.test[:2*pairs]
-	refNLL, err := methods.PositionNLL(&env.Env, "ref-logps", d.Warm, batch)
-	if err != nil {
 		return row, err
 	}
 	score := func(method string) ([]dpo.TokenScore, error) {
@@ -227,6 +229,11 @@ func (r *ComponentsResult) Markdown() string {
 		fmt.Fprintf(&sb, "Regenerate: `%s`\n", r.Command)
 	}
 	return sb.String()
+}
+
+// Write stores <dir>/dpo_components.md, .csv and .json.
+func (r *ComponentsResult) Write(dir string) error {
+	return writeTable(filepath.Join(dir, "dpo_components"), r)
 }
 
 // CSV has one line per point.

@@ -1,7 +1,6 @@
 package ablations
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -12,7 +11,6 @@ import (
 	"github.com/pkg/errors"
 
 	"github.com/alphatoken/alphatoken/alphatoken/train"
-	"github.com/alphatoken/alphatoken/internal/atomicfile"
 	"github.com/alphatoken/alphatoken/model"
 )
 
@@ -155,25 +153,16 @@ func (c *DPOCost) Markdown() string {
 }
 
 // Write stores <dir>/cost.md, .csv and .json.
-func (c *DPOCost) Write(dir string) error {
-	base := filepath.Join(dir, "cost")
-	if err := atomicfile.WriteBytes(base+".md", []byte(c.Markdown())); err != nil {
-		return err
-	}
+func (c *DPOCost) Write(dir string) error { return writeTable(filepath.Join(dir, "cost"), c) }
+
+// CSV has one line per method.
+func (c *DPOCost) CSV() string {
 	var recs [][]string
 	for _, r := range c.Rows {
 		recs = append(recs, []string{r.Label, r.Method, fmt.Sprintf("%.4f", r.CPU), fmt.Sprintf("%.4f", r.VsDPO), fmt.Sprintf("%.4f", r.VsConfPO),
 			fmt.Sprintf("%.4f", r.Wall), fmt.Sprintf("%.3f", r.OfflineCPU), c.Commit, c.Date})
 	}
-	text := csvText([]string{"label", "method", "cpu_seconds_per_step", "vs_dpo", "vs_confpo", "wall_seconds_per_step", "offline_cpu_seconds", "commit", "date"}, recs)
-	if err := atomicfile.WriteBytes(base+".csv", []byte(text)); err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(c, "", "  ")
-	if err != nil {
-		return err
-	}
-	return atomicfile.WriteBytes(base+".json", append(b, '\n'))
+	return csvText([]string{"label", "method", "cpu_seconds_per_step", "vs_dpo", "vs_confpo", "wall_seconds_per_step", "offline_cpu_seconds", "commit", "date"}, recs)
 }
 
 // scratchTrainer is a quiet trainer of a row at seed on a fresh copy of the warm-start, writing

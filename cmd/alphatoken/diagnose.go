@@ -439,18 +439,7 @@ func dpoComponents(backend compute.Backend, preset, cache, out string, seed, pai
 	}
 	res.Command = "alphatoken diagnose dpo-components " + strings.Join(args, " ")
 	fmt.Print(res.Markdown())
-	base := filepath.Join(out, "dpo_components")
-	if err := atomicfile.WriteBytes(base+".md", []byte(res.Markdown())); err != nil {
-		return err
-	}
-	if err := atomicfile.WriteBytes(base+".csv", []byte(res.CSV())); err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(res, "", "  ")
-	if err != nil {
-		return err
-	}
-	return atomicfile.WriteBytes(base+".json", append(b, '\n'))
+	return res.Write(out)
 }
 
 // dpoTwins runs diagnose dpo-twins: how each DPO mask treats the pairs' shared response prefix.
