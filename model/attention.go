@@ -142,7 +142,7 @@ func attention(cfg *Config, w *BlockWeights, a *Node, ctx *attnContext, diagonal
 		kScores = StopGradient(kh)
 	}
 	// Q:[b·k, g·t, e] x K:[b·k, s, e] -> [b·k, g·t, s]
-	scores := DotGeneral(qh, []int{2}, []int{0}, kScores, []int{2}, []int{0})
+	scores := batchMatmul(qh, kScores, true)
 	if diagonal {
 		// + δ_{rc} q_r·(k_r − sg(k_r)): zero in value, carries the diagonal key gradient.
 		dk := Sub(kh, StopGradient(kh))                                           // [b·k, t, e]
@@ -162,7 +162,7 @@ func attention(cfg *Config, w *BlockWeights, a *Node, ctx *attnContext, diagonal
 		vValues = StopGradient(vh)
 	}
 	// A:[b·k, g·t, s] x V:[b·k, s, e] -> [b·k, g·t, e]
-	u := DotGeneral(probs, []int{2}, []int{0}, vValues, []int{1}, []int{0})
+	u := batchMatmul(probs, vValues, false)
 	if diagonal {
 		// + A_{r,r} (v_r − sg(v_r)): zero in value, carries the diagonal value gradient.
 		aDiag := Reshape(diagOf(Reshape(probs, b*nk*ng, t, t)), b*nk, ng, t) // [b·k, g, t]: A_{r,r}

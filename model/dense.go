@@ -85,10 +85,10 @@ func denseVJP(node *Node, vs []*Node, outputShape shapes.Shape) []*Node {
 	dx := DotGeneral(v, []int{1}, nil, w, []int{0}, nil) // [n, i]
 	var dw *Node
 	if i <= 2*o {
-		xt := Transpose(x, 0, 1)                                              // [i, n], the same node for every layer reading x
+		xt := transposeMatrix(x)                                              // [i, n], the same node for every layer reading x
 		dw = Transpose(DotGeneral(xt, []int{1}, nil, v, []int{0}, nil), 0, 1) // [i, o] -> [o, i]
 	} else {
-		dw = DotGeneral(Transpose(v, 0, 1), []int{1}, nil, x, []int{0}, nil) // [o, n] x [n, i]
+		dw = DotGeneral(transposeMatrix(v), []int{1}, nil, x, []int{0}, nil) // [o, n] x [n, i]
 	}
 	grads := []*Node{dx, dw}
 	if len(ins) > 2 {
