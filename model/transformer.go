@@ -220,7 +220,11 @@ func (r *rope) apply(x *Node) *Node {
 	if r.cos.Rank() == 3 {
 		cos, sin = InsertAxes(r.cos, 2), InsertAxes(r.sin, 2) // [b, t, 1, e]
 	} else {
-		cos, sin = InsertAxes(r.cos, 0, 1), InsertAxes(r.sin, 0, 1) // [1, t, 1, e]
+		// [1, t, n, e]: broadcasting over the leading axis only is a plain loop on the go backend,
+		// where [1, t, 1, e] against [b, t, n, e] goes through its generic broadcast iterator.
+		dims := x.Shape().Dimensions
+		full := func(tab *Node) *Node { return InsertAxes(BroadcastToDims(InsertAxes(tab, 1), dims[1], dims[2], e), 0) }
+		cos, sin = full(r.cos), full(r.sin)
 	}
 	return Add(Mul(x, cos), Mul(rotated, sin))
 }
