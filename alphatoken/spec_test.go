@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
 	gm "github.com/gomlx/gomlx/ml/model"
 
@@ -410,6 +411,55 @@ func TestSelect(t *testing.T) {
 	keep := SelectHost([]float64{1, 1, 1, 1}, []bool{true, true, true, true}, nil, 0.5, SelectTop)
 	if !slices.Equal(keep, []bool{true, true, false, false}) {
 		t.Fatalf("tie-breaking: %v", keep)
+	}
+}
+
+// TestSelectExtremes: the graph's radix select (KthLargest) against the host twin's sort on values
+// that stress the order-preserving keys: signs, ±0 (equal, so tied by position), ±Inf, subnormals,
+// huge magnitudes and ties, in float32 and float64, over 600 positions with padding.
+func TestSelectExtremes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	backend := testBackend(t)
+	special := []float64{0, math.Copysign(0, -1), math.Inf(1), math.Inf(-1), 5e-324, -5e-324, 1e-40, -1e-40,
+		3.4e38, -3.4e38, 1e300, -1e300, 1, -1, 1}
+	for _, dtype := range []dtypes.DType{dtypes.Float32, dtypes.Float64} {
+		for trial := range 6 {
+			B, T := 4, 150
+			values := make([][]float64, B)
+			valid := make([][]bool, B)
+			var flatV []float64
+			var flatOK []bool
+			for i := range B {
+				values[i], valid[i] = make([]float64, T), make([]bool, T)
+				for j := range T {
+					v := special[rng.IntN(len(special))]
+					if rng.IntN(2) == 0 {
+						v = rng.NormFloat64() * math.Pow(10, float64(rng.IntN(20)-10))
+					}
+					if dtype == dtypes.Float32 {
+						v = float64(float32(v)) // what the graph sees
+					}
+					values[i][j], valid[i][j] = v, rng.IntN(5) != 0
+					flatV, flatOK = append(flatV, v), append(flatOK, valid[i][j])
+				}
+			}
+			rho := []float64{0.5, 0.05, 0.97, 1, 0.001, 0.3}[trial]
+			for _, sel := range []Selection{SelectTop, SelectBottom} {
+				got := MustExecOnce(backend, func(v, ok *Node) *Node {
+					v = ConvertDType(v, dtype)
+					return Select(v, ok, v, rho, sel)
+				}, values, valid).Value().([][]bool)
+				want := SelectHost(flatV, flatOK, nil, rho, sel)
+				for i := range B {
+					for j := range T {
+						if got[i][j] != want[i*T+j] {
+							t.Fatalf("%s trial %d %s ρ=%g: graph and host masks differ at (%d,%d), value %g",
+								dtype, trial, sel, rho, i, j, values[i][j])
+						}
+					}
+				}
+			}
+		}
 	}
 }
 

@@ -4,8 +4,9 @@ import (
 	"math"
 
 	"github.com/gomlx/compute/dtypes"
-	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph"
+
+	"github.com/alphatoken/alphatoken/alphatoken"
 )
 
 // Graph primitives shared by the methods: masked losses, per-sequence selection, per-sequence
@@ -29,16 +30,10 @@ func WeightedMeanLoss(nll, weights, valid *Node) *Node {
 // (k: int32 [b]); ties are broken by position (earlier wins), k[b] ≤ 0 keeps none of the row.
 func SelectPerRow(score, valid, k *Node) *Node {
 	g := score.Graph()
-	dims := score.Shape().Dimensions
-	b, t := dims[0], dims[1]
 	key := StopGradient(score)
 	k = ConvertDType(k, dtypes.Int32)
 	lowest := BroadcastToShape(Infinity(g, key.DType(), -1), key.Shape())
-	masked := Where(valid, key, lowest)
-	sorted := Sort(masked, 1, false) // each row descending
-	col := MinScalar(MaxScalar(SubScalar(k, 1), 0), int32(t-1))
-	idx := Concatenate([]*Node{Iota(g, shapes.Make(dtypes.Int32, b, 1), 0), Reshape(col, b, 1)}, 1) // [b, 2]
-	thr := InsertAxes(Gather(sorted, idx), 1)                                                       // [b, 1]: each row's k-th largest
+	masked, thr := alphatoken.KthLargest(Where(valid, key, lowest), MaxScalar(k, 1)) // thr [b, 1]: each row's k-th largest
 	greater := And(valid, GreaterThan(masked, thr))
 	equal := And(valid, Equal(masked, thr))
 	need := InsertAxes(Sub(k, ReduceSum(ConvertDType(greater, dtypes.Int32), 1)), 1) // [b, 1]
