@@ -137,3 +137,97 @@ func BenchmarkTrainStep(b *testing.B) {
 		})
 	}
 }
+
+// matmulShape is one matmul of a training step: count products of [batch,] [m, k] × [k, n].
+type matmulShape struct{ batch, m, k, n, count int }
+
+func (s matmulShape) flops() float64 { return 2 * float64(s.count*s.batch*s.m*s.k*s.n) }
+
+// stepMatmuls lists the matmuls of one forward+backward step of a [b, t] batch, as StepFLOPs counts
+// them: for every projection [out, in] over n = b·t tokens the forward [n, in]·[in, out], the input
+// gradient [n, out]·[out, in] and the weight gradient [out, n]·[n, in]; the same three for the LM
+// head; attention's QKᵀ and AV and their four gradient products, batched over b·heads.
+func stepMatmuls(c *Config, b, t int) []matmulShape {
+	n := b * t
+	var out []matmulShape
+	three := func(o, i, count int) {
+		out = append(out, matmulShape{1, n, i, o, count}, matmulShape{1, n, o, i, count}, matmulShape{1, o, n, i, count})
+	}
+	for kind := range NumLinearKinds {
+		s := c.LinearShape(kind)
+		three(s[0], s[1], c.Layers)
+	}
+	three(c.VocabSize, c.Hidden, 1)
+	bh := b * c.Heads
+	out = append(out, matmulShape{bh, t, c.HeadDim, t, 2 * c.Layers}, matmulShape{bh, t, t, c.HeadDim, 4 * c.Layers})
+	return out
+}
+
+// BenchmarkStepMatmuls times the matmuls of BenchmarkTrainStep's steps (stepMatmuls: mini and small
+// presets, 8 × 128 tokens), each shape on its own, interleaved with the 1024² matmul. Reported:
+// matmuls/matmul, the rate of the step's matmuls at their own shapes (their FLOPs over the sum of
+// their median times) relative to the 1024² rate: the step/matmul a step would reach if it spent
+// nothing outside its matmuls.
+//
+//	GOEXPERIMENT=simd go test ./model -run '^$' -bench StepMatmuls -benchtime 10x
+func BenchmarkStepMatmuls(b *testing.B) {
+	for _, preset := range []string{"mini", "small"} {
+		b.Run(preset, func(b *testing.B) {
+			backend := testBackend(b)
+			cfg, _ := Preset(preset, 259, 257, 258, 256)
+			const B, T = 8, 128
+			shapes := stepMatmuls(cfg, B, T)
+			var total float64
+			for _, s := range shapes {
+				total += s.flops()
+			}
+			if want := StepFLOPs(cfg, B, T); math.Abs(total-want) > 1e-9*want {
+				b.Fatalf("stepMatmuls counts %g FLOPs, StepFLOPs %g", total, want)
+			}
+			type timed struct {
+				shape matmulShape
+				exec  *Exec
+				x, y  *tensors.Tensor
+				times []float64
+			}
+			var ts []*timed
+			for _, s := range shapes {
+				fill := func(dims ...int) *tensors.Tensor {
+					vals := make([]float32, dims[0]*dims[1]*dims[2])
+					for i := range vals {
+						vals[i] = float32(i%97) / 97
+					}
+					return tensors.FromFlatDataAndDimensions(vals, dims...)
+				}
+				exec := MustNewExec(backend, func(x, y *Node) *Node { return DotGeneral(x, []int{2}, []int{0}, y, []int{1}, []int{0}) })
+				t := &timed{shape: s, exec: exec, x: fill(s.batch, s.m, s.k), y: fill(s.batch, s.k, s.n)}
+				t.exec.MustCall(t.x, t.y)[0].FinalizeAll() // compile and warm up
+				ts = append(ts, t)
+			}
+			mm := newMatmulTimer(backend)
+			var mms []float64
+			b.ResetTimer()
+			for range b.N {
+				for _, t := range ts {
+					t0 := time.Now()
+					t.exec.MustCall(t.x, t.y)[0].FinalizeAll()
+					t.times = append(t.times, time.Since(t0).Seconds())
+				}
+				w, _ := mm.seconds()
+				mms = append(mms, w)
+			}
+			b.StopTimer()
+			var sec float64
+			for _, t := range ts {
+				s, med := t.shape, median(t.times)
+				sec += float64(s.count) * med
+				b.Logf("%s: %3d × [%d] [%4d, %4d]·[%4d, %4d]: %6.1f GFLOP/s", preset, s.count, s.batch, s.m, s.k, s.k, s.n,
+					s.flops()/float64(s.count)/med/1e9)
+			}
+			ref := mm.gflops(median(mms))
+			b.ReportMetric(total/sec/1e9, "GFLOP/s")
+			b.ReportMetric(ref, "matmul-GFLOP/s")
+			b.ReportMetric(total/sec/1e9/ref, "matmuls/matmul")
+		})
+	}
+}
