@@ -163,13 +163,13 @@ func stepMatmuls(c *Config, b, t int) []matmulShape {
 	return out
 }
 
-// BenchmarkStepMatmuls times the matmuls of BenchmarkTrainStep's steps (stepMatmuls: mini and small
-// presets, 8 × 128 tokens), each shape on its own, interleaved with the 1024² matmul. Reported:
-// matmuls/matmul, the rate of the step's matmuls at their own shapes (their FLOPs over the sum of
-// their median times) relative to the 1024² rate: the step/matmul a step would reach if it spent
-// nothing outside its matmuls.
+// BenchmarkStepMatmuls runs the matmuls of BenchmarkTrainStep's steps (stepMatmuls: mini and small
+// presets, 8 × 128 tokens), every one of them, in one graph with nothing else (each its own
+// parameters, so none is deduplicated), interleaved with the 1024² matmul. Reported: GFLOP/s of that
+// graph and matmuls/matmul, its rate relative to the 1024² matmul's: the step/matmul a step would
+// reach if it spent nothing outside its matmuls at their own shapes.
 //
-//	GOEXPERIMENT=simd go test ./model -run '^$' -bench StepMatmuls -benchtime 10x
+//	GOEXPERIMENT=simd go test ./model -run '^$' -bench StepMatmuls -benchtime 20x
 func BenchmarkStepMatmuls(b *testing.B) {
 	for _, preset := range []string{"mini", "small"} {
 		b.Run(preset, func(b *testing.B) {
@@ -178,56 +178,55 @@ func BenchmarkStepMatmuls(b *testing.B) {
 			const B, T = 8, 128
 			shapes := stepMatmuls(cfg, B, T)
 			var total float64
+			var args []any
+			fill := func(dims ...int) *tensors.Tensor {
+				vals := make([]float32, dims[0]*dims[1]*dims[2])
+				for i := range vals {
+					vals[i] = float32(i%97) / 97
+				}
+				return tensors.FromFlatDataAndDimensions(vals, dims...)
+			}
 			for _, s := range shapes {
 				total += s.flops()
+				x, y := fill(s.batch, s.m, s.k), fill(s.batch, s.k, s.n)
+				for range s.count {
+					args = append(args, x, y)
+				}
 			}
 			if want := StepFLOPs(cfg, B, T); math.Abs(total-want) > 1e-9*want {
 				b.Fatalf("stepMatmuls counts %g FLOPs, StepFLOPs %g", total, want)
 			}
-			type timed struct {
-				shape matmulShape
-				exec  *Exec
-				x, y  *tensors.Tensor
-				times []float64
-			}
-			var ts []*timed
-			for _, s := range shapes {
-				fill := func(dims ...int) *tensors.Tensor {
-					vals := make([]float32, dims[0]*dims[1]*dims[2])
-					for i := range vals {
-						vals[i] = float32(i%97) / 97
-					}
-					return tensors.FromFlatDataAndDimensions(vals, dims...)
+			exec := MustNewExec(backend, func(in []*Node) []*Node {
+				var out []*Node
+				for i := 0; i < len(in); i += 2 {
+					out = append(out, DotGeneral(in[i], []int{2}, []int{0}, in[i+1], []int{1}, []int{0}))
 				}
-				exec := MustNewExec(backend, func(x, y *Node) *Node { return DotGeneral(x, []int{2}, []int{0}, y, []int{1}, []int{0}) })
-				t := &timed{shape: s, exec: exec, x: fill(s.batch, s.m, s.k), y: fill(s.batch, s.k, s.n)}
-				t.exec.MustCall(t.x, t.y)[0].FinalizeAll() // compile and warm up
-				ts = append(ts, t)
+				return out
+			})
+			run := func() float64 {
+				t0 := time.Now()
+				for _, o := range exec.MustCall(args...) {
+					o.FinalizeAll()
+				}
+				return time.Since(t0).Seconds()
 			}
+			run() // compile and warm up
 			mm := newMatmulTimer(backend)
-			var mms []float64
+			var times, mms []float64
 			b.ResetTimer()
 			for range b.N {
-				for _, t := range ts {
-					t0 := time.Now()
-					t.exec.MustCall(t.x, t.y)[0].FinalizeAll()
-					t.times = append(t.times, time.Since(t0).Seconds())
+				times = append(times, run())
+				for range 3 {
+					w, _ := mm.seconds()
+					mms = append(mms, w)
 				}
-				w, _ := mm.seconds()
-				mms = append(mms, w)
 			}
 			b.StopTimer()
-			var sec float64
-			for _, t := range ts {
-				s, med := t.shape, median(t.times)
-				sec += float64(s.count) * med
-				b.Logf("%s: %3d × [%d] [%4d, %4d]·[%4d, %4d]: %6.1f GFLOP/s", preset, s.count, s.batch, s.m, s.k, s.k, s.n,
-					s.flops()/float64(s.count)/med/1e9)
-			}
-			ref := mm.gflops(median(mms))
-			b.ReportMetric(total/sec/1e9, "GFLOP/s")
+			gf, ref := total/median(times)/1e9, mm.gflops(median(mms))
+			b.ReportMetric(gf, "GFLOP/s")
 			b.ReportMetric(ref, "matmul-GFLOP/s")
-			b.ReportMetric(total/sec/1e9/ref, "matmuls/matmul")
+			b.ReportMetric(gf/ref, "matmuls/matmul")
+			b.Logf("%s: %d matmuls, %.1f GFLOP, median %.4f s", preset, len(args)/2, total/1e9, median(times))
 		})
 	}
 }
