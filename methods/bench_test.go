@@ -351,7 +351,7 @@ func BenchmarkFisherKinds(b *testing.B) {
 // also times each method's offline pass (Plan: the per-token scores of the training examples,
 // before step 0; CPU time) over the setup's examples. The table goes to stdout.
 //
-//	ALPHATOKEN_BENCH_ROUNDS=4 GOEXPERIMENT=simd go test ./methods -run '^$' -bench 'Methods$' -benchtime 1x -timeout 60m
+//	ALPHATOKEN_BENCH_ROUNDS=12 GOEXPERIMENT=simd go test ./methods -run '^$' -bench 'Methods$' -benchtime 1x -timeout 60m
 func BenchmarkMethods(b *testing.B) {
 	s := newBenchSetupWith(b, "mini", 8, 128)
 	rounds := envInt("ALPHATOKEN_BENCH_ROUNDS", 4)

@@ -24,7 +24,7 @@ import (
 // and ValRefresh 4 (B_val = 4 pairs), reference log-probabilities precomputed (offline CPU shown
 // apart). TI-DPO's step includes sampling its anchors. The table goes to stdout.
 //
-//	ALPHATOKEN_BENCH_ROUNDS=2 GOEXPERIMENT=simd go test ./methods -run '^$' -bench 'DPOMethods$' -benchtime 1x -timeout 60m
+//	ALPHATOKEN_BENCH_ROUNDS=12 GOEXPERIMENT=simd go test ./methods -run '^$' -bench 'DPOMethods$' -benchtime 1x -timeout 60m
 func BenchmarkDPOMethods(b *testing.B) {
 	s := newBenchSetupWith(b, "mini", 8, 128)
 	rounds := envInt("ALPHATOKEN_BENCH_ROUNDS", 2)
