@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	. "github.com/gomlx/gomlx/core/graph"
@@ -35,7 +36,7 @@ func TestTransposes(t *testing.T) {
 		x := randTensor(rng, d[0], d[1])
 		got := MustExecOnce(backend, transposeMatrix, x)
 		want := MustExecOnce(backend, func(x *Node) *Node { return Transpose(x, 0, 1) }, x)
-		if !got.Shape().Equal(want.Shape()) || !equalFloats(flat(got), flat(want)) {
+		if !got.Shape().Equal(want.Shape()) || !slices.Equal(flat(got), flat(want)) {
 			t.Errorf("transposeMatrix %v: got %s, differs from Transpose", d, got.Shape())
 		}
 	}
@@ -43,22 +44,10 @@ func TestTransposes(t *testing.T) {
 		x := randTensor(rng, d[0], d[1], d[2])
 		got := MustExecOnce(backend, transposeBatch, x)
 		want := MustExecOnce(backend, func(x *Node) *Node { return TransposeAllAxes(x, 0, 2, 1) }, x)
-		if !got.Shape().Equal(want.Shape()) || !equalFloats(flat(got), flat(want)) {
+		if !got.Shape().Equal(want.Shape()) || !slices.Equal(flat(got), flat(want)) {
 			t.Errorf("transposeBatch %v: got %s, differs from Transpose", d, got.Shape())
 		}
 	}
-}
-
-func equalFloats(a, b []float64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestBatchMatmulGradient: batchMatmul's value and gradient (bmmVJP) equal DotGeneral's with GoMLX's

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -188,7 +189,7 @@ func TestScoreExportTRL(t *testing.T) {
 	kept, labelled := 0, 0
 	for i := range fromJSONL {
 		a, b := fromJSONL[i], fromParquet[i]
-		if !slicesEqual(a.InputIDs, b.InputIDs) || !slicesEqual(a.Labels, b.Labels) || !slicesEqual(a.Values, b.Values) {
+		if !slices.Equal(a.InputIDs, b.InputIDs) || !slices.Equal(a.Labels, b.Labels) || !slices.Equal(a.Values, b.Values) {
 			t.Fatalf("row %d: JSONL %+v, Parquet %+v", i, a, b)
 		}
 		for _, l := range a.Labels {
@@ -215,18 +216,6 @@ func TestScoreExportTRL(t *testing.T) {
 	if kept == 0 || kept != labelled || kept == len(scores) {
 		t.Fatalf("kept %d, labelled %d, scored %d", kept, labelled, len(scores))
 	}
-}
-
-func slicesEqual[T comparable](a, b []T) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestEmptyRoleEveryCommand: issue 14 #2: an empty chat role (and {"messAges":[{}]}) is a clear
